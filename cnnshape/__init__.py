@@ -1,0 +1,47 @@
+"""cnnshape: static analysis of PyTorch CNN architectures.
+
+    >>> import cnnshape
+    >>> report = cnnshape.analyze("examples/resnet.py:ResNet50", [(1, 3, 224, 224)])
+    >>> report.totals.macs
+    4089184256
+
+The public names are imported lazily so that ``cnnshape --help`` does not import torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    CnnshapeError,
+    ConfigError,
+    InputError,
+    InternalError,
+    LoadError,
+    ShapeError,
+    TraceError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "analyze": ("cnnshape.api", "analyze"),
+    "Report": ("cnnshape.report", "Report"),
+    "LayerRecord": ("cnnshape.report", "LayerRecord"),
+    "Totals": ("cnnshape.report", "Totals"),
+    "InputSpec": ("cnnshape.inputs", "InputSpec"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'cnnshape' has no attribute {name!r}")
+
+
+__all__ = [
+    "analyze", "Report", "LayerRecord", "Totals", "InputSpec", "CnnshapeError", "ConfigError",
+    "InputError", "InternalError", "LoadError", "ShapeError", "TraceError", "__version__",
+]

@@ -1,0 +1,42 @@
+"""The one registry mechanism: per-op formula tables filled by a decorator that rejects duplicates."""
+from __future__ import annotations
+
+from typing import Callable, Generic, Hashable, Iterator, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class Registry(Generic[K, F]):
+    """A named table from op keys (ATen op names, module types) to formulas."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._table: dict[K, F] = {}
+
+    def register(self, *keys: K) -> Callable[[F], F]:
+        """Decorator: ``@FLOPS.register("aten.mm")``. Registering a key twice is an error."""
+
+        def add(fn: F) -> F:
+            self.add(fn, *keys)
+            return fn
+
+        return add
+
+    def add(self, fn: F, *keys: K) -> None:
+        for key in keys:
+            if key in self._table:
+                raise ValueError(f"{self.name}: a formula for {key!r} is already registered")
+            self._table[key] = fn
+
+    def get(self, key: K) -> F | None:
+        return self._table.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._table
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)

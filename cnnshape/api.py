@@ -1,0 +1,104 @@
+"""The Python API: ``analyze(model_or_spec, inputs) -> Report``. The CLI is a thin layer over it.
+
+load -> trace -> graph -> analyse -> report.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .analyse import analyse
+from .errors import ConfigError
+from .graph import build_graph
+from .inputs import normalise_inputs
+from .load import load_model
+from .report import Report, build_report
+from .trace import trace
+
+
+@contextlib.contextmanager
+def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
+    """Temporarily give ``model`` meta copies of its parameters and buffers, in eval (or train)
+    mode; everything is put back on exit. Tied parameters stay tied."""
+    saved: list[tuple[dict[str, Any], str, Any]] = []
+    memo: dict[int, Any] = {}
+    modes = [(m, m.training) for m in model.modules()]
+
+    def meta_copy(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            copy = torch.empty_like(t, device="meta")
+            memo[id(t)] = nn.Parameter(copy, t.requires_grad) if isinstance(t, nn.Parameter) else copy
+        return memo[id(t)]
+
+    try:
+        for m in model.modules():
+            for table in (m._parameters, m._buffers):
+                for key, value in table.items():
+                    if value is not None and value.device.type != "meta":
+                        saved.append((table, key, value))
+                        table[key] = meta_copy(value)
+        model.train(train)
+        yield model
+    finally:
+        for table, key, value in saved:
+            table[key] = value
+        for m, training in modes:
+            m.training = training
+
+
+def resolve_leaves(names: Sequence[str | type]) -> tuple[type, ...]:
+    """``"pkg.mod.Block"`` or a class -> the class (for ``--leaf``)."""
+    classes = []
+    for name in names:
+        if isinstance(name, type):
+            classes.append(name)
+            continue
+        module_name, _, attr = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ConfigError(f"--leaf {name!r}: cannot import it ({e}). Give pkg.module.ClassName.") from e
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ConfigError(f"--leaf {name!r} is not an nn.Module subclass")
+        classes.append(cls)
+    return tuple(classes)
+
+
+def analyze(
+    model: nn.Module | str,
+    inputs: Any = ((1, 3, 224, 224),),
+    *,
+    args: dict[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+    train: bool = False,
+    depth: int | None = None,
+) -> Report:
+    """Analyse ``model`` (an ``nn.Module`` or a spec such as ``"examples/resnet.py:ResNet50"``) on
+    ``inputs`` (shapes such as ``[(1, 3, 224, 224)]``, ``"1,3,224,224"`` or ``InputSpec`` s).
+
+    Nothing is computed for real: the model runs on the meta device. The model is analysed in
+    eval mode unless ``train``; a module passed in is left exactly as it was.
+    """
+    specs = normalise_inputs(inputs)
+    notes: tuple[str, ...] = ()
+    if isinstance(model, str):
+        loaded = load_model(model, args)
+        module, label = loaded.module, model
+        notes = (loaded.note,) if loaded.note else ()
+    elif isinstance(model, nn.Module):
+        if args:
+            raise ConfigError("args apply to a model spec, not to a module instance")
+        module, label = model, type(model).__name__
+    else:
+        raise ConfigError(f"model must be an nn.Module or a 'file.py:Name' spec, not {type(model).__name__}")
+    with on_meta(module, train):
+        traced = trace(module, specs, tracer, resolve_leaves(leaves))
+        graph = build_graph(traced, module)
+        analysis = analyse(graph)
+        report = build_report(graph, analysis, model=label, inputs=specs, notes=notes)
+    return report.collapse(depth)

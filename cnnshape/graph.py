@@ -1,0 +1,58 @@
+"""The traced model as a graph: frozen node records, a networkx DiGraph of tensor edges, and the
+module hierarchy (qualified name -> class name) used to group and collapse rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator
+
+import networkx as nx
+from torch import nn
+
+from .trace.records import Node, TensorMeta, Trace
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    meta: TensorMeta
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    trace: Trace
+    model: nn.Module
+    #: every submodule's qualified name -> class name ("" is the root)
+    modules: dict[str, str]
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.trace.nodes
+
+    def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.trace.nodes}
+
+    def edges(self) -> Iterator[Edge]:
+        """One edge per tensor a node consumes (a node that uses a tensor twice has two)."""
+        for node in self.trace.nodes:
+            for source, meta in zip(node.inputs, node.input_metas):
+                yield Edge(source, node.name, meta)
+
+    def digraph(self) -> nx.MultiDiGraph:
+        """The graph as networkx: nodes carry their record as ``record``, edges their ``meta``."""
+        g = nx.MultiDiGraph()
+        for node in self.trace.nodes:
+            g.add_node(node.name, record=node)
+        for edge in self.edges():
+            g.add_edge(edge.source, edge.target, meta=edge.meta)
+        return g
+
+
+def build_graph(trace: Trace, model: nn.Module) -> ModelGraph:
+    modules = {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)}
+    return ModelGraph(trace, model, modules)

@@ -1,0 +1,90 @@
+"""``--input`` specs: ``"1,3,224,224"`` or ``"1,128:int64"`` -> :class:`InputSpec`.
+
+Validated once here; later stages only see well-formed specs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+
+#: dtype names accepted after the colon, mapped to the ``torch`` attribute name.
+DTYPES: dict[str, str] = {
+    "float32": "float32", "float": "float32", "fp32": "float32",
+    "float16": "float16", "half": "float16", "fp16": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float64": "float64", "double": "float64", "fp64": "float64",
+    "int64": "int64", "long": "int64",
+    "int32": "int32", "int": "int32",
+    "int16": "int16", "int8": "int8", "uint8": "uint8",
+    "bool": "bool",
+}
+
+FORM = "comma-separated positive integers with an optional dtype, e.g. 1,3,224,224 or 1,128:int64"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its shape and dtype name (a key of ``torch``, e.g. ``"float32"``)."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def __str__(self) -> str:
+        dims = "x".join(str(d) for d in self.shape)
+        return dims if self.dtype == "float32" else f"{dims}:{self.dtype}"
+
+
+def parse_input(text: str) -> InputSpec:
+    """Parse one ``--input`` value."""
+    raw = text.strip()
+    dims_text, _, dtype_text = raw.partition(":")
+    dtype_key = dtype_text.strip().lower() or "float32"
+    if dtype_key not in DTYPES:
+        known = ", ".join(sorted(set(DTYPES.values())))
+        raise InputError(
+            f"--input {text!r}: unknown dtype {dtype_text!r}. Known dtypes: {known}. "
+            f"Expected {FORM}."
+        )
+    parts = [p.strip() for p in dims_text.replace("x", ",").split(",")]
+    if not dims_text.strip() or any(p == "" for p in parts):
+        raise InputError(f"--input {text!r}: empty dimension. Expected {FORM}.")
+    dims: list[int] = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise InputError(
+                f"--input {text!r}: {part!r} is not an integer. Expected {FORM}."
+            ) from None
+        if value <= 0:
+            raise InputError(
+                f"--input {text!r}: every size must be at least 1, got {value}. Expected {FORM}."
+            )
+        dims.append(value)
+    return InputSpec(tuple(dims), DTYPES[dtype_key])
+
+
+def normalise_inputs(inputs: object) -> tuple[InputSpec, ...]:
+    """Accept the forms the API takes and return specs.
+
+    ``"1,3,224,224"``, ``(1, 3, 224, 224)``, an :class:`InputSpec`, or a list of any of these
+    (one per model input).
+    """
+    if isinstance(inputs, (str, InputSpec)) or (
+        isinstance(inputs, tuple) and inputs and all(isinstance(d, int) for d in inputs)
+    ):
+        inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise InputError(f"inputs must be a list of shapes such as [(1, 3, 224, 224)]; got {inputs!r}")
+    specs: list[InputSpec] = []
+    for item in inputs:
+        if isinstance(item, InputSpec):
+            specs.append(item)
+        elif isinstance(item, str):
+            specs.append(parse_input(item))
+        elif isinstance(item, (tuple, list)) and all(isinstance(d, int) for d in item):
+            specs.append(parse_input(",".join(str(d) for d in item)))
+        else:
+            raise InputError(f"input {item!r} is not a shape. Expected {FORM}, or a tuple of ints.")
+    return tuple(specs)

@@ -1,0 +1,1 @@
+"""Renderers: a finished Report in, a string out. They never recompute and never print."""

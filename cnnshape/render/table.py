@@ -1,0 +1,131 @@
+"""The per-layer table (tabulate) in plain text, markdown or CSV, with a totals footer."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from tabulate import tabulate
+
+from ..report import WINDOW_KEYS, LayerRecord, Report
+from ..units import binary_bytes, grouped, si
+
+HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs", "Window")
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    return "x".join(str(d) for d in shape) if shape else ("scalar" if shape == () else "")
+
+
+def _output_text(layer: LayerRecord) -> str:
+    if len(layer.output_shapes) > 1:
+        return ", ".join(f"{k}: {shape_text(s)}" for k, s in layer.output_shapes)
+    return shape_text(layer.output_shape)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, tuple):
+        return str(value[0]) if len(set(value)) == 1 else "x".join(str(v) for v in value)
+    return str(value)
+
+
+def window_text(layer: LayerRecord) -> str:
+    """``k3 s2 p1 d1 g32``: kernel, stride, padding, dilation, groups; defaults left out."""
+    parts = []
+    for key, letter, default in zip(WINDOW_KEYS, "kspdg", (None, 1, 0, 1, 1)):
+        value = layer.attr(key)
+        if value is None:
+            continue
+        text = _compact(value)
+        if key != "kernel_size" and text == str(default):
+            continue
+        parts.append(f"{letter}{text}")
+    return " ".join(parts)
+
+
+def _param_text(layer: LayerRecord) -> str:
+    if layer.params == 0 and layer.kind not in ("module", "group", "attribute"):
+        return ""
+    text = grouped(layer.params)
+    return f"({text}) shared with {layer.shared_with}" if layer.shared_with else text
+
+
+def _rows(report: Report, indent: bool) -> list[list[str]]:
+    rows: list[list[str]] = []
+    open_scopes: list[str] = []
+    for layer in report.layers:
+        parts = layer.name.split(".")
+        scope = parts[:-1] if layer.kind not in ("input", "output") else []
+        # header rows for the modules this row sits in, when they begin
+        common = 0
+        while common < min(len(scope), len(open_scopes)) and scope[common] == open_scopes[common]:
+            common += 1
+        for level in range(common, len(scope)):
+            path = ".".join(scope[: level + 1])
+            name = ("  " * level + scope[level]) if indent else path
+            rows.append([name, report.modules.get(path, ""), "", "", "", ""])
+        open_scopes = scope
+        name = ("  " * len(scope) + parts[-1]) if indent else layer.name
+        macs = si(layer.macs) if layer.macs else ""
+        rows.append([name, layer.type, _output_text(layer), _param_text(layer), macs, window_text(layer)])
+    return rows
+
+
+def footer_lines(report: Report) -> list[str]:
+    t = report.totals
+    bound = "" if t.complete else " (lower bound: some ops have no formula, see below)"
+    lines = [
+        f"Total params: {grouped(t.params)} ({si(t.params)})",
+        f"Trainable params: {grouped(t.trainable_params)}",
+        f"Non-trainable params: {grouped(t.non_trainable_params)}",
+        f"Buffer elements: {grouped(t.buffers)}",
+        f"Param memory: {binary_bytes(t.param_bytes)} (buffers {binary_bytes(t.buffer_bytes)})",
+        f"MACs: {grouped(t.macs)} ({si(t.macs, 3)}MACs){bound}",
+        f"FLOPs: {grouped(t.flops)} ({si(t.flops, 3)}FLOPs){bound}",
+        f"Activation memory (new layer outputs): {binary_bytes(t.activation_bytes)}",
+        f"Input memory: {binary_bytes(t.input_bytes)}",
+        f"Tracer: {report.tracer}",
+    ]
+    for u in report.unsupported:
+        where = ", ".join(u.layers[:3]) + (", ..." if len(u.layers) > 3 else "")
+        lines.append(f"Unsupported op (cost unknown, not counted): {u.op} x{u.count} in {where}")
+    lines += [f"Note: {n}" for n in report.notes]
+    lines += [f"Warning: {w}" for w in report.warnings]
+    return lines
+
+
+def render_table(report: Report) -> str:
+    inputs = ", ".join(f"{i.key} {shape_text(i.shape)} {i.dtype}" for i in report.inputs)
+    title = f"{report.model}  (input: {inputs})"
+    body = tabulate(_rows(report, indent=True), headers=HEADERS, tablefmt="simple",
+                    colalign=("left", "left", "left", "right", "right", "left"))
+    return "\n".join([title, "", body, "", *footer_lines(report)])
+
+
+def render_markdown(report: Report) -> str:
+    body = tabulate(_rows(report, indent=False), headers=HEADERS, tablefmt="github")
+    footer = "\n".join(f"- {line}" for line in footer_lines(report))
+    return f"### {report.model}\n\n{body}\n\n{footer}\n"
+
+
+CSV_COLUMNS = ("name", "kind", "type", "depth", "output_shape", "params", "shared_with", "macs",
+               "flops", "activation_bytes", "kernel_size", "stride", "padding", "dilation", "groups")
+
+
+def render_csv(report: Report) -> str:
+    """One row per layer, exact integers, shapes as ``1x64x56x56``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for layer in report.layers:
+        d = layer.to_dict()
+        row = []
+        for col in CSV_COLUMNS:
+            value = d.get(col)
+            if col == "output_shape":
+                value = shape_text(layer.output_shape)
+            elif isinstance(value, list):
+                value = "x".join(str(v) for v in value)
+            row.append("" if value is None else value)
+        writer.writerow(row)
+    return buf.getvalue()

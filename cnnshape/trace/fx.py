@@ -1,0 +1,211 @@
+"""The torch.fx tracer: symbolic tracing, then node-by-node execution on meta tensors.
+
+This is the only module that touches torch.fx.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..errors import InputError, ShapeError, TraceError
+from .diagnose import Failure, explain
+from .meta import (
+    OpRecorder,
+    flatten_outputs,
+    module_attrs,
+    new_storage_bytes,
+    tensor_meta,
+    tensors_in,
+    user_source,
+)
+from .records import Node, NodeKind, Trace
+
+
+class _Tracer(fx.Tracer):
+    """torch.nn layers (except containers) and the user's ``leaves`` stay single nodes."""
+
+    def __init__(self, leaves: tuple[type, ...]) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+        self.leaves = leaves
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if self.leaves and isinstance(m, self.leaves):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
+    """Trace ``model`` symbolically; a :class:`TraceError` says why that is impossible."""
+    tracer = _Tracer(leaves)
+    try:
+        graph = tracer.trace(model)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(e).__name__}: {first}") from e
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _base_name(n: fx.Node) -> str:
+    if n.op == "call_function":
+        return getattr(n.target, "__name__", str(n.target)).strip("_")
+    return str(n.target)
+
+
+def _scope(n: fx.Node) -> str:
+    stack = n.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    if n.op == "call_module" and path == n.target:
+        return str(n.target).rpartition(".")[0]
+    return str(path)
+
+
+class _MetaRunner(fx.Interpreter):
+    """Runs each fx node on meta tensors and emits one :class:`Node` record per tensor-producing node."""
+
+    def __init__(self, gm: fx.GraphModule, model: nn.Module) -> None:
+        super().__init__(gm, garbage_collect_values=True)
+        self.model = model
+        self.recorder = OpRecorder()
+        self.records: list[Node] = []
+        self.by_fx: dict[fx.Node, Node] = {}
+        self.names: set[str] = set()
+        self.calls: Counter[str] = Counter()
+        self.failure: tuple[str, BaseException] | None = None
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.names:
+            name = f"{base}_{i}"
+            i += 1
+        self.names.add(name)
+        return name
+
+    def _tensor_args(self, n: fx.Node) -> list[tuple[fx.Node, torch.Tensor]]:
+        found: list[tuple[fx.Node, torch.Tensor]] = []
+
+        def visit(arg: fx.Node) -> fx.Node:
+            value = self.env.get(arg)
+            for t in tensors_in(value):
+                found.append((arg, t))
+            return arg
+
+        fx.node.map_arg((n.args, n.kwargs), visit)
+        return found
+
+    def run_node(self, n: fx.Node) -> Any:
+        tensor_args = self._tensor_args(n)
+        module = self.model.get_submodule(str(n.target)) if n.op == "call_module" else None
+        try:
+            if n.op == "placeholder":
+                result = super().run_node(n)
+                calls: tuple = ()
+            else:
+                with self.recorder:
+                    result = super().run_node(n)
+                calls = self.recorder.take()
+        except Exception as e:
+            self.recorder.take()
+            if n.op == "placeholder":
+                raise
+            failure = Failure(
+                name=str(n.target) if module is not None else f"{_scope(n)}.{_base_name(n)}".lstrip("."),
+                type=type(module).__name__ if module is not None else _base_name(n),
+                module=module,
+                inputs=tuple(tensor_meta(t) for _, t in tensor_args),
+                producers=tuple(self.by_fx.get(a) for a, _ in tensor_args),
+                source=user_source(n.stack_trace),
+            )
+            # raised after the Interpreter unwinds, which would append its own text to the message
+            self.failure = (explain(failure, e), e)
+            raise
+        self._record(n, module, tensor_args, result, calls)
+        return result
+
+    def _record(self, n: fx.Node, module: nn.Module | None, tensor_args: list, result: Any, calls: tuple) -> None:
+        outputs, _ = flatten_outputs(result)
+        if not outputs and n.op != "output":
+            return
+        kind: NodeKind
+        attrs: tuple = ()
+        scope = _scope(n)
+        call_index = 1
+        if n.op == "placeholder":
+            kind, target, type_name, name = "input", n.target, "input", self._unique(str(n.target))
+        elif n.op == "output":
+            kind, target, type_name, name = "output", "output", "output", self._unique("output")
+        elif n.op == "call_module":
+            assert module is not None
+            self.calls[str(n.target)] += 1
+            call_index = self.calls[str(n.target)]
+            kind, target, type_name = "module", str(n.target), type(module).__name__
+            name = self._unique(target if call_index == 1 else f"{target}#{call_index}")
+            attrs = module_attrs(module)
+        elif n.op == "get_attr":
+            value = result
+            kind, target = "attribute", str(n.target)
+            type_name = "Parameter" if isinstance(value, nn.Parameter) else "Tensor"
+            scope = target.rpartition(".")[0]
+            name = self._unique(target)
+        else:
+            kind = "function" if n.op == "call_function" else "method"
+            target = type_name = _base_name(n)
+            name = self._unique(f"{scope}.{type_name}" if scope else type_name)
+        inputs_old = [t for _, t in tensor_args]
+        if module is not None:
+            inputs_old += list(module.parameters()) + list(module.buffers())
+        out_tensors = [t for _, t in outputs]
+        new_bytes = 0 if kind in ("output", "attribute") else new_storage_bytes(out_tensors, inputs_old)
+        record = Node(
+            name=name,
+            kind=kind,
+            target=target,
+            scope=scope,
+            type=type_name,
+            inputs=tuple(self.by_fx[a].name for a, _ in tensor_args if a in self.by_fx),
+            input_metas=tuple(tensor_meta(t) for a, t in tensor_args if a in self.by_fx),
+            outputs=tuple((key, tensor_meta(t)) for key, t in outputs),
+            ops=calls,
+            attrs=attrs,
+            source=user_source(n.stack_trace),
+            new_bytes=new_bytes,
+            call_index=call_index,
+        )
+        self.records.append(record)
+        self.by_fx[n] = record
+
+
+def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor]) -> list[Any]:
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    required = [n for n in placeholders if not n.args]
+    if len(inputs) < len(required) or len(inputs) > len(placeholders):
+        names = ", ".join(n.target for n in placeholders)
+        sig = f"{type(model).__name__}.forward({names})"
+        count = f"{len(required)}" if len(required) == len(placeholders) else f"{len(required)} to {len(placeholders)}"
+        raise InputError(
+            f"{sig} takes {count} tensor input(s) but {len(inputs)} --input value(s) were given. "
+            f"Give one --input per forward argument, in order."
+        )
+    return list(inputs) + [n.args[0] for n in placeholders[len(inputs):]]
+
+
+def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
+    gm = symbolic_graph(model, leaves)
+    args = _bind_inputs(gm, model, inputs)
+    runner = _MetaRunner(gm, model)
+    # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.
+    try:
+        with torch.no_grad(), torch.device("meta"):
+            runner.run(*args)
+    except Exception:
+        if runner.failure is None:
+            raise
+        message, cause = runner.failure
+        raise ShapeError(message) from cause
+    return Trace(nodes=tuple(runner.records), tracer="fx")

@@ -1,0 +1,142 @@
+"""Helpers every tracer shares: meta inputs, ATen recording, output flattening, attributes."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import keystr, tree_flatten_with_path
+
+from ..inputs import InputSpec
+from .records import OpCall, TensorMeta
+
+_TORCH_DIR = str(Path(torch.__file__).parent)
+_CNNSHAPE_DIR = str(Path(__file__).parent.parent)
+
+#: Hyper-parameters copied from a leaf module into its node when present and plain.
+ATTR_NAMES = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+    "output_padding", "padding_mode", "ceil_mode", "count_include_pad", "output_size",
+    "in_features", "out_features", "num_features", "normalized_shape", "num_groups",
+    "scale_factor", "size", "mode", "align_corners", "start_dim", "end_dim", "dim",
+    "num_embeddings", "embedding_dim", "upscale_factor", "downscale_factor", "embed_dim",
+    "num_heads", "hidden_size", "input_size", "num_layers",
+)
+
+
+def tensor_meta(t: torch.Tensor) -> TensorMeta:
+    return TensorMeta(tuple(int(d) for d in t.shape), str(t.dtype).removeprefix("torch."), t.element_size())
+
+
+def make_inputs(specs: Iterable[InputSpec], device: str = "meta") -> list[torch.Tensor]:
+    return [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=device) for s in specs]
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return tensor_meta(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+        return str(value)
+    if isinstance(value, (int, float, bool, str)) or value is None:
+        return value
+    return repr(value)
+
+
+def op_name(func: Any) -> str:
+    """``aten.convolution.default`` -> ``"aten.convolution"`` (the overload packet)."""
+    packet = getattr(func, "overloadpacket", func)
+    return str(packet)
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records every ATen call that reaches the dispatcher, with frozen arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[OpCall] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        self.calls.append(
+            OpCall(
+                op_name(func),
+                _freeze(args),
+                tuple((k, _freeze(v)) for k, v in kwargs.items()),
+                tuple(tensor_meta(o) for o in outs if isinstance(o, torch.Tensor)),
+            )
+        )
+        return out
+
+    def take(self) -> tuple[OpCall, ...]:
+        calls, self.calls = tuple(self.calls), []
+        return calls
+
+
+def flatten_outputs(value: Any) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[str, Any]]]:
+    """Split a (nested) output into keyed tensors and keyed non-tensor leaves."""
+    leaves, _ = tree_flatten_with_path(value)
+    tensors, others = [], []
+    for path, leaf in leaves:
+        key = keystr(path)
+        (tensors if isinstance(leaf, torch.Tensor) else others).append((key, leaf))
+    return tensors, others
+
+
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten_with_path(value)
+    return [leaf for _, leaf in leaves if isinstance(leaf, torch.Tensor)]
+
+
+def _storage_id(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata  # identity of the storage, also on meta tensors
+
+
+def new_storage_bytes(outputs: list[torch.Tensor], old: Iterable[torch.Tensor]) -> int:
+    """Bytes of the storages behind ``outputs`` that none of ``old`` already uses."""
+    seen = {_storage_id(t) for t in old}
+    total = 0
+    for t in outputs:
+        sid = _storage_id(t)
+        if sid not in seen:
+            seen.add(sid)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (int, float, bool, str)) or value is None
+
+
+def module_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for name in ATTR_NAMES:
+        value = getattr(module, name, None)
+        if value is not None and _plain(value):
+            out.append((name, tuple(value) if isinstance(value, list) else value))
+    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+        out.append(("bias", module.bias is not None))
+    return tuple(out)
+
+
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n\s*(?P<code>[^\n]*)')
+
+
+def user_source(stack_trace: str | None) -> str | None:
+    """The innermost frame of a recorded stack trace that lies outside torch and cnnshape."""
+    if not stack_trace:
+        return None
+    frames = [m for m in _FRAME.finditer(stack_trace)
+              if not m["file"].startswith((_TORCH_DIR, _CNNSHAPE_DIR))]
+    if not frames:
+        return None
+    m = frames[-1]
+    return f"{m['file']}:{m['line']}: {m['code'].strip()}"
