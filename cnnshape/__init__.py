@@ -9,6 +9,7 @@ The public names are imported lazily so that ``cnnshape --help`` does not import
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from .errors import (
@@ -22,6 +23,9 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+# torch warns when numpy is absent (it is optional); cnnshape never converts tensors to numpy.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 _LAZY = {
     "analyze": ("cnnshape.api", "analyze"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import warnings
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -19,9 +18,6 @@ from .inputs import normalise_inputs
 from .load import load_model
 from .report import Report, build_report
 from .trace import trace
-
-# torch warns once when numpy is absent; cnnshape never converts tensors to numpy.
-warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 
 @contextlib.contextmanager
