@@ -11,11 +11,13 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import InputError, ShapeError, TraceError
+from ..errors import ShapeError, TraceError
 from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
+    exception_source,
     flatten_outputs,
+    input_count_error,
     module_attrs,
     new_storage_bytes,
     tensor_meta,
@@ -46,7 +48,9 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphM
         graph = tracer.trace(model)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(e).__name__}: {first}") from e
+        where = exception_source(e)
+        at = f" (at {where})" if where else ""
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}") from e
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
@@ -185,13 +189,7 @@ def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     required = [n for n in placeholders if not n.args]
     if len(inputs) < len(required) or len(inputs) > len(placeholders):
-        names = ", ".join(n.target for n in placeholders)
-        sig = f"{type(model).__name__}.forward({names})"
-        count = f"{len(required)}" if len(required) == len(placeholders) else f"{len(required)} to {len(placeholders)}"
-        raise InputError(
-            f"{sig} takes {count} tensor input(s) but {len(inputs)} --input value(s) were given. "
-            f"Give one --input per forward argument, in order."
-        )
+        raise input_count_error(model, [str(n.target) for n in placeholders], len(required), len(inputs))
     return list(inputs) + [n.args[0] for n in placeholders[len(inputs):]]
 
 
