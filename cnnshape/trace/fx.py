@@ -48,6 +48,8 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphM
         graph = tracer.trace(model)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if len(first) > 120:  # fx's messages go on with advice on control flow: keep the first sentence
+            first = first.split(". ")[0]
         where = exception_source(e)
         at = f" (at {where})" if where else ""
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}") from e
