@@ -4,6 +4,7 @@ This is the only module that touches torch.fx.
 """
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import Any
 
@@ -41,11 +42,22 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
-    """Trace ``model`` symbolically; a :class:`TraceError` says why that is impossible."""
+def _omitted_defaults(model: nn.Module, given: int | None) -> dict[str, Any] | None:
+    """Forward's optional positional parameters beyond the ``given`` inputs, with their defaults:
+    traced as constants, so ``if y is not None:`` takes the branch the call really takes."""
+    if given is None:
+        return None
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return {p.name: p.default for p in params[given:] if p.default is not p.empty} or None
+
+
+def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.GraphModule:
+    """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
+    :class:`TraceError` says why that is impossible."""
     tracer = _Tracer(leaves)
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given))
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if len(first) > 120:  # fx's messages go on with advice on control flow: keep the first sentence
@@ -196,7 +208,7 @@ def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor
 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
-    gm = symbolic_graph(model, leaves)
+    gm = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(gm, model, inputs)
     runner = _MetaRunner(gm, model)
     # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.
