@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -50,21 +51,42 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
             m.training = training
 
 
-def resolve_leaves(names: Sequence[str | type]) -> tuple[type, ...]:
-    """``"pkg.mod.Block"`` or a class -> the class (for ``--leaf``)."""
+def _same_class(a: type, b: type) -> bool:
+    """``b`` is ``a`` or the same class from the same file imported under another module name
+    (a model file loaded by path and also imported as a package module)."""
+    def file_of(cls: type) -> str | None:
+        return getattr(sys.modules.get(cls.__module__), "__file__", None)
+
+    return a is b or (a.__qualname__ == b.__qualname__ and file_of(a) is not None and file_of(a) == file_of(b))
+
+
+def resolve_leaves(names: Sequence[str | type], model: nn.Module | None = None) -> tuple[type, ...]:
+    """``"pkg.mod.Block"``, a class, or (given ``model``) a bare class name of one of the model's
+    submodules (``"Bottleneck"``) -> the classes to keep as leaves (for ``--leaf``)."""
+    present = {type(m) for m in model.modules()} if model is not None else set()
     classes = []
     for name in names:
         if isinstance(name, type):
-            classes.append(name)
-            continue
-        module_name, _, attr = name.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise ConfigError(f"--leaf {name!r}: cannot import it ({e}). Give pkg.module.ClassName.") from e
+            cls = name
+        elif "." not in name and model is not None:
+            matches = [c for c in present if c.__name__ == name]
+            if not matches:
+                known = ", ".join(sorted({c.__name__ for c in present}))
+                raise ConfigError(f"--leaf {name!r}: the model has no submodule of that class (it has: {known})")
+            cls = matches[0]
+        else:
+            module_name, _, attr = name.rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError, ValueError) as e:
+                raise ConfigError(
+                    f"--leaf {name!r}: cannot import it ({e}). Give pkg.module.ClassName, or the bare "
+                    f"class name of one of the model's submodules."
+                ) from e
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise ConfigError(f"--leaf {name!r} is not an nn.Module subclass")
         classes.append(cls)
+        classes += [c for c in present if c is not cls and _same_class(cls, c)]
     return tuple(classes)
 
 
@@ -97,7 +119,7 @@ def analyze(
     else:
         raise ConfigError(f"model must be an nn.Module or a 'file.py:Name' spec, not {type(model).__name__}")
     with on_meta(module, train):
-        traced = trace(module, specs, tracer, resolve_leaves(leaves))
+        traced = trace(module, specs, tracer, resolve_leaves(leaves, module))
         graph = build_graph(traced, module)
         analysis = analyse(graph)
         report = build_report(graph, analysis, model=label, inputs=specs, notes=notes)

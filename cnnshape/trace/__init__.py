@@ -11,13 +11,15 @@ from torch import nn
 
 from ..errors import ConfigError, TraceError
 from ..inputs import InputSpec
+from .eager import trace_eager
 from .fx import trace_fx
 from .meta import make_inputs
 from .records import Node, OpCall, TensorMeta, Trace
+from .warnings import batch_warnings
 
 TracerFn = Callable[[nn.Module, list[torch.Tensor], tuple[type, ...]], Trace]
 
-TRACERS: dict[str, TracerFn] = {"fx": trace_fx}
+TRACERS: dict[str, TracerFn] = {"fx": trace_fx, "eager": trace_eager}
 TRACER_CHOICES = ("auto", "fx", "eager")
 
 
@@ -37,14 +39,17 @@ def trace(
     if tracer != "auto":
         if tracer not in TRACERS:
             raise ConfigError(f"the {tracer!r} tracer is not available in this version")
-        return TRACERS[tracer](model, inputs, leaves)
-    try:
-        return TRACERS["fx"](model, inputs, leaves)
-    except TraceError as e:
-        if "eager" not in TRACERS:
-            raise
-        result = TRACERS["eager"](model, inputs, leaves)
-        return Trace(result.nodes, result.tracer, str(e), result.warnings)
+        result = TRACERS[tracer](model, inputs, leaves)
+    else:
+        try:
+            result = TRACERS["fx"](model, inputs, leaves)
+        except TraceError as e:
+            if "eager" not in TRACERS:
+                raise
+            result = TRACERS["eager"](model, inputs, leaves)
+            result = Trace(result.nodes, result.tracer, str(e), result.warnings)
+    return Trace(result.nodes, result.tracer, result.fallback_reason,
+                 result.warnings + batch_warnings(result.nodes))
 
 
 __all__ = ["Node", "OpCall", "TensorMeta", "Trace", "trace", "TRACERS", "TRACER_CHOICES"]

@@ -4,6 +4,7 @@ This is the only module that touches torch.fx.
 """
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import Any
 
@@ -11,11 +12,13 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import InputError, ShapeError, TraceError
+from ..errors import ShapeError, TraceError
 from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
+    exception_source,
     flatten_outputs,
+    input_count_error,
     module_attrs,
     new_storage_bytes,
     tensor_meta,
@@ -39,14 +42,29 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = ()) -> fx.GraphModule:
-    """Trace ``model`` symbolically; a :class:`TraceError` says why that is impossible."""
+def _omitted_defaults(model: nn.Module, given: int | None) -> dict[str, Any] | None:
+    """Forward's optional positional parameters beyond the ``given`` inputs, with their defaults:
+    traced as constants, so ``if y is not None:`` takes the branch the call really takes."""
+    if given is None:
+        return None
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return {p.name: p.default for p in params[given:] if p.default is not p.empty} or None
+
+
+def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.GraphModule:
+    """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
+    :class:`TraceError` says why that is impossible."""
     tracer = _Tracer(leaves)
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given))
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise TraceError(f"torch.fx cannot trace {type(model).__name__}: {type(e).__name__}: {first}") from e
+        if len(first) > 120:  # fx's messages go on with advice on control flow: keep the first sentence
+            first = first.split(". ")[0]
+        where = exception_source(e)
+        at = f" (at {where})" if where else ""
+        raise TraceError(f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}") from e
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
@@ -185,18 +203,12 @@ def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     required = [n for n in placeholders if not n.args]
     if len(inputs) < len(required) or len(inputs) > len(placeholders):
-        names = ", ".join(n.target for n in placeholders)
-        sig = f"{type(model).__name__}.forward({names})"
-        count = f"{len(required)}" if len(required) == len(placeholders) else f"{len(required)} to {len(placeholders)}"
-        raise InputError(
-            f"{sig} takes {count} tensor input(s) but {len(inputs)} --input value(s) were given. "
-            f"Give one --input per forward argument, in order."
-        )
+        raise input_count_error(model, [str(n.target) for n in placeholders], len(required), len(inputs))
     return list(inputs) + [n.args[0] for n in placeholders[len(inputs):]]
 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
-    gm = symbolic_graph(model, leaves)
+    gm = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(gm, model, inputs)
     runner = _MetaRunner(gm, model)
     # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.

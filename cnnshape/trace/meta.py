@@ -1,8 +1,13 @@
 """Helpers every tracer shares: meta inputs, ATen recording, output flattening, attributes."""
 from __future__ import annotations
 
+import dataclasses
+import linecache
 import re
+import sys
+import traceback
 from pathlib import Path
+from types import FrameType
 from typing import Any, Iterable
 
 import torch
@@ -10,6 +15,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import keystr, tree_flatten_with_path
 
+from ..errors import InputError
 from ..inputs import InputSpec
 from .records import OpCall, TensorMeta
 
@@ -79,19 +85,30 @@ class OpRecorder(TorchDispatchMode):
         return calls
 
 
+def _keyed_leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Leaves of a nested output with their keys; dataclass instances are opened field by field
+    (key ``.field``, like a named tuple's)."""
+    out: list[tuple[str, Any]] = []
+    for path, leaf in tree_flatten_with_path(value)[0]:
+        key = prefix + keystr(path)
+        if dataclasses.is_dataclass(leaf) and not isinstance(leaf, type):
+            for f in dataclasses.fields(leaf):
+                out += _keyed_leaves(getattr(leaf, f.name), f"{key}.{f.name}")
+        else:
+            out.append((key, leaf))
+    return out
+
+
 def flatten_outputs(value: Any) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[str, Any]]]:
     """Split a (nested) output into keyed tensors and keyed non-tensor leaves."""
-    leaves, _ = tree_flatten_with_path(value)
     tensors, others = [], []
-    for path, leaf in leaves:
-        key = keystr(path)
+    for key, leaf in _keyed_leaves(value):
         (tensors if isinstance(leaf, torch.Tensor) else others).append((key, leaf))
     return tensors, others
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
-    leaves, _ = tree_flatten_with_path(value)
-    return [leaf for _, leaf in leaves if isinstance(leaf, torch.Tensor)]
+    return [leaf for _, leaf in _keyed_leaves(value) if isinstance(leaf, torch.Tensor)]
 
 
 def _storage_id(t: torch.Tensor) -> int:
@@ -140,3 +157,47 @@ def user_source(stack_trace: str | None) -> str | None:
         return None
     m = frames[-1]
     return f"{m['file']}:{m['line']}: {m['code'].strip()}"
+
+
+def _is_user_file(filename: str) -> bool:
+    return not filename.startswith((_TORCH_DIR, _CNNSHAPE_DIR)) and not filename.startswith("<")
+
+
+def _frame_text(filename: str, lineno: int, code: str | None) -> str:
+    code = code if code is not None else linecache.getline(filename, lineno)
+    return f"{filename}:{lineno}: {code.strip()}"
+
+
+def user_frame() -> FrameType | None:
+    """The innermost frame on the current stack outside torch and cnnshape (the user's code)."""
+    frame = sys._getframe(1)
+    while frame is not None and not _is_user_file(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def caller_source() -> str | None:
+    """``"file:line: code"`` of the innermost frame on the current stack outside torch and cnnshape."""
+    frame = user_frame()
+    if frame is None:
+        return None
+    return _frame_text(frame.f_code.co_filename, frame.f_lineno, None)
+
+
+def exception_source(exc: BaseException) -> str | None:
+    """``"file:line: code"`` of the innermost frame of ``exc``'s traceback outside torch and cnnshape."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user_file(f.filename)]
+    if not frames:
+        return None
+    f = frames[-1]
+    return _frame_text(f.filename, f.lineno or 0, f.line)
+
+
+def input_count_error(model: nn.Module, names: list[str], required: int, given: int) -> InputError:
+    """The error for a wrong number of ``--input`` values, worded the same by every tracer."""
+    sig = f"{type(model).__name__}.forward({', '.join(names)})"
+    count = f"{required}" if required == len(names) else f"{required} to {len(names)}"
+    return InputError(
+        f"{sig} takes {count} tensor input(s) but {given} --input value(s) were given. "
+        f"Give one --input per forward argument, in order."
+    )

@@ -1,0 +1,334 @@
+"""The eager tracer: run the model on meta tensors and record what actually executes.
+
+Needs no symbolic tracing, so Python control flow on sizes, ``len()``/``int()`` on shapes,
+iteration over tensors and shape asserts simply run for the given input shapes.
+
+* Leaf modules (torch.nn layers except containers, as in torch.fx, plus the user's ``leaves``)
+  get forward pre/post hooks: one :class:`Node` per call, holding every ATen op that ran inside.
+* Everything else is seen through a ``__torch_function__`` mode: each torch function or tensor
+  method called outside a leaf becomes a function/method node, scoped to the innermost module
+  whose forward is running.
+* Edges come from tensor identity: every tensor a node returns is remembered (and kept alive)
+  with the node that produced it.
+
+Node names follow the fx tracer's rules, so both tracers give the same rows for a model both
+can trace.
+"""
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+from collections import Counter
+from dataclasses import dataclass
+from types import CodeType, FrameType
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.fx.graph import magic_methods
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+
+from ..errors import ShapeError
+from .diagnose import Failure, explain
+from .meta import (
+    OpRecorder,
+    caller_source,
+    exception_source,
+    flatten_outputs,
+    input_count_error,
+    module_attrs,
+    new_storage_bytes,
+    tensor_meta,
+    tensors_in,
+    user_frame,
+)
+from .records import Node, NodeKind, Trace
+
+#: ``x + y`` reaches ``__torch_function__`` as ``Tensor.add`` (``2 / x`` as ``Tensor.__rdiv__``), exactly
+#: like ``x.add(y)``; torch.fx records the operator as ``operator.add``, a function. The operator is
+#: read from the instruction the user's frame is executing, and named as fx names it.
+_OPERATORS = {name.strip("_") for name in magic_methods}
+_BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "floordiv", "%": "mod", "**": "pow",
+           "@": "matmul", "&": "and", "|": "or", "^": "xor", "<<": "lshift", ">>": "rshift"}
+_COMPARE = {"<": "lt", "<=": "le", "==": "eq", "!=": "ne", ">": "gt", ">=": "ge"}
+_UNARY = {"UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert", "UNARY_POSITIVE": "pos", "BINARY_SUBSCR": "getitem"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _instructions(code: CodeType) -> dict[int, dis.Instruction]:
+    return {i.offset: i for i in dis.get_instructions(code)}
+
+
+def operator_at(frame: FrameType | None) -> str | None:
+    """The fx name of the Python operator ``frame`` is executing (``+``, ``+=`` -> "add"), if any."""
+    if frame is None:
+        return None
+    ins = _instructions(frame.f_code).get(frame.f_lasti)
+    if ins is None:
+        return None
+    if ins.opname == "BINARY_OP":
+        return _BINARY.get(ins.argrepr.removesuffix("="))
+    if ins.opname == "COMPARE_OP":
+        return _COMPARE.get(str(ins.argval).removeprefix("bool(").removesuffix(")"))
+    return _UNARY.get(ins.opname)
+
+
+def is_leaf(module: nn.Module, leaves: tuple[type, ...]) -> bool:
+    """The fx leaf rule: classes from torch.nn (except Sequential and the containers), and ``leaves``."""
+    if leaves and isinstance(module, leaves):
+        return True
+    from_torch = type(module).__module__.startswith(("torch.nn", "torch.ao.nn"))
+    return from_torch and not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+
+
+def function_name(func: Callable[..., Any], operator: str | None = None) -> tuple[NodeKind, str]:
+    """(kind, name) of a callable seen by ``__torch_function__``, named as torch.fx names it;
+    ``operator`` is the Python operator the call came from (:func:`operator_at`)."""
+    if operator is not None:
+        return "function", operator
+    name = getattr(func, "__name__", str(func))
+    if name == "__get__":  # a tensor property such as x.T: fx records getattr(x, "T")
+        return "function", "getattr"
+    if name.startswith("__") and name.endswith("__"):
+        inner = name.strip("_")
+        for candidate in (inner, inner[1:]):  # "rsub" -> "sub"
+            if candidate in _OPERATORS:
+                return "function", candidate
+        return "method", inner
+    qualname = getattr(func, "__qualname__", "")
+    if qualname.startswith(("TensorBase.", "Tensor.")):
+        return "method", name
+    return "function", name.strip("_")
+
+
+@dataclass
+class _LeafCall:
+    """A leaf module call in progress (between its pre- and post-hook)."""
+
+    module: nn.Module
+    path: str
+    tensors: list[torch.Tensor]
+    source: str | None
+
+
+class _EagerRecorder(TorchFunctionMode):
+    def __init__(self, model: nn.Module, leaves: tuple[type, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.leaves = leaves
+        self.ops = OpRecorder()
+        self.records: list[Node] = []
+        self.names: set[str] = set()
+        self.calls: Counter[str] = Counter()
+        #: id(tensor) -> (producing node, the tensor itself, kept alive so ids stay unique)
+        self.producer: dict[int, tuple[Node, torch.Tensor]] = {}
+        self.attributes = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
+        self.scopes: list[str] = []
+        self.leaf: _LeafCall | None = None
+        self.leaf_depth = 0
+        self.internal = False  #: true while a hook runs: its own tensor calls are not the model's
+        self.failure: tuple[Failure, BaseException] | None = None
+
+    # -- naming and records -------------------------------------------------------------------
+    def _unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.names:
+            name = f"{base}_{i}"
+            i += 1
+        self.names.add(name)
+        return name
+
+    @property
+    def scope(self) -> str:
+        return self.scopes[-1] if self.scopes else ""
+
+    def _producers(self, tensors: list[torch.Tensor]) -> list[tuple[Node, torch.Tensor]]:
+        """The node behind each tensor that has one; model parameters used directly in a forward
+        get an ``attribute`` node on first use (fx's get_attr)."""
+        found = []
+        for t in tensors:
+            if id(t) not in self.producer and id(t) in self.attributes:
+                target = self.attributes[id(t)]
+                self._add(Node(
+                    name=self._unique(target), kind="attribute", target=target,
+                    scope=target.rpartition(".")[0],
+                    type="Parameter" if isinstance(t, nn.Parameter) else "Tensor",
+                    inputs=(), input_metas=(), outputs=(("", tensor_meta(t)),),
+                ), [t])
+            if id(t) in self.producer:
+                found.append((self.producer[id(t)][0], t))
+        return found
+
+    def _add(self, node: Node, outputs: list[torch.Tensor]) -> None:
+        self.records.append(node)
+        for t in outputs:
+            self.producer[id(t)] = (node, t)
+
+    def _node(self, *, name: str, kind: NodeKind, target: str, scope: str, type_name: str,
+              inputs: list[torch.Tensor], result: Any, old: list[torch.Tensor], **extra: Any) -> None:
+        outputs, _ = flatten_outputs(result)
+        if not outputs and kind != "output":
+            return
+        producers = self._producers(inputs)
+        out_tensors = [t for _, t in outputs]
+        if kind == "module":
+            self.calls[target] += 1
+            extra["call_index"] = self.calls[target]
+            if extra["call_index"] > 1:
+                name = f"{name}#{extra['call_index']}"
+        new_bytes = 0 if kind == "output" else new_storage_bytes(out_tensors, old)
+        node = Node(
+            name=self._unique(name), kind=kind, target=target, scope=scope, type=type_name,
+            inputs=tuple(n.name for n, _ in producers),
+            input_metas=tuple(tensor_meta(t) for _, t in producers),
+            outputs=tuple((key, tensor_meta(t)) for key, t in outputs),
+            new_bytes=new_bytes, **extra,
+        )
+        self._add(node, out_tensors)
+
+    def add_input(self, name: str, t: torch.Tensor) -> None:
+        self._node(name=name, kind="input", target=name, scope="", type_name="input",
+                   inputs=[], result=t, old=[])
+
+    def add_output(self, result: Any) -> None:
+        self._node(name="output", kind="output", target="output", scope="", type_name="output",
+                   inputs=tensors_in(result), result=result, old=[])
+
+    # -- module hooks -------------------------------------------------------------------------
+    def install(self) -> list[RemovableHandle]:
+        handles = []
+        for path, module in self.model.named_modules():
+            if not path:
+                continue
+            if is_leaf(module, self.leaves):
+                handles.append(module.register_forward_pre_hook(self._leaf_enter(path), with_kwargs=True))
+                handles.append(module.register_forward_hook(self._leaf_exit(path), with_kwargs=True))
+            else:
+                handles.append(module.register_forward_pre_hook(self._scope_enter(path)))
+                handles.append(module.register_forward_hook(self._scope_exit))
+        return handles
+
+    def _scope_enter(self, path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any) -> None:
+            self.scopes.append(path)
+        return hook
+
+    def _scope_exit(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.scopes.pop()
+
+    def _leaf_enter(self, path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, kwargs: Any) -> None:
+            self.leaf_depth += 1
+            if self.leaf_depth > 1:
+                return
+            self.internal = True
+            try:
+                self.ops.take()
+                self.leaf = _LeafCall(module, path, tensors_in((args, kwargs)), caller_source())
+            finally:
+                self.internal = False
+        return hook
+
+    def _leaf_exit(self, path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+            self.leaf_depth -= 1
+            if self.leaf_depth > 0:
+                return
+            calls = self.ops.take()
+            call, self.leaf = self.leaf, None
+            assert call is not None
+            self.internal = True
+            try:
+                self._node(
+                    name=path, kind="module", target=path, scope=path.rpartition(".")[0],
+                    type_name=type(module).__name__, inputs=call.tensors, result=output,
+                    old=call.tensors + list(module.parameters()) + list(module.buffers()),
+                    ops=calls, attrs=module_attrs(module), source=call.source,
+                )
+            finally:
+                self.internal = False
+        return hook
+
+    # -- functional ops -------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if self.leaf_depth or self.internal:
+            return func(*args, **kwargs)
+        frame = user_frame()
+        kind, base = function_name(func, operator_at(frame))
+        source = caller_source()
+        tensors = tensors_in((args, kwargs))
+        self.ops.take()
+        try:
+            result = func(*args, **kwargs)
+        except Exception as e:
+            self.ops.take()
+            name = f"{self.scope}.{base}" if self.scope else base
+            self.failure = (Failure(
+                name=name, type=base, module=None, inputs=tuple(tensor_meta(t) for t in tensors),
+                producers=tuple(self.producer.get(id(t), (None,))[0] for t in tensors),
+                source=source,
+            ), e)
+            raise
+        calls = self.ops.take()
+        if base == "iter":  # iterating over a tensor: record the slices it yields
+            result = tuple(result)
+        self._node(
+            name=f"{self.scope}.{base}" if self.scope else base, kind=kind, target=base, scope=self.scope,
+            type_name=base, inputs=tensors, result=result, old=tensors, ops=calls, source=source,
+        )
+        return iter(result) if base == "iter" else result
+
+    # -- failures -------------------------------------------------------------------------------
+    def explain(self, exc: BaseException) -> str:
+        """Why the forward raised ``exc``: the failing function or leaf layer, else the user's line."""
+        if self.failure is not None and self.failure[1] is exc:
+            return explain(self.failure[0], exc)
+        if self.leaf is not None:
+            call = self.leaf
+            failure = Failure(
+                name=call.path, type=type(call.module).__name__, module=call.module,
+                inputs=tuple(tensor_meta(t) for t in call.tensors),
+                producers=tuple(self.producer.get(id(t), (None,))[0] for t in call.tensors),
+                source=call.source,
+            )
+            return explain(failure, exc)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        where = f" in {self.scope!r}" if self.scope else ""
+        at = exception_source(exc)
+        return (f"{type(self.model).__name__}.forward failed{where}: {type(exc).__name__}: {first}"
+                + (f"\n    at {at}" if at else ""))
+
+
+def _input_names(model: nn.Module, inputs: list[torch.Tensor]) -> list[str]:
+    """Forward's parameter names for the given positional inputs (fx names placeholders so)."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var = next((p for p in params if p.kind == p.VAR_POSITIONAL), None)
+    required = [p for p in positional if p.default is p.empty]
+    if len(inputs) < len(required) or (var is None and len(inputs) > len(positional)):
+        raise input_count_error(model, [p.name for p in positional], len(required), len(inputs))
+    names = [p.name for p in positional[: len(inputs)]]
+    return names + [f"{var.name}_{i}" for i in range(len(inputs) - len(names))] if var else names
+
+
+def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
+    names = _input_names(model, inputs)
+    recorder = _EagerRecorder(model, leaves)
+    handles = recorder.install()
+    try:
+        # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.
+        with torch.no_grad(), torch.device("meta"), recorder.ops, recorder:
+            for name, t in zip(names, inputs):
+                recorder.add_input(name, t)
+            try:
+                result = model(*inputs)
+            except Exception as e:
+                raise ShapeError(recorder.explain(e)) from e
+            recorder.add_output(result)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Trace(nodes=tuple(recorder.records), tracer="eager")
