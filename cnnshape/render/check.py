@@ -45,7 +45,7 @@ def _headroom(r: Result) -> str:
     sign = "+" if h >= 0 else "-"
     text = f"{sign}{fmt_value(r.figure, abs(h))}"
     assert isinstance(r.limit, int)
-    return f"{text} ({100.0 * h / r.limit:+.1f}%)" if r.limit else text
+    return f"{text} ({100.0 * h / r.limit:+.2f}%)" if r.limit else text
 
 
 def _status(r: Result) -> str:
@@ -64,14 +64,15 @@ def message(r: Result) -> str:
         verb = "is" if r.passed else "is not"
         return f"{r.model}: output shape {_value(r)} {verb} the expected {_limit(r)}"
     if r.source == "baseline":
-        assert isinstance(r.value, int) and r.baseline is not None
+        assert isinstance(r.value, int) and isinstance(r.limit, int) and r.baseline is not None
         growth = f"{100.0 * (r.value - r.baseline) / r.baseline:+.2f}%" if r.baseline else "from 0"
         verb = "within" if r.passed else "exceeds"
         return (f"{r.model}: {name} {fmt_value(r.figure, r.value)} vs baseline "
                 f"{fmt_value(r.figure, r.baseline)} ({growth}) {verb} the allowed growth "
-                f"(at most {fmt_value(r.figure, r.limit if isinstance(r.limit, int) else None)})")
+                f"(at most {fmt_value(r.figure, r.limit)})")
     verb = "within" if r.passed else "exceeds"
-    return (f"{r.model}: {name} {_value(r)} {verb} the budget of {fmt_value(r.figure, r.limit if isinstance(r.limit, int) else None)} "
+    assert isinstance(r.limit, int)
+    return (f"{r.model}: {name} {_value(r)} {verb} the budget of {fmt_value(r.figure, r.limit)} "
             f"(headroom {_headroom(r)})")
 
 
