@@ -344,7 +344,10 @@ expect-output = "1,10"
 model = "src/net.py:LeNet5"
 input = ["1,1,32,32"]
 args = { num_classes = 100 }
+max-param-memory = "300KB"
 ''')
+    # lenet100: fc3 84*100+100 = 8,500 instead of 850 -> 69,356 params * 4 B = 277,424 B <= 300 KB;
+    # grown: 2,572 + 48,120 + 24,200 + (200*100+100) = 94,992 params * 4 B = 379,968 B > 300 KB
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -354,10 +357,12 @@ args = { num_classes = 100 }
     ok = run()
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "[1/2] lenet" in ok.stderr and "[2/2] lenet100" in ok.stderr
-    assert "all 3 checks passed" in ok.stdout
+    assert "all 4 checks passed" in ok.stdout
     (tmp_path / "src" / "net.py").write_text(BIGGER_LENET)
     grown = run()
     assert grown.returncode == 1, grown.stdout + grown.stderr
     assert "Traceback" not in grown.stderr
     params_row = next(line for line in grown.stdout.splitlines() if line.split()[:2] == ["lenet", "params"])
     assert "76,902" in params_row and "FAIL" in params_row
+    memory_row = next(line for line in grown.stdout.splitlines() if line.split()[:3] == ["lenet100", "param", "memory"])
+    assert "379,968 B" in memory_row and "FAIL" in memory_row
