@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from .check import check
+from .diff import diff
 from .summary import summary
 
 app = typer.Typer(
@@ -20,6 +22,8 @@ def _root() -> None:
 
 
 app.command()(summary)
+app.command()(check)
+app.command()(diff)
 
 
 def main() -> None:

@@ -1,0 +1,144 @@
+"""Model budgets from ``pyproject.toml`` (``[tool.cnnshape.models.<name>]``) or a standalone
+``cnnshape.toml`` (``[models.<name>]``). Everything is validated here; errors name the key and
+the file. No torch.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .check import Budget, Shape
+from .errors import CnnshapeError, ConfigError
+from .inputs import parse_input
+from .units import parse_bytes, parse_count
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+TRACERS = ("auto", "fx", "eager")
+
+#: config key -> (budget figure, parser)
+BUDGET_KEYS: dict[str, tuple[str, Callable[[Any, str], int]]] = {
+    "max-params": ("params", parse_count),
+    "max-macs": ("macs", parse_count),
+    "max-activation-memory": ("activation_memory", parse_bytes),
+    "max-param-memory": ("param_memory", parse_bytes),
+}
+KEYS = ("model", "input", "args", "tracer", "expect-output", *BUDGET_KEYS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    model: str
+    inputs: tuple[str, ...] = ("1,3,224,224",)
+    args: dict[str, Any] = field(default_factory=dict)
+    tracer: str = "auto"
+    budgets: tuple[Budget, ...] = ()
+    expect_output: tuple[Shape, ...] | None = None
+
+
+def parse_shapes(values: list[str] | tuple[str, ...], name: str) -> tuple[Shape, ...]:
+    """``["1,1000"]`` -> ``((1, 1000),)`` (``--expect-output``)."""
+    shapes = []
+    for text in values:
+        if not isinstance(text, str):
+            raise ConfigError(f"{name}: {text!r} is not a shape string such as \"1,1000\"")
+        try:
+            spec = parse_input(text)
+        except CnnshapeError as e:
+            raise ConfigError(f"{name}: {text!r} is not a shape; give comma-separated sizes, e.g. 1,1000") from e
+        if spec.dtype != "float32" or ":" in text:
+            raise ConfigError(f"{name}: {text!r}: give only the sizes, e.g. 1,1000")
+        shapes.append(spec.shape)
+    return tuple(shapes)
+
+
+def _string_list(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{name} must be a list of strings such as [\"1,3,224,224\"], not {value!r}")
+
+
+def _resolve_model(spec: str, base: Path) -> str:
+    """A relative ``file.py:Name`` spec is relative to the config file's folder."""
+    where, sep, name = spec.rpartition(":")
+    if sep and where.endswith(".py") and not Path(where).is_absolute() and base != Path("."):
+        return f"{base / where}:{name}"
+    return spec
+
+
+def model_config(name: str, table: Any, where: str, base: Path = Path(".")) -> ModelConfig:
+    """Validate one ``[models.<name>]`` table; ``where`` (e.g. ``"pyproject.toml [tool.cnnshape.models.net]"``)
+    goes into every message."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of settings, not {table!r}")
+    unknown = [k for k in table if k not in KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}. Known keys: {', '.join(KEYS)}")
+    if not isinstance(table.get("model"), str) or not table["model"].strip():
+        raise ConfigError(f"{where}: key 'model' is required: a spec such as \"src/net.py:Classifier\"")
+    inputs = _string_list(table.get("input", ["1,3,224,224"]), f"{where}: key 'input'")
+    for text in inputs:
+        try:
+            parse_input(text)
+        except CnnshapeError as e:
+            raise ConfigError(f"{where}: key 'input': {e}") from e
+    args = table.get("args", {})
+    if not isinstance(args, dict):
+        raise ConfigError(f"{where}: key 'args' must be a table such as {{ num_classes = 10 }}, not {args!r}")
+    tracer = table.get("tracer", "auto")
+    if tracer not in TRACERS:
+        raise ConfigError(f"{where}: key 'tracer' must be one of {', '.join(TRACERS)}, not {tracer!r}")
+    budgets = tuple(Budget(figure, parse(table[key], f"{where}: key {key!r}"))
+                    for key, (figure, parse) in BUDGET_KEYS.items() if key in table)
+    expect = None
+    if "expect-output" in table:
+        key = f"{where}: key 'expect-output'"
+        expect = parse_shapes(_string_list(table["expect-output"], key), key)
+    return ModelConfig(name, _resolve_model(table["model"].strip(), base), inputs, dict(args),
+                       tracer, budgets, expect)
+
+
+def find_config(cwd: Path) -> Path:
+    """``cnnshape.toml`` if there is one, else ``pyproject.toml`` with a ``[tool.cnnshape]`` table."""
+    standalone, pyproject = cwd / "cnnshape.toml", cwd / "pyproject.toml"
+    if standalone.is_file():
+        return standalone
+    if pyproject.is_file():
+        return pyproject
+    raise ConfigError(
+        f"no model to check: give a SPEC (cnnshape check path/net.py:Net --max-params 25M), or add "
+        f"[tool.cnnshape.models.<name>] tables to pyproject.toml or [models.<name>] to cnnshape.toml "
+        f"in {cwd} (or pass --config PATH)"
+    )
+
+
+def load_config(path: Path) -> tuple[ModelConfig, ...]:
+    """All model tables of a config file, in file order."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    if path.name == "pyproject.toml":
+        section, prefix = data.get("tool", {}).get("cnnshape"), "tool.cnnshape"
+        if section is None:
+            raise ConfigError(f"{path}: no [tool.cnnshape.models.<name>] table; add one per model to check")
+    else:
+        section, prefix = data, ""
+    models = section.get("models") if isinstance(section, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise ConfigError(f"{path}: no [{prefix + '.' if prefix else ''}models.<name>] table; add one per model to check")
+    base = path.parent
+    return tuple(
+        model_config(name, table, f"{path} [{prefix + '.' if prefix else ''}models.{name}]", base)
+        for name, table in models.items()
+    )

@@ -1,0 +1,48 @@
+"""A pytest helper for teams that keep model budgets in their tests::
+
+    from cnnshape.testing import assert_within_budget
+
+    def test_classifier_size():
+        assert_within_budget("src/net.py:Classifier", [(1, 3, 224, 224)],
+                             max_params="25M", max_macs="4.5G", expect_output=[(1, 1000)])
+
+The ``AssertionError`` message is the same table ``cnnshape check`` prints.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch import nn
+
+from .api import analyze
+from .check import Budget, Result, Shape, check_budgets, failed, snapshot
+from .render.check import render_text
+from .units import parse_bytes, parse_count
+
+
+def assert_within_budget(
+    model_or_spec: nn.Module | str,
+    inputs: Any = ((1, 3, 224, 224),),
+    *,
+    max_params: int | str | None = None,
+    max_macs: int | str | None = None,
+    max_activation_memory: int | str | None = None,
+    max_param_memory: int | str | None = None,
+    expect_output: Sequence[Sequence[int]] | None = None,
+    args: dict[str, Any] | None = None,
+    tracer: str = "auto",
+) -> tuple[Result, ...]:
+    """Analyse the model and raise ``AssertionError`` (message: the check table) when a budget is
+    exceeded or the output shapes differ from ``expect_output``; return the results otherwise.
+    Budgets take ints or unit strings (``"25M"``, ``"300MiB"``)."""
+    limits = (("params", max_params, parse_count), ("macs", max_macs, parse_count),
+              ("activation_memory", max_activation_memory, parse_bytes),
+              ("param_memory", max_param_memory, parse_bytes))
+    budgets = [Budget(fig, parse(value, f"max_{fig}")) for fig, value, parse in limits if value is not None]
+    report = analyze(model_or_spec, inputs, args=args, tracer=tracer)
+    expected: tuple[Shape, ...] | None = (
+        tuple(tuple(s) for s in expect_output) if expect_output is not None else None)
+    results = check_budgets(snapshot(report), budgets, expected)
+    if failed(results):
+        raise AssertionError(render_text(results))
+    return results
