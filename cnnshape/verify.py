@@ -328,12 +328,20 @@ def verify(
     def forward() -> Any:
         return real(*tensors)
 
-    with torch.no_grad():
+    def traced_forward() -> Trace:
         try:
-            traced = TRACERS[report.tracer](real, tensors, resolve_leaves(leaves))
+            return TRACERS[report.tracer](real, tensors, resolve_leaves(leaves))
         except ShapeError as e:
             raise ShapeError(f"the verification pass on {where} failed: {e}") from e
-        peak, method = _peak_memory(forward, where)
+
+    with torch.no_grad():
+        # Memory first: RSS only grows where the allocator has no freed memory to reuse.
+        try:
+            peak, method = _peak_memory(forward, where)
+        except Exception:
+            traced_forward()  # fails again, with the tracer's diagnosis of the failing node
+            raise
+        traced = traced_forward()
         latency = _latency_ms(forward, where, repeat)
     return Verification(
         device=str(where),
