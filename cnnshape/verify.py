@@ -257,7 +257,8 @@ def _peak_memory(run: Callable[[], Any], device: torch.device) -> tuple[int | No
         before = torch.cuda.memory_allocated(device)
         run()
         torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before, "torch.cuda.max_memory_allocated above the memory allocated before the pass"
+        peak = torch.cuda.max_memory_allocated(device) - before
+        return peak, "torch.cuda.max_memory_allocated above the memory allocated before the pass"
     if device.type != "cpu":
         return None, f"not measured on {device.type}"
     try:

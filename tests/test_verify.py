@@ -220,3 +220,21 @@ def test_gpu_verification(dtype: str | None) -> None:
     # conv1 (64 channels, stride 2) writes 64 x 32 x 32 elements during the pass
     itemsize = 2 if dtype else 4
     assert v.peak_bytes is not None and v.peak_bytes >= 64 * 32 * 32 * itemsize
+
+
+def test_cli_real_pass_failure_is_exit_2(tmp_path: object) -> None:
+    # meta tensors do not check embedding indices; the real pass feeds index 1 to a 1-row table
+    path = tmp_path / "embnet.py"  # type: ignore[operator]
+    path.write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.emb = nn.Embedding(1, 4)\n"
+        "    def forward(self, x):\n"
+        "        return self.emb(x)\n"
+    )
+    result = _run(["summary", f"{path}:Net", "--input", "64,3:int64", "--verify", "--repeat", "1"])
+    assert result.exit_code == 2
+    assert "error: the verification pass on cpu failed: Embedding 'emb'" in result.output
+    assert "index out of range" in result.output and "Traceback" not in result.output

@@ -30,8 +30,10 @@ def summary(
     verify: Annotated[bool, typer.Option(
         "--verify", help="Confirm every layer's shape and dtype with one real forward pass (random weights "
         "and inputs); exit 1 on any mismatch.")] = False,
-    device: Annotated[str, typer.Option("--device", help="Device for --verify: cpu, cuda, cuda:N, mps or auto.")] = "cpu",
-    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
+    device: Annotated[str, typer.Option(
+        "--device", help="Device for --verify: cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    repeat: Annotated[int, typer.Option(
+        "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
     dtype: Annotated[Optional[VerifyDtype], typer.Option(
         "--dtype", help="Cast the model and floating inputs to this dtype for --verify.")] = None,
     traceback: Traceback = False,

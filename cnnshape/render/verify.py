@@ -41,5 +41,6 @@ def render_verification(v: Verification, fmt: str = "table") -> str:
     """Plain lines for the table and CSV (the CLI sends the latter to stderr); bullets for markdown."""
     lines = verification_lines(v)
     if fmt == "markdown":
-        return "\n".join(f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in lines) + "\n"
+        bullets = (f"  - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in lines)
+        return "\n".join(bullets) + "\n"
     return "\n".join(lines) + "\n"
