@@ -33,6 +33,7 @@ _LAZY = {
     "LayerRecord": ("cnnshape.report", "LayerRecord"),
     "Totals": ("cnnshape.report", "Totals"),
     "InputSpec": ("cnnshape.inputs", "InputSpec"),
+    "verify": ("cnnshape.verify", "verify"),
 }
 
 
@@ -46,6 +47,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "analyze", "Report", "LayerRecord", "Totals", "InputSpec", "CnnshapeError", "ConfigError",
+    "analyze", "verify", "Report", "LayerRecord", "Totals", "InputSpec", "CnnshapeError", "ConfigError",
     "InputError", "InternalError", "LoadError", "ShapeError", "TraceError", "__version__",
 ]

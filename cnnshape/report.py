@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analyse import Analysis
 from .graph import ModelGraph
 from .inputs import InputSpec
 from .trace.records import Node, TensorMeta
+
+if TYPE_CHECKING:
+    from .verify import Verification
 
 SCHEMA = "cnnshape.report/1"
 
@@ -148,9 +151,11 @@ class Report:
     modules: dict[str, str] = field(default_factory=dict)
     #: depth the rows were collapsed to (None: every traced node)
     depth: int | None = None
+    #: the outcome of a real forward pass (``--verify``), when one was made
+    verification: Verification | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "model": self.model,
             "tracer": self.tracer,
@@ -163,6 +168,9 @@ class Report:
             "warnings": list(self.warnings),
             "layers": [layer.to_dict() for layer in self.layers],
         }
+        if self.verification is not None:
+            d["verification"] = self.verification.to_dict()
+        return d
 
     def collapse(self, depth: int | None) -> "Report":
         """Rows below ``depth`` summed into their ancestor at ``depth`` (None or ≤ 0: unchanged)."""

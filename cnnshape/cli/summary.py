@@ -1,14 +1,20 @@
-"""``cnnshape summary``: the per-layer table, or markdown, CSV or JSON."""
+"""``cnnshape summary``: the per-layer table, or markdown, CSV or JSON; ``--verify`` adds a real pass."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from enum import Enum
+from typing import Annotated, Any, Optional
 
 import typer
 
 from .common import (
-    Args, Depth, Format, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, Train,
+    EXIT_FAIL, Args, Depth, Format, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, Train,
     analyze_from_cli, guarded, write_output,
 )
+
+
+class VerifyDtype(str, Enum):
+    float16 = "float16"
+    bfloat16 = "bfloat16"
 
 
 def summary(
@@ -21,14 +27,53 @@ def summary(
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     train: Train = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Confirm every layer's shape and dtype with one real forward pass (random weights "
+        "and inputs); exit 1 on any mismatch.")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="Device for --verify: cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    repeat: Annotated[int, typer.Option(
+        "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
+    dtype: Annotated[Optional[VerifyDtype], typer.Option(
+        "--dtype", help="Cast the model and floating inputs to this dtype for --verify.")] = None,
     traceback: Traceback = False,
 ) -> None:
     """Per-layer output shapes, parameters, MACs/FLOPs and memory, with totals."""
 
-    def run() -> None:
+    def run() -> Any:
         from ..render import formats
 
-        report = analyze_from_cli(spec, input, arg, tracer, leaf, train, depth)
-        write_output(formats.render(report, format.value), output)
+        report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth)
+        if verify:
+            report = _verified(report, spec, input, arg, leaf, train, device, repeat, dtype).collapse(depth)
+        text = formats.render(report, format.value)
+        if report.verification is not None and format is not Format.json:
+            from ..render.verify import render_verification
 
-    guarded(run, traceback)
+            lines = render_verification(report.verification, format.value)
+            if format is Format.csv:
+                typer.echo(lines, err=True, nl=False)  # the CSV on stdout stays one table
+            else:
+                text = text.rstrip("\n") + "\n\n" + lines
+        write_output(text, output)
+        return report.verification
+
+    verification = guarded(run, traceback)
+    if verification is not None and not verification.ok:
+        raise typer.Exit(EXIT_FAIL)
+
+
+def _verified(report: Any, spec: str, inputs: list[str] | None, args: list[str] | None,
+              leaves: list[str] | None, train: bool, device: str, repeat: int,
+              dtype: VerifyDtype | None) -> Any:
+    """``report`` with the outcome of a real forward pass attached."""
+    from dataclasses import replace
+
+    from ..inputs import parse_input
+    from ..load import parse_args
+    from ..verify import verify
+
+    specs = [parse_input(text) for text in (inputs or ["1,3,224,224"])]
+    result = verify(spec, specs, report, args=parse_args(args), leaves=leaves or (), train=train,
+                    device=device, dtype=dtype.value if dtype else None, repeat=repeat)
+    return replace(report, verification=result)

@@ -211,9 +211,11 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
     gm = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(gm, model, inputs)
     runner = _MetaRunner(gm, model)
-    # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.
+    # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
+    # inputs live: meta for the analysis, a real device when --verify runs the same nodes for real.
+    device = inputs[0].device if inputs else torch.device("meta")
     try:
-        with torch.no_grad(), torch.device("meta"):
+        with torch.no_grad(), torch.device(device):
             runner.run(*args)
     except Exception:
         if runner.failure is None:

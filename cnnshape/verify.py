@@ -1,0 +1,357 @@
+"""``--verify``: confirm the static analysis with one real forward pass on the CPU, CUDA or MPS.
+
+The analysed model is never touched. A real copy is made: a spec is loaded again on the device
+(constructed with random weights), a module instance with real weights is deep-copied; a module
+whose weights live on the meta device has nothing to run and is refused. The copy runs once in
+``torch.no_grad()`` on random inputs under the same tracer that produced the report, so every
+traced node is matched by name with its static prediction (output shapes and dtype). Latency
+(median of ``repeat`` plain forward calls after a warm-up) and peak memory of one pass are
+measured beside the static activation-memory estimate.
+"""
+from __future__ import annotations
+
+import copy
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .api import resolve_leaves
+from .errors import ConfigError, ShapeError
+from .inputs import InputSpec, normalise_inputs
+from .load import load_model
+from .report import Report
+from .trace import TRACERS
+from .trace.meta import make_inputs
+from .trace.records import Trace
+
+DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
+#: dtypes the verification pass may cast the model and its floating inputs to
+VERIFY_DTYPES = ("float16", "bfloat16")
+_FLOATING = ("float16", "bfloat16", "float32", "float64")
+
+#: flattened outputs as a report gives them: (key, shape); key "" for a single tensor
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One traced node: what the static analysis predicted and what the real pass produced."""
+
+    name: str
+    #: None: the real pass produced this node but the report has no such row
+    predicted_shapes: Shapes | None
+    #: dtype of the first output as the report gives it; under ``--dtype D`` a floating
+    #: prediction is read as D, since the pass casts the model and its floating inputs to D
+    predicted_dtype: str | None
+    #: None: the node never ran for real
+    real_shapes: Shapes | None
+    real_dtype: str | None
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "predicted_shape": _shapes_json(self.predicted_shapes),
+            "predicted_dtype": self.predicted_dtype,
+            "real_shape": _shapes_json(self.real_shapes),
+            "real_dtype": self.real_dtype,
+            "ok": self.ok,
+        }
+
+
+def _shapes_json(shapes: Shapes | None) -> Any:
+    """A single tensor's shape as a list; several outputs as {key: shape}; None stays None."""
+    if shapes is None:
+        return None
+    if len(shapes) == 1 and shapes[0][0] == "":
+        return list(shapes[0][1])
+    return {key: list(shape) for key, shape in shapes}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of ``--verify``, attached to the report as ``Report.verification``."""
+
+    #: the device the pass ran on, e.g. "cpu" or "cuda:0"
+    device: str
+    #: "NVIDIA H100 80GB HBM3", or the CPU's architecture and thread count
+    device_name: str
+    #: the dtype the pass cast the model and floating inputs to; None: the analysed dtypes
+    dtype: str | None
+    layers: tuple[LayerCheck, ...]
+    #: timed forward calls after the warm-up
+    repeats: int
+    #: median wall time of one forward call, in milliseconds
+    latency_ms: float
+    #: memory one forward pass added at its peak, in bytes (None: not measured on this device)
+    peak_bytes: int | None
+    #: how ``peak_bytes`` was measured
+    memory_method: str
+    #: the report's activation memory (every new layer output kept), at the analysed dtypes
+    static_activation_bytes: int
+
+    @property
+    def mismatches(self) -> tuple[LayerCheck, ...]:
+        return tuple(c for c in self.layers if not c.ok)
+
+    @property
+    def matched(self) -> int:
+        return len(self.layers) - len(self.mismatches)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "device_name": self.device_name,
+            "dtype": self.dtype,
+            "ok": self.ok,
+            "layers_checked": len(self.layers),
+            "layers_matched": self.matched,
+            "latency_ms": self.latency_ms,
+            "repeats": self.repeats,
+            "peak_bytes": self.peak_bytes,
+            "memory_method": self.memory_method,
+            "static_activation_bytes": self.static_activation_bytes,
+            "layers": [c.to_dict() for c in self.layers],
+        }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device`` text -> a device that is present; ``auto`` is CUDA when available, else CPU."""
+    text = name.strip().lower()
+    if text == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as e:
+        raise ConfigError(f"--device {name!r} is not a device name; choose {DEVICE_CHOICES}") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no GPU is visible"
+            raise ConfigError(
+                f"--device {name}: CUDA is not available ({why}; torch {torch.__version__}). "
+                f"Use --device cpu, or --device auto to use a GPU only when one is present."
+            )
+        count = torch.cuda.device_count()
+        if device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        if device.index >= count:
+            raise ConfigError(f"--device {name}: there are {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+        return device
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {name}: MPS is not available on this machine. Use --device cpu.")
+        return device
+    if device.type != "cpu":
+        raise ConfigError(f"--device {name}: the verification pass runs on {DEVICE_CHOICES}, not on {device.type}")
+    return device
+
+
+def real_copy(
+    model: nn.Module | str,
+    args: dict[str, Any] | None,
+    device: torch.device,
+    dtype: str | None = None,
+    train: bool = False,
+) -> nn.Module:
+    """A copy of ``model`` with real weights on ``device`` (cast to ``dtype``), in eval or train mode.
+
+    A spec is loaded again on ``device``, which constructs the model with random weights; the
+    result is copied as well, because a spec may name a module instance (the analysed one).
+    """
+    source = load_model(model, args, device=str(device)).module if isinstance(model, str) else model
+    on_meta = [name for name, t in chain(source.named_parameters(), source.named_buffers()) if t.is_meta]
+    if on_meta:
+        raise ConfigError(
+            f"{type(source).__name__} has its weights on the meta device (e.g. {on_meta[0]!r}), so "
+            f"there is nothing to run for real. Verify from the model spec (file.py:Name), which "
+            f"constructs a copy with random weights, or pass a module with real weights."
+        )
+    try:
+        real = copy.deepcopy(source)
+    except Exception as e:
+        raise ConfigError(
+            f"cannot copy {type(source).__name__} for the verification pass ({type(e).__name__}: {e}); "
+            f"the analysed model is never changed in place. Verify from the model spec instead."
+        ) from e
+    real.to(device)
+    if dtype is not None:
+        real.to(getattr(torch, dtype))
+    return real.train(train)
+
+
+def random_inputs(specs: Sequence[InputSpec], device: torch.device, dtype: str | None = None) -> list[torch.Tensor]:
+    """Inputs of the given shapes: floating ones standard normal (cast to ``dtype`` when given);
+    integer and bool ones 0 or 1, valid indices for any embedding table."""
+    tensors = []
+    for t in make_inputs(specs, str(device)):
+        if t.is_floating_point():
+            t.normal_()
+            if dtype is not None:
+                t = t.to(getattr(torch, dtype))
+        else:
+            t.random_(0, 2)
+        tensors.append(t)
+    return tensors
+
+
+def _expected_dtype(predicted: str | None, dtype: str | None) -> str | None:
+    return dtype if dtype is not None and predicted in _FLOATING else predicted
+
+
+def compare(report: Report, real: Trace, dtype: str | None = None) -> tuple[LayerCheck, ...]:
+    """Every report row against the real node of the same name: all output keys and shapes, and
+    the first output's dtype. Rows that never ran and nodes the report lacks are mismatches."""
+    real_nodes = {node.name: node for node in real.nodes}
+    checks = []
+    for layer in report.layers:
+        expected = _expected_dtype(layer.dtype, dtype)
+        node = real_nodes.pop(layer.name, None)
+        if node is None:
+            checks.append(LayerCheck(layer.name, layer.output_shapes, expected, None, None, False))
+            continue
+        shapes = tuple((key, meta.shape) for key, meta in node.outputs)
+        real_dtype = node.output.dtype if node.output else None
+        ok = shapes == layer.output_shapes and real_dtype == expected
+        checks.append(LayerCheck(layer.name, layer.output_shapes, expected, shapes, real_dtype, ok))
+    for node in real_nodes.values():
+        shapes = tuple((key, meta.shape) for key, meta in node.outputs)
+        checks.append(LayerCheck(node.name, None, None, shapes, node.output.dtype if node.output else None, False))
+    return tuple(checks)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak RSS to its current RSS (Linux >= 4.0); False where impossible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_memory(run: Callable[[], Any], device: torch.device) -> tuple[int | None, str]:
+    """Bytes one call of ``run`` added at its peak, and how that was measured."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - before
+        return peak, "torch.cuda.max_memory_allocated above the memory allocated before the pass"
+    if device.type != "cpu":
+        return None, f"not measured on {device.type}"
+    try:
+        import resource
+    except ImportError:
+        return None, "not measured: getrusage is not available on this platform"
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
+    reset = _reset_peak_rss()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    method = "growth of the process's peak RSS"
+    if not reset:
+        method += " (a lower bound: the peak could not be reset, and the process may have peaked higher before)"
+    return (after - before) * unit, method
+
+
+def _latency_ms(run: Callable[[], Any], device: torch.device, repeat: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeat):
+        _synchronize(device)
+        start = time.perf_counter()
+        run()
+        _synchronize(device)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"{platform.machine() or 'cpu'} CPU, {torch.get_num_threads()} threads"
+
+
+def verify(
+    model: nn.Module | str,
+    inputs: Any,
+    report: Report,
+    *,
+    args: dict[str, Any] | None = None,
+    leaves: Sequence[str | type] = (),
+    train: bool = False,
+    device: str = "cpu",
+    dtype: str | None = None,
+    repeat: int = 10,
+) -> Verification:
+    """Run ``model`` for real on ``device`` and check every node of ``report`` against it.
+
+    ``model``, ``inputs``, ``args``, ``leaves`` and ``train`` are what :func:`cnnshape.analyze`
+    was given for ``report``, which must not be collapsed (collapse after verifying).
+    """
+    if report.depth is not None:
+        raise ConfigError("verify needs the uncollapsed report (depth=None); collapse it after verifying")
+    if dtype is not None and dtype not in VERIFY_DTYPES:
+        raise ConfigError(f"--dtype {dtype!r}: the verification pass can use {' or '.join(VERIFY_DTYPES)}")
+    if repeat < 1:
+        raise ConfigError(f"--repeat {repeat}: give at least 1 timed run")
+    if report.tracer not in TRACERS:
+        raise ConfigError(f"the report was made with the {report.tracer!r} tracer, which this version cannot run")
+    specs = normalise_inputs(inputs)
+    where = resolve_device(device)
+    real = real_copy(model, args, where, dtype, train)
+    tensors = random_inputs(specs, where, dtype)
+
+    def forward() -> Any:
+        return real(*tensors)
+
+    def traced_forward() -> Trace:
+        try:
+            return TRACERS[report.tracer](real, tensors, resolve_leaves(leaves))
+        except ShapeError as e:
+            raise ShapeError(f"the verification pass on {where} failed: {e}") from e
+
+    with torch.no_grad():
+        # Memory first: RSS only grows where the allocator has no freed memory to reuse.
+        try:
+            peak, method = _peak_memory(forward, where)
+        except Exception:
+            traced_forward()  # fails again, with the tracer's diagnosis of the failing node
+            raise
+        traced = traced_forward()
+        latency = _latency_ms(forward, where, repeat)
+    return Verification(
+        device=str(where),
+        device_name=_device_name(where),
+        dtype=dtype,
+        layers=compare(report, traced, dtype),
+        repeats=repeat,
+        latency_ms=latency,
+        peak_bytes=peak,
+        memory_method=method,
+        static_activation_bytes=report.totals.activation_bytes,
+    )
