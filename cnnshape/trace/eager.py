@@ -319,8 +319,10 @@ def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type
     recorder = _EagerRecorder(model, leaves)
     handles = recorder.install()
     try:
-        # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land on meta too.
-        with torch.no_grad(), torch.device("meta"), recorder.ops, recorder:
+        # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
+        # inputs live: meta for the analysis, a real device when --verify runs the model for real.
+        device = inputs[0].device if inputs else torch.device("meta")
+        with torch.no_grad(), torch.device(device), recorder.ops, recorder:
             for name, t in zip(names, inputs):
                 recorder.add_input(name, t)
             try:
