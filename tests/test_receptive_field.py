@@ -196,7 +196,7 @@ def check(model, shape, node=None, module=None, index=None, report=None, unclipp
         boxes = [unit_box(a, i, n) for a, i, n in zip(rf.axes, index, shape[2:])]
         assume(all(b[:2] == b[2:] for b in boxes))
     assert analytic_extent(rf, index, shape[2:]) == empirical_extent(model, shape, index, module)
-    return rf, None
+    return rf
 
 
 def test_empirical_resnet18_layerwise():
@@ -205,31 +205,31 @@ def test_empirical_resnet18_layerwise():
     # layer1: 11 + 4 convs * 2 * jump 4 = 43; layer2: the strided 3x3 still steps at jump 4:
     # 43 + 2*4 + 3 convs * 2 * jump 8 = 99 (clipped on 64 pixels); layer4 as published
     for name, size in (("layer1", 43), ("layer2", 99), ("layer4", 435)):
-        rf, _ = check(model, (1, 3, 64, 64), name, getattr(model, name), report=report)
+        rf = check(model, (1, 3, 64, 64), name, getattr(model, name), report=report)
         assert rf.axes[0].size == size
 
 
 def test_empirical_inception_block():
-    rf, _ = check(InceptionBlock(), (1, 192, 12, 12))
+    rf = check(InceptionBlock(), (1, 192, 12, 12))
     # widest branch: 1x1 then 5x5 -> 5 (the 3x3 max-pool then 1x1 gives 3)
     assert rf.axes[0].size == 5 and rf.aligned
 
 
 def test_empirical_unet():
     model = UNet(base=4)
-    rf, _ = check(model, (1, 1, 64, 64), index=(20, 37))
+    rf = check(model, (1, 1, 64, 64), index=(20, 37))
     check(model, (1, 1, 64, 64), index=(31, 32))
     assert rf.aligned
 
 
 def test_empirical_densenet_block():
     # three layers of 1x1 then 3x3 (pad 1): 1 + 3*2 = 7; the concatenation keeps the input (r 1)
-    rf, _ = check(DenseBlock(3, 8, 4, 2), (1, 8, 16, 16))
+    rf = check(DenseBlock(3, 8, 4, 2), (1, 8, 16, 16))
     assert rf.axes[0].size == 7 and rf.aligned
 
 
 def test_empirical_se_block_is_global():
-    rf, _ = check(SEBlock(), (1, 64, 9, 9))
+    rf = check(SEBlock(), (1, 64, 9, 9))
     assert rf.is_global
 
 
