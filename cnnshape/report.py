@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .analyse import Analysis
+from .analyse.receptive_field import ReceptiveField
 from .graph import ModelGraph
 from .inputs import InputSpec
 from .trace.records import Node, TensorMeta
@@ -48,6 +49,8 @@ class LayerRecord:
     source: str | None = None
     #: number of traced nodes this row stands for (1 unless collapsed)
     nodes: int = 1
+    #: receptive field of the output (None: not derived from a spatial input)
+    receptive_field: ReceptiveField | None = None
 
     @property
     def output_shape(self) -> tuple[int, ...] | None:
@@ -84,6 +87,7 @@ class LayerRecord:
             d["source"] = self.source
         if self.nodes != 1:
             d["nodes"] = self.nodes
+        d["receptive_field"] = self.receptive_field.to_dict() if self.receptive_field else None
         return d
 
 
@@ -204,6 +208,7 @@ class Report:
                 activation_bytes=g.activation_bytes + layer.activation_bytes,
                 unsupported=g.unsupported + layer.unsupported,
                 nodes=g.nodes + layer.nodes,
+                receptive_field=layer.receptive_field,
             )
         return replace(self, layers=tuple(rows), depth=depth)
 
@@ -260,6 +265,7 @@ def build_report(
             attrs=node.attrs,
             unsupported=a.unsupported,
             source=node.source,
+            receptive_field=a.receptive_field,
         ))
         for op in a.unsupported:
             unsupported[op] += 1

@@ -7,6 +7,7 @@ from ..graph import ModelGraph
 from ..trace.records import Node
 from .flops import Cost, op_cost
 from .params import NodeParams, ParamTotals, analyse_params
+from .receptive_field import ReceptiveField, analyse_receptive_fields
 from .shapes import Shape, check_shape
 
 
@@ -18,6 +19,8 @@ class NodeAnalysis:
     params: NodeParams | None
     #: the analytic output shape, when a formula exists (already cross-checked)
     analytic_shape: Shape | None
+    #: receptive field of the node's output (None: not derived from a spatial input)
+    receptive_field: ReceptiveField | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,12 @@ def _cost(node: Node) -> tuple[Cost, tuple[str, ...]]:
 
 def analyse(graph: ModelGraph) -> Analysis:
     node_params, totals = analyse_params(graph)
+    rfs = analyse_receptive_fields(graph.nodes)
     nodes = {}
     for node in graph.nodes:
         cost, unsupported = _cost(node)
-        nodes[node.name] = NodeAnalysis(cost, unsupported, node_params.get(node.name), check_shape(node))
+        nodes[node.name] = NodeAnalysis(cost, unsupported, node_params.get(node.name), check_shape(node),
+                                         rfs[node.name])
     return Analysis(nodes, totals)
 
 

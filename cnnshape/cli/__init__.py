@@ -5,6 +5,7 @@ import typer
 
 from .check import check
 from .diff import diff
+from .rf import rf
 from .summary import summary
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ def _root() -> None:
 app.command()(summary)
 app.command()(check)
 app.command()(diff)
+app.command()(rf)
 
 
 def main() -> None:

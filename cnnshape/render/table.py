@@ -10,7 +10,7 @@ from tabulate import tabulate
 from ..report import WINDOW_KEYS, LayerRecord, Report
 from ..units import binary_bytes, grouped, si
 
-HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs", "Window")
+HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs", "Window", "RF")
 
 
 def shape_text(shape: tuple[int, ...] | None) -> str:
@@ -43,6 +43,21 @@ def window_text(layer: LayerRecord) -> str:
     return " ".join(parts)
 
 
+def rf_text(layer: LayerRecord) -> str:
+    """``7``, ``7x5``, ``global``, ``unknown``; ``*`` marks a merge of misaligned branches."""
+    from ..analyse.receptive_field import fraction_text
+
+    rf = layer.receptive_field
+    if rf is None or rf.kind == "flat":
+        return ""
+    if rf.kind != "spatial":
+        text = rf.kind
+    else:
+        sizes = [fraction_text(a.size) for a in rf.axes]
+        text = sizes[0] if len(set(sizes)) == 1 else "x".join(sizes)
+    return text if rf.aligned else text + "*"
+
+
 def _param_text(layer: LayerRecord) -> str:
     if layer.params == 0 and layer.kind not in ("module", "group", "attribute"):
         return ""
@@ -63,11 +78,12 @@ def _rows(report: Report, indent: bool) -> list[list[str]]:
         for level in range(common, len(scope)):
             path = ".".join(scope[: level + 1])
             name = ("  " * level + scope[level]) if indent else path
-            rows.append([name, report.modules.get(path, ""), "", "", "", ""])
+            rows.append([name, report.modules.get(path, ""), "", "", "", "", ""])
         open_scopes = scope
         name = ("  " * len(scope) + parts[-1]) if indent else layer.name
         macs = si(layer.macs) if layer.macs else ""
-        rows.append([name, layer.type, _output_text(layer), _param_text(layer), macs, window_text(layer)])
+        rows.append([name, layer.type, _output_text(layer), _param_text(layer), macs, window_text(layer),
+                     rf_text(layer)])
     return rows
 
 
@@ -98,7 +114,7 @@ def render_table(report: Report) -> str:
     inputs = ", ".join(f"{i.key} {shape_text(i.shape)} {i.dtype}" for i in report.inputs)
     title = f"{report.model}  (input: {inputs})"
     body = tabulate(_rows(report, indent=True), headers=HEADERS, tablefmt="simple",
-                    colalign=("left", "left", "left", "right", "right", "left"))
+                    colalign=("left", "left", "left", "right", "right", "left", "right"))
     return "\n".join([title, "", body, "", *footer_lines(report)])
 
 

@@ -1,0 +1,303 @@
+"""Receptive fields: published/hand-computed figures, and an empirical gradient check.
+
+The empirical check linearises a float64 copy of the model (activations and normalisation become
+identity, max-pooling a positive averaging window with the same geometry, all weights positive),
+back-propagates one output unit and measures the extent of the non-zero input gradient. With
+every weight and input positive nothing cancels, so that extent is exactly the set of input
+pixels the unit depends on.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from typer.testing import CliRunner
+
+from cnnshape import analyze
+from cnnshape.analyse.receptive_field import unit_box
+from cnnshape.cli import app
+from examples.alexnet import AlexNet
+from examples.densenet import DenseBlock
+from examples.inception import InceptionBlock
+from examples.resnet import ResNet18, ResNet50
+from examples.senet import SEBlock
+from examples.textbook import Conv7Pool3, ThreeConvs3x3
+from examples.unet import UNet
+from examples.vgg import VGG16
+
+
+def rf_of(report, name):
+    return next(layer for layer in report.layers if layer.name == name).receptive_field
+
+
+def last_in(report, prefix):
+    """The last traced node inside module ``prefix`` (its output is the module's output)."""
+    return [layer for layer in report.layers if layer.name.startswith(prefix + ".")][-1].receptive_field
+
+
+# --- hand-checked figures ------------------------------------------------------------------
+
+
+def test_three_stacked_3x3_convs_see_7():
+    # r = 1 + 2 + 2 + 2 = 7, jump 1; padding 1 keeps the centre of unit 0 on pixel 0
+    rf = rf_of(analyze(ThreeConvs3x3(), [(1, 8, 32, 32)]), "conv3")
+    assert [a.size for a in rf.axes] == [7, 7]
+    assert [a.jump for a in rf.axes] == [1, 1] and [a.start for a in rf.axes] == [0, 0]
+
+
+def test_conv7_s2_then_maxpool3_s2_sees_11_with_jump_4():
+    # conv: r 7, j 2; pool: r = 7 + (3-1)*2 = 11, j = 2*2 = 4
+    rf = rf_of(analyze(Conv7Pool3(), [(1, 3, 224, 224)]), "maxpool")
+    assert [a.size for a in rf.axes] == [11, 11] and [a.jump for a in rf.axes] == [4, 4]
+
+
+def test_dilated_3x3_d2_sees_5():
+    # effective kernel d*(k-1)+1 = 2*2+1 = 5
+    rf = rf_of(analyze(nn.Conv2d(1, 1, 3, dilation=2), [(1, 1, 16, 16)]), "output")
+    assert [a.size for a in rf.axes] == [5, 5]
+
+
+@pytest.mark.parametrize("model, node, size", [
+    (ResNet18, "layer4", 435),  # published (Araujo et al. 2019, Table 1 lists 435 for ResNet-18)
+    (ResNet50, "layer4", 427),  # published: 427 for ResNet-50 v1 (stride on the 3x3 conv)
+    (VGG16, "features", 212),  # published: 212 for VGG-16
+    (AlexNet, "features", 195),  # published: 195 for AlexNet
+])
+def test_published_receptive_fields(model, node, size):
+    rf = last_in(analyze(model(), [(1, 3, 224, 224)]), node)
+    assert [a.size for a in rf.axes] == [size, size]
+    assert rf.aligned
+
+
+def test_global_pooling_and_se_gating_are_global_and_stay_global():
+    report = analyze(SEBlock(), [(1, 64, 16, 16)])
+    assert rf_of(report, "avg_pool").is_global
+    assert rf_of(report, "mul").is_global  # the gate multiplies a global map back onto x
+    rf = rf_of(analyze(ResNet18(), [(1, 3, 64, 64)]), "fc")
+    assert rf.is_global
+
+
+def test_misaligned_merge_is_reported():
+    class Offset(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(1, 1, 3, padding=1)  # centre of unit 0 on pixel 0
+            self.b = nn.Conv2d(1, 1, 3, padding=0)  # centre of unit 0 on pixel 1
+
+        def forward(self, x):
+            return self.a(x)[..., :14, :14] + self.b(x)
+
+    rf = rf_of(analyze(Offset(), [(1, 1, 16, 16)]), "add")
+    assert not rf.aligned
+    # union of [-1, 1] and [0, 2]: 4 pixels
+    assert [a.size for a in rf.axes] == [4, 4]
+
+
+def test_op_without_rule_is_unknown_not_identity():
+    class Rolled(nn.Module):
+        def forward(self, x):
+            return F.conv2d(torch.roll(x, 1, dims=3), torch.ones(1, 1, 3, 3, device=x.device))
+
+    report = analyze(Rolled(), [(1, 1, 8, 8)])
+    rf = rf_of(report, "roll")
+    assert rf.kind == "unknown" and rf.unknown_op == "aten.roll"
+    assert rf_of(report, "conv2d").kind == "unknown"
+    assert report.to_dict()["layers"][-1]["receptive_field"]["size"] == "unknown"
+
+
+def test_json_and_table_columns():
+    report = analyze(Conv7Pool3(), [(1, 3, 224, 224)])
+    layer = next(d for d in report.to_dict()["layers"] if d["name"] == "maxpool")
+    assert layer["receptive_field"] == {"size": [11, 11], "jump": [4, 4], "start": [0, 0], "aligned": True}
+    se = analyze(SEBlock(), [(1, 64, 16, 16)]).to_dict()["layers"]
+    assert next(d for d in se if d["name"] == "mul")["receptive_field"]["size"] == "global"
+    assert "RF" in str(report).splitlines()[2]
+
+
+# --- empirical check --------------------------------------------------------------------------
+
+
+class DepthwiseOnes(nn.Module):
+    """A max-pool replaced by a positive averaging window of the same geometry."""
+
+    def __init__(self, pool: nn.Module, nd: int) -> None:
+        super().__init__()
+        self.nd, self.pool = nd, pool
+
+    def forward(self, x):
+        p = self.pool
+        k = p.kernel_size if isinstance(p.kernel_size, tuple) else (p.kernel_size,) * self.nd
+        w = torch.ones(x.shape[1], 1, *k, dtype=x.dtype) / math.prod(k)
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
+        return conv(x, w, stride=p.stride or k, padding=p.padding, dilation=p.dilation, groups=x.shape[1])
+
+
+def linearise(model: nn.Module) -> nn.Module:
+    model = copy.deepcopy(model).double().eval()
+    identity_types = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+                      nn.Dropout, nn.GroupNorm, nn.LayerNorm)
+    for name, child in list(model.named_children()):
+        if isinstance(child, identity_types):
+            setattr(model, name, nn.Identity())
+        elif isinstance(child, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+            setattr(model, name, DepthwiseOnes(child, int(type(child).__name__[-2])))
+        else:
+            setattr(model, name, linearise(child))
+    for p in model.parameters(recurse=False):
+        with torch.no_grad():
+            p.fill_(1.0 / max(1, p[0].numel()) if p.dim() > 1 else 0.0)
+    return model
+
+
+def empirical_extent(model: nn.Module, shape, index, module: nn.Module | None = None):
+    """Per spatial axis, (first, last) input pixel with a non-zero gradient of output unit
+    ``index`` (summed over channels) of ``module``'s output (default: the model's output)."""
+    lin = linearise(model)
+    target = lin if module is None else dict(lin.named_modules())[next(
+        n for n, m in model.named_modules() if m is module)]
+    captured = []
+    handle = target.register_forward_hook(lambda m, i, o: captured.append(o))
+    x = (torch.rand(shape, dtype=torch.float64) + 0.5).requires_grad_()
+    lin(x)
+    handle.remove()
+    out = captured[0]
+    out[(slice(None), slice(None), *index)].sum().backward()
+    nz = x.grad.abs().sum(dim=(0, 1)) > 0
+    extents = []
+    for axis in range(nz.dim()):
+        other = tuple(d for d in range(nz.dim()) if d != axis)
+        hit = nz.any(dim=other) if other else nz
+        idx = hit.nonzero().flatten()
+        extents.append((int(idx.min()), int(idx.max())))
+    return extents
+
+
+def analytic_extent(rf, index, image):
+    if rf.is_global:
+        return [(0, n - 1) for n in image]
+    return [unit_box(a, i, n)[2:] for a, i, n in zip(rf.axes, index, image)]
+
+
+def check(model, shape, node=None, module=None, index=None, report=None, unclipped=False):
+    """Analytic box of the centre unit (or ``index``) of ``node`` (default: the model output),
+    clipped to the image, against the measured gradient extent."""
+    report = report or analyze(model, [shape])
+    rf = last_in(report, node) if node else rf_of(report, "output")
+    layer_shape = next(l for l in report.layers if l.receptive_field is rf).output_shape
+    index = index or tuple(n // 2 for n in layer_shape[2:])
+    if unclipped:
+        boxes = [unit_box(a, i, n) for a, i, n in zip(rf.axes, index, shape[2:])]
+        assume(all(b[:2] == b[2:] for b in boxes))
+    assert analytic_extent(rf, index, shape[2:]) == empirical_extent(model, shape, index, module)
+    return rf
+
+
+def test_empirical_resnet18_layerwise():
+    model = ResNet18()
+    report = analyze(model, [(1, 3, 64, 64)])
+    # layer1: 11 + 4 convs * 2 * jump 4 = 43; layer2: the strided 3x3 still steps at jump 4:
+    # 43 + 2*4 + 3 convs * 2 * jump 8 = 99 (clipped on 64 pixels); layer4 as published
+    for name, size in (("layer1", 43), ("layer2", 99), ("layer4", 435)):
+        rf = check(model, (1, 3, 64, 64), name, getattr(model, name), report=report)
+        assert rf.axes[0].size == size
+
+
+def test_empirical_inception_block():
+    rf = check(InceptionBlock(), (1, 192, 12, 12))
+    # widest branch: 1x1 then 5x5 -> 5 (the 3x3 max-pool then 1x1 gives 3)
+    assert rf.axes[0].size == 5 and rf.aligned
+
+
+def test_empirical_unet():
+    model = UNet(base=4)
+    rf = check(model, (1, 1, 64, 64), index=(20, 37))
+    check(model, (1, 1, 64, 64), index=(31, 32))
+    assert rf.aligned
+
+
+def test_empirical_densenet_block():
+    # three layers of 1x1 then 3x3 (pad 1): 1 + 3*2 = 7; the concatenation keeps the input (r 1)
+    rf = check(DenseBlock(3, 8, 4, 2), (1, 8, 16, 16))
+    assert rf.axes[0].size == 7 and rf.aligned
+
+
+def test_empirical_se_block_is_global():
+    rf = check(SEBlock(), (1, 64, 9, 9))
+    assert rf.is_global
+
+
+@st.composite
+def stacks(draw):
+    layers = []
+    for _ in range(draw(st.integers(1, 4))):
+        k = draw(st.integers(1, 4))
+        s = draw(st.integers(1, 3))
+        d = draw(st.integers(1, 3))
+        p = draw(st.integers(0, (d * (k - 1)) // 2))
+        if draw(st.booleans()):
+            layers.append(nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d))
+        else:
+            layers.append(nn.MaxPool2d(k, stride=s, padding=min(p, k // 2), dilation=d))
+    return nn.Sequential(*layers)
+
+
+@settings(max_examples=25, deadline=None)
+@given(stacks())
+def test_random_conv_pool_stacks_match_gradient(model):
+    # large enough that the centre unit's box (r <= 1 + 9*(1+3+9+27) = 361) lies inside the
+    # image: clipped boxes of dilated or strided stacks have holes at their clipped edge
+    shape = (1, 1, 400, 400)
+    try:
+        out = model(torch.zeros(shape))
+    except RuntimeError:
+        return  # the stack shrinks the input away: nothing to compare
+    if out.shape[-1] == 0 or out.shape[-2] == 0:
+        return
+    check(model, shape, unclipped=True)
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_cli_rf_table_and_json():
+    result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("maxpool"))
+    assert row.split()[3:7] == ["11", "4", "0", "yes"]
+    result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
+                                 "--format", "json"])
+    data = json.loads(result.output)
+    assert next(d for d in data["layers"] if d["name"] == "conv1")["receptive_field"]["size"] == [7, 7]
+
+
+def test_cli_rf_unit_box():
+    # unit i of the pool covers [4i - 5, 4i + 5]: unit 0 -> [-5, 5], 5 of them padding; unit 10 -> [35, 45]
+    result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
+                                 "--layer", "maxpool", "--at", "0,10", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    axes = json.loads(result.output)["axes"]
+    assert axes[0] == {"index": 0, "box": [-5, 5], "clipped": [0, 5], "inside": 6, "padding": 5}
+    assert axes[1]["box"] == [35, 45] and axes[1]["padding"] == 0
+
+
+def test_cli_rf_unknown_layer_lists_close_names():
+    result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
+                                 "--layer", "maxpol", "--at", "0,0"])
+    assert result.exit_code == 2
+    assert "no spatial layer" in result.output and "maxpool" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_rf_index_out_of_range():
+    result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
+                                 "--layer", "maxpool", "--at", "56,0"])
+    assert result.exit_code == 2 and "56x56" in result.output
