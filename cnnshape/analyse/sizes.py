@@ -188,6 +188,8 @@ class Builder:
     def __init__(self) -> None:
         self.exprs: list[Expr] = []
         self.node = ""
+        #: the tensor inputs of the node being built
+        self.inputs: list[T] = []
 
     def add(self, e: Expr) -> Expr:
         e.id = len(self.exprs)
@@ -515,10 +517,16 @@ def _transpose(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 @SIZE_RULES.register("aten.expand")
 def _expand(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
-    """-1 keeps the dim; a size-dependent dim expanded to a constant must be 1 or that constant."""
+    """-1 keeps the dim; a size-dependent dim expanded to a constant must be 1 or that constant.
+    ``y.expand_as(x)``: the node also consumes ``x``, whose shape is the target, so the target
+    sizes are ``x``'s (they follow the input size) rather than constants."""
     x, sizes = args[0], tuple(args[1])
+    template = next((t for t in b.inputs if t.meta.shape == sizes and t.symbolic), None)
+    if template is not None:
+        sizes = tuple(template.shape)
     padded = (1,) * (len(sizes) - len(x.shape)) + tuple(x.shape)
-    return [tuple(d if s == -1 else b.merge([s, d], "inplace") for s, d in zip(sizes, padded))]
+    return [tuple(d if isinstance(s, int) and s == -1 else b.merge([d, s], "broadcast")
+                  for s, d in zip(sizes, padded))]
 
 
 @SIZE_RULES.register("aten.slice")
@@ -646,15 +654,16 @@ def _node_shapes(node: Node, inputs: list[T], b: Builder) -> list[Shape]:
     if not any(t.symbolic for t in inputs):
         return [m.shape for _, m in node.outputs]
     pool = _Pool(inputs)
+    b.inputs = inputs
     for call in node.ops:
         args = pool.wrap(call.args)
-        if not any(t.symbolic for t in _tensors(args)):
+        rule = _rule(call.op)
+        if rule is not None:
+            shapes = rule(call, args, b)
+        elif not any(t.symbolic for t in _tensors(args)):
             shapes = [m.shape for m in call.outputs]
         else:
-            rule = _rule(call.op)
-            if rule is None:
-                raise Uncharacterised(f"no size rule for {call.op}")
-            shapes = rule(call, args, b)
+            raise Uncharacterised(f"no size rule for {call.op}")
         pool.produced += [T(m, s) for m, s in zip(call.outputs, shapes)]
     out = []
     for _, meta in node.outputs:
