@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .analyse import analyse
+from .analyse.sizes import SizeReport, analyse_sizes, minimum_note
 from .errors import ConfigError
 from .graph import build_graph
 from .inputs import normalise_inputs
@@ -122,5 +123,31 @@ def analyze(
         traced = trace(module, specs, tracer, resolve_leaves(leaves, module))
         graph = build_graph(traced, module)
         analysis = analyse(graph)
+        size_note = minimum_note(graph)
+        notes += (size_note,) if size_note else ()
         report = build_report(graph, analysis, model=label, inputs=specs, notes=notes)
     return report.collapse(depth)
+
+
+def sizes(
+    model: nn.Module | str,
+    inputs: Any = ((1, 3, 224, 224),),
+    *,
+    axes: Sequence[int] | None = None,
+    layers: bool = False,
+    args: dict[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+) -> SizeReport:
+    """Which sizes of the first input's ``axes`` (default: its spatial axes) ``model`` accepts,
+    derived from the layer arithmetic of one meta trace on ``inputs`` (a working example)."""
+    specs = normalise_inputs(inputs)
+    if isinstance(model, str):
+        module, label = load_model(model, args).module, model
+    elif isinstance(model, nn.Module) and not args:
+        module, label = model, type(model).__name__
+    else:
+        raise ConfigError("model must be an nn.Module (without args) or a 'file.py:Name' spec")
+    with on_meta(module):
+        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves)), module)
+        return analyse_sizes(graph, label, axes, layers)

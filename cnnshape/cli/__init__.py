@@ -6,6 +6,7 @@ import typer
 from .check import check
 from .diff import diff
 from .rf import rf
+from .sizes import sizes
 from .summary import summary
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.command()(summary)
 app.command()(check)
 app.command()(diff)
 app.command()(rf)
+app.command()(sizes)
 
 
 def main() -> None:
