@@ -91,6 +91,18 @@ def resolve_leaves(names: Sequence[str | type], model: nn.Module | None = None) 
     return tuple(classes)
 
 
+def _resolve_model(model: nn.Module | str, args: dict[str, Any] | None) -> tuple[nn.Module, str, tuple[str, ...]]:
+    """(module, label for the report, notes) for a spec or a module instance."""
+    if isinstance(model, str):
+        loaded = load_model(model, args)
+        return loaded.module, model, (loaded.note,) if loaded.note else ()
+    if isinstance(model, nn.Module):
+        if args:
+            raise ConfigError("args apply to a model spec, not to a module instance")
+        return model, type(model).__name__, ()
+    raise ConfigError(f"model must be an nn.Module or a 'file.py:Name' spec, not {type(model).__name__}")
+
+
 def analyze(
     model: nn.Module | str,
     inputs: Any = ((1, 3, 224, 224),),
@@ -108,20 +120,9 @@ def analyze(
     eval mode unless ``train``; a module passed in is left exactly as it was.
     """
     specs = normalise_inputs(inputs)
-    notes: tuple[str, ...] = ()
-    if isinstance(model, str):
-        loaded = load_model(model, args)
-        module, label = loaded.module, model
-        notes = (loaded.note,) if loaded.note else ()
-    elif isinstance(model, nn.Module):
-        if args:
-            raise ConfigError("args apply to a model spec, not to a module instance")
-        module, label = model, type(model).__name__
-    else:
-        raise ConfigError(f"model must be an nn.Module or a 'file.py:Name' spec, not {type(model).__name__}")
+    module, label, notes = _resolve_model(model, args)
     with on_meta(module, train):
-        traced = trace(module, specs, tracer, resolve_leaves(leaves, module))
-        graph = build_graph(traced, module)
+        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module)), module)
         analysis = analyse(graph)
         size_note = minimum_note(graph)
         notes += (size_note,) if size_note else ()
@@ -142,12 +143,7 @@ def sizes(
     """Which sizes of the first input's ``axes`` (default: its spatial axes) ``model`` accepts,
     derived from the layer arithmetic of one meta trace on ``inputs`` (a working example)."""
     specs = normalise_inputs(inputs)
-    if isinstance(model, str):
-        module, label = load_model(model, args).module, model
-    elif isinstance(model, nn.Module) and not args:
-        module, label = model, type(model).__name__
-    else:
-        raise ConfigError("model must be an nn.Module (without args) or a 'file.py:Name' spec")
+    module, label, _ = _resolve_model(model, args)
     with on_meta(module):
-        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves)), module)
+        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module)), module)
         return analyse_sizes(graph, label, axes, layers)

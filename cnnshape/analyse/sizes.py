@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..arith import pool_out
-from ..errors import ConfigError, InternalError
+from ..errors import CnnshapeError, ConfigError, InternalError
 from ..graph import ModelGraph
 from ..trace.records import Node, OpCall, TensorMeta
 from .registry import Registry
@@ -987,7 +987,10 @@ def minimum_note(graph: ModelGraph) -> str | None:
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None or not default_axes(first.outputs[0][1].shape):
         return None
-    report = analyse_sizes(graph, "")
+    try:
+        report = analyse_sizes(graph, "")
+    except CnnshapeError as e:  # the summary still stands; the footer says why this line is missing
+        return f"minimum input size not determined: {e}"
     parts = [f"{a.symbol} ≥ {a.minimum}" if a.minimum is not None else f"{a.symbol} not characterised"
              for a in report.axes]
     return "minimum input size: " + ", ".join(parts) + " (see `cnnshape sizes`)"
