@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import typer
 
+from .graph import graph
 from .summary import summary
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ def _root() -> None:
 
 
 app.command()(summary)
+app.command()(graph)
 
 
 def main() -> None:
