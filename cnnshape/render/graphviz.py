@@ -145,7 +145,7 @@ def _label(layer: LayerRecord, title: str | None = None) -> str:
     if attrs:
         head += f" {e(attrs)}"
     lines = [head]
-    detail = [layer.name]
+    detail = [layer.name] if layer.name != layer.type else []
     if layer.params:
         detail.append(f"{si(layer.params)} params")
     if layer.kind == "group":
@@ -153,7 +153,8 @@ def _label(layer: LayerRecord, title: str | None = None) -> str:
             detail.append(f"{si(layer.macs)} MACs")
         ins = ", ".join(shape_text(s) for s in layer.input_shapes)
         lines.append(f'<FONT POINT-SIZE="9">{e(ins)} → {e(shape_text(layer.output_shape or ()))}</FONT>')
-    lines.insert(1, f'<FONT POINT-SIZE="9" COLOR="#555555">{e(" · ".join(detail))}</FONT>')
+    if detail:
+        lines.insert(1, f'<FONT POINT-SIZE="9" COLOR="#555555">{e(" · ".join(detail))}</FONT>')
     return "<" + "<BR/>".join(lines) + ">"
 
 
@@ -290,7 +291,8 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     for source, target, shape in edges:
         head = rewired.get((source, target, shape), target)
         g.edge(ids[source], ids[head], label=f" {shape_text(shape)} ")
-    g.node("legend", label=_legend(families), shape="plaintext", fontsize="9")
+    g.node("__legend__", label=_legend([f for f in FAMILY_COLOURS if f in families]), shape="plaintext",
+           fontsize="9")
     return g
 
 
