@@ -283,3 +283,10 @@ def test_svg_file_via_cli(tmp_path):
     nodes, edges, _ = parse_svg(target.read_bytes())
     assert {"conv1", "conv2", "conv3"} <= set(nodes)
     assert ("conv1", "relu", "1×8×32×32") in edges and ("relu", "conv2", "1×8×32×32") in edges
+
+
+def test_cli_format_list_matches_the_renderer():
+    from cnnshape.cli.graph import FORMATS
+    from cnnshape.render.graphviz import GRAPH_FORMATS
+
+    assert FORMATS == GRAPH_FORMATS

@@ -246,6 +246,7 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     # each output's own node: the incoming edges are rewired to it below
     rewired: dict[tuple[str, str, tuple[int, ...]], str] = {}
     names: list[str] = []
+    ends: dict[str, list[str]] = {"input": [], "output": []}
     for layer in report.layers:
         fam = family(layer)
         if fam not in families and fam != "io":
@@ -261,10 +262,12 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
                     label = f"<<B>output</B><BR/>{len(layer.output_shapes)} tensors>"
                 root.nodes.append((node_name, {"label": label, **_node_style(fam)}))
                 names.append(node_name)
+                ends["output"].append(node_name)
                 if len(outs) > 1:
                     rewired[incoming[i]] = node_name
             continue
         if layer.kind == "input":
+            ends["input"].append(layer.name)
             label = (f"<<B>input {html.escape(layer.name)}</B><BR/>"
                      f'<FONT POINT-SIZE="9">{html.escape(shape_text(layer.output_shape or ()))}</FONT>>')
         else:
@@ -288,6 +291,13 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
                 emit(sub, child)
 
     emit(g, root)
+    # several inputs start on the first rank, several outputs end on the last
+    for rank, kind in (("source", "input"), ("sink", "output")):
+        if len(ends[kind]) > 1:
+            with g.subgraph(name=f"{kind}s") as same:
+                same.attr(rank=rank)
+                for n in ends[kind]:
+                    same.node(ids[n])
     for source, target, shape in edges:
         head = rewired.get((source, target, shape), target)
         g.edge(ids[source], ids[head], label=f" {shape_text(shape)} ")
