@@ -22,7 +22,8 @@ from examples.resnet import ResNet18
 HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(
     not HAVE_DOT,
-    reason="the Graphviz `dot` program is not installed (apt-get install graphviz): SVG output untested",
+    reason="the Graphviz `dot` program is not installed (apt-get install graphviz): "
+           "SVG output is not checked",
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -118,8 +119,9 @@ def test_every_layer_is_a_node_and_edges_carry_real_shapes(resnet, resnet_svg):
     _, rec, report = resnet
     nodes, edges, _ = resnet_svg
     # every leaf-module call of the real forward is a node labelled with its class
-    assert len(rec.leaves) == 60  # 1+1+1+1 stem, 8 blocks x 5 (conv, bn, relu, conv, bn) + relu#2 each,
-    # 3 downsample x 2, avgpool, fc: 4 + 8*6 + 6 + 2 = 60
+    # stem conv1, bn1, relu, maxpool (4); 8 blocks x (conv1, bn1, relu, conv2, bn2, relu#2) (48);
+    # 3 downsamples x (conv, bn) (6); avgpool, fc (2): 4 + 48 + 6 + 2 = 60
+    assert len(rec.leaves) == 60
     for row in rec.leaves:
         assert row in nodes, row
     assert "Conv2d 3→64 k7 s2 p3" in nodes["conv1"]
@@ -157,7 +159,8 @@ def test_basic_block_skip_connections_are_edges(resnet, resnet_svg):
     targets = {t for s, t, _ in edges if s == source}
     assert targets == {"layer2.0.conv1", "layer2.0.downsample.0"}
     add_inputs = {t: {s for s, tt, _ in edges if tt == t} for t in nodes}
-    (add2,) = [t for t, srcs in add_inputs.items() if srcs == {"layer2.0.bn2", "layer2.0.downsample.1"}]
+    (add2,) = [t for t, srcs in add_inputs.items()
+               if srcs == {"layer2.0.bn2", "layer2.0.downsample.1"}]
     assert "add" in nodes[add2]
     assert {"cluster_layer1", "cluster_layer1.0", "cluster_layer2.0.downsample"} <= clusters
 
@@ -170,7 +173,8 @@ def test_depth_2_collapses_blocks_and_deduplicates_edges(resnet):
     for name in ["conv1", "bn1", "relu", "maxpool", *blocks, "avgpool", "fc"]:
         assert name in nodes, name
     assert "BasicBlock" in nodes["layer1.0"]
-    assert not [n for n in nodes if n.split("#")[0].count(".") > 1]  # nothing deeper than 2
+    # nothing deeper than 2
+    assert not [n for n in nodes if n.split("#")[0].count(".") > 1]
     assert {f"cluster_layer{i}" for i in range(1, 5)} <= clusters
     # maxpool -> layer1.0 was two edges (conv1 and the skip): drawn once, with the real shape
     assert [e for e in edges if e[:2] == ("maxpool", "layer1.0")] == [
@@ -189,6 +193,7 @@ def test_each_output_is_its_own_node():
     assert ("head", "output['logits']", shape_text(out["logits"].shape)) in edges
     assert ("embed", "output['embedding']", shape_text(out["embedding"].shape)) in edges
     assert "input x" in nodes["x"]
+    assert "output['logits'] 1×10" in nodes["output['logits']"]
 
 
 @needs_dot
@@ -278,7 +283,8 @@ def test_failed_render_leaves_no_half_written_file(monkeypatch, tmp_path):
 @needs_dot
 def test_svg_file_via_cli(tmp_path):
     target = tmp_path / "net.svg"
-    result = runner.invoke(app, ["graph", SMALL, "--input", "1,8,32,32", "-o", str(target), "--rankdir", "LR"])
+    result = runner.invoke(
+        app, ["graph", SMALL, "--input", "1,8,32,32", "-o", str(target), "--rankdir", "LR"])
     assert result.exit_code == 0, result.output
     nodes, edges, _ = parse_svg(target.read_bytes())
     assert {"conv1", "conv2", "conv3"} <= set(nodes)

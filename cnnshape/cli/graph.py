@@ -32,7 +32,8 @@ def graph(
              "Without it, DOT source goes to stdout.")] = None,
     depth: Depth = None,
     rankdir: Annotated[Rankdir, typer.Option(
-        "--rankdir", help="Layout direction: TB (top to bottom) or LR (left to right).")] = Rankdir.TB,
+        "--rankdir", help="Layout direction: TB (top to bottom) or LR (left to right).",
+    )] = Rankdir.TB,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     train: Train = False,

@@ -80,6 +80,11 @@ FAMILY_COLOURS: dict[str, str] = {
 _FONT = "Helvetica"
 
 
+def _esc(text: str) -> str:
+    """Text for an HTML-like label (quotes need no escaping in text)."""
+    return html.escape(text, quote=False)
+
+
 def family(layer: LayerRecord) -> str:
     if layer.kind in ("input", "output"):
         return "io"
@@ -101,7 +106,8 @@ def _window(value: Any) -> str:
 
 
 def _is_default(value: Any, default: int) -> bool:
-    return value is None or all(v == default for v in (value if isinstance(value, tuple) else (value,)))
+    values = value if isinstance(value, tuple) else (value,)
+    return value is None or all(v == default for v in values)
 
 
 def key_attributes(layer: LayerRecord) -> str:
@@ -137,10 +143,11 @@ def key_attributes(layer: LayerRecord) -> str:
     return " ".join(parts)
 
 
-def _label(layer: LayerRecord, title: str | None = None) -> str:
-    """An HTML-like label: bold type and key attributes, then the name and parameter count."""
-    e = html.escape
-    head = f"<B>{e(title or layer.type)}</B>"
+def _label(layer: LayerRecord) -> str:
+    """An HTML-like label: bold type and key attributes, then the name and parameter count; a
+    collapsed module adds its MACs and its input -> output shapes."""
+    e = _esc
+    head = f"<B>{e(layer.type)}</B>"
     attrs = key_attributes(layer)
     if attrs:
         head += f" {e(attrs)}"
@@ -152,7 +159,8 @@ def _label(layer: LayerRecord, title: str | None = None) -> str:
         if layer.macs:
             detail.append(f"{si(layer.macs)} MACs")
         ins = ", ".join(shape_text(s) for s in layer.input_shapes)
-        lines.append(f'<FONT POINT-SIZE="9">{e(ins)} → {e(shape_text(layer.output_shape or ()))}</FONT>')
+        out = shape_text(layer.output_shape or ())
+        lines.append(f'<FONT POINT-SIZE="9">{e(ins)} → {e(out)}</FONT>')
     if detail:
         lines.insert(1, f'<FONT POINT-SIZE="9" COLOR="#555555">{e(" · ".join(detail))}</FONT>')
     return "<" + "<BR/>".join(lines) + ">"
@@ -190,7 +198,8 @@ def _row_of(name: str, rows: set[str], depth: int | None) -> str:
         group = ".".join(name.split(".")[:depth])
         if group in rows:
             return group
-    raise InternalError(f"graph edge endpoint {name!r} matches no row of the report (depth {depth})")
+    raise InternalError(f"graph edge endpoint {name!r} matches no row of the report "
+                        f"(depth {depth})")
 
 
 def _edges(report: Report) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -199,19 +208,35 @@ def _edges(report: Report) -> list[tuple[str, str, tuple[int, ...]]]:
     rows = {layer.name for layer in report.layers}
     seen: dict[tuple[str, str, tuple[int, ...]], None] = {}
     for e in report.edges:
-        source, target = _row_of(e.source, rows, report.depth), _row_of(e.target, rows, report.depth)
+        source = _row_of(e.source, rows, report.depth)
+        target = _row_of(e.target, rows, report.depth)
         if source != target:
             seen.setdefault((source, target, e.shape), None)
     return list(seen)
 
 
-def _output_nodes(layer: LayerRecord, incoming: list[tuple[str, str, tuple[int, ...]]]) -> list[str]:
-    """One node id per model output when the incoming edges pair up with the outputs in order."""
-    if len(layer.output_shapes) > 1 and len(incoming) == len(layer.output_shapes) and all(
-        shape == out for (_, _, shape), (_, out) in zip(incoming, layer.output_shapes)
+_EdgeKey = tuple[str, str, tuple[int, ...]]
+
+
+def _io_label(title: str, shape: tuple[int, ...]) -> str:
+    return (f"<<B>{_esc(title)}</B><BR/>"
+            f'<FONT POINT-SIZE="9">{_esc(shape_text(shape))}</FONT>>')
+
+
+def _output_nodes(
+    layer: LayerRecord, incoming: list[_EdgeKey]
+) -> list[tuple[str, str, _EdgeKey | None]]:
+    """(node name, label, the incoming edge it takes) per model output: one node per output when
+    the edges into the output row pair up with its outputs in order, else one node for all."""
+    outs = layer.output_shapes
+    if len(outs) > 1 and len(incoming) == len(outs) and all(
+        edge[2] == shape for edge, (_, shape) in zip(incoming, outs)
     ):
-        return [f"{layer.name}{key}" for key, _ in layer.output_shapes]
-    return [layer.name]
+        return [(f"{layer.name}{key}", _io_label(f"output{key}", shape), edge)
+                for edge, (key, shape) in zip(incoming, outs)]
+    if len(outs) == 1:
+        return [(layer.name, _io_label("output", outs[0][1]), None)]
+    return [(layer.name, f"<<B>output</B><BR/>{len(outs)} tensors>", None)]
 
 
 def _ids(names: list[str]) -> dict[str, str]:
@@ -244,7 +269,7 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     root = _Cluster("")
     families: list[str] = []
     # each output's own node: the incoming edges are rewired to it below
-    rewired: dict[tuple[str, str, tuple[int, ...]], str] = {}
+    rewired: dict[_EdgeKey, str] = {}
     names: list[str] = []
     ends: dict[str, list[str]] = {"input": [], "output": []}
     for layer in report.layers:
@@ -253,23 +278,16 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
             families.append(fam)
         if layer.kind == "output":
             incoming = [e for e in edges if e[1] == layer.name]
-            outs = _output_nodes(layer, incoming)
-            for i, node_name in enumerate(outs):
-                key, shape = layer.output_shapes[i] if len(outs) > 1 else ("", layer.output_shape or ())
-                label = (f"<<B>output{html.escape(key)}</B><BR/>"
-                         f'<FONT POINT-SIZE="9">{html.escape(shape_text(shape))}</FONT>>')
-                if len(outs) == 1 and len(layer.output_shapes) > 1:
-                    label = f"<<B>output</B><BR/>{len(layer.output_shapes)} tensors>"
+            for node_name, label, edge in _output_nodes(layer, incoming):
                 root.nodes.append((node_name, {"label": label, **_node_style(fam)}))
                 names.append(node_name)
                 ends["output"].append(node_name)
-                if len(outs) > 1:
-                    rewired[incoming[i]] = node_name
+                if edge is not None:
+                    rewired[edge] = node_name
             continue
         if layer.kind == "input":
             ends["input"].append(layer.name)
-            label = (f"<<B>input {html.escape(layer.name)}</B><BR/>"
-                     f'<FONT POINT-SIZE="9">{html.escape(shape_text(layer.output_shape or ()))}</FONT>>')
+            label = _io_label(f"input {layer.name}", layer.output_shape or ())
         else:
             label = _label(layer)
         cluster = root
@@ -301,8 +319,8 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     for source, target, shape in edges:
         head = rewired.get((source, target, shape), target)
         g.edge(ids[source], ids[head], label=f" {shape_text(shape)} ")
-    g.node("__legend__", label=_legend([f for f in FAMILY_COLOURS if f in families]), shape="plaintext",
-           fontsize="9")
+    legend = _legend([f for f in FAMILY_COLOURS if f in families])
+    g.node("__legend__", label=legend, shape="plaintext", fontsize="9")
     return g
 
 
@@ -318,7 +336,7 @@ def render_graph(digraph: graphviz.Digraph, fmt: str) -> bytes:
     except graphviz.ExecutableNotFound:
         raise ConfigError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}") from None
     except subprocess.CalledProcessError as e:
-        detail = (e.stderr or b"").decode("utf-8", "replace").strip() if isinstance(e.stderr, bytes) else ""
+        detail = e.stderr.decode("utf-8", "replace").strip() if isinstance(e.stderr, bytes) else ""
         raise ConfigError(
             f"Graphviz `dot` failed to render {fmt} (exit {e.returncode})"
             + (f": {detail}" if detail else "") + "; .dot output needs no Graphviz program"
