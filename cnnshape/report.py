@@ -217,10 +217,11 @@ class Report:
 
         return render_table(self)
 
-    def to_graphviz(self, depth: int | None = None) -> Any:
+    def to_graphviz(self, depth: int | None = None, rankdir: str = "TB") -> Any:
+        """A ``graphviz.Digraph`` of the rows collapsed to ``depth``; displays inline in Jupyter."""
         from .render.graphviz import to_digraph
 
-        return to_digraph(self.collapse(depth))
+        return to_digraph(self.collapse(depth), rankdir=rankdir)
 
 
 def _depth(node: Node) -> int:

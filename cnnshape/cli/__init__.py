@@ -7,6 +7,7 @@ from .check import check
 from .diff import diff
 from .rf import rf
 from .sizes import sizes
+from .graph import graph
 from .summary import summary
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.command()(check)
 app.command()(diff)
 app.command()(rf)
 app.command()(sizes)
+app.command()(graph)
 
 
 def main() -> None:

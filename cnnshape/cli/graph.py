@@ -1,0 +1,63 @@
+"""``cnnshape graph``: the architecture as a Graphviz diagram (.dot, .svg, .png or .pdf)."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import (
+    Args, Depth, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, Train, analyze_from_cli, fail,
+    guarded,
+)
+
+#: kept in step with cnnshape.render.graphviz.GRAPH_FORMATS (that module imports torch-side code)
+FORMATS = ("dot", "svg", "png", "pdf")
+
+
+class Rankdir(str, Enum):
+    TB = "TB"
+    LR = "LR"
+
+
+def graph(
+    spec: Spec,
+    input: Inputs = None,
+    arg: Args = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o",
+        help="Write the diagram here; the extension picks the format: .dot, .svg, .png or .pdf. "
+             "Without it, DOT source goes to stdout.")] = None,
+    depth: Depth = None,
+    rankdir: Annotated[Rankdir, typer.Option(
+        "--rankdir", help="Layout direction: TB (top to bottom) or LR (left to right).",
+    )] = Rankdir.TB,
+    tracer: TracerOpt = Tracer.auto,
+    leaf: Leaves = None,
+    train: Train = False,
+    traceback: Traceback = False,
+) -> None:
+    """Draw the traced graph: layers as nodes, tensor shapes on the edges, modules as clusters."""
+    fmt = "dot"
+    if output is not None and output != "-":
+        fmt = Path(output).suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
+            fail(f"cannot tell the diagram format from {output!r}: the file name must end in "
+                 f"{', '.join('.' + f for f in FORMATS)}")
+
+    def run() -> None:
+        from ..files import atomic_write_bytes
+        from ..render.graphviz import render_graph, require_dot
+
+        if fmt != "dot":
+            require_dot()  # before the (possibly long) analysis
+        report = analyze_from_cli(spec, input, arg, tracer, leaf, train)
+        data = render_graph(report.to_graphviz(depth=depth, rankdir=rankdir.value), fmt)
+        if output is None or output == "-":
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            atomic_write_bytes(output, data)
+
+    guarded(run, traceback)
