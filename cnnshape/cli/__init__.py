@@ -5,9 +5,9 @@ import typer
 
 from .check import check
 from .diff import diff
+from .graph import graph
 from .rf import rf
 from .sizes import sizes
-from .graph import graph
 from .summary import summary
 
 app = typer.Typer(
@@ -24,12 +24,8 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-app.command()(summary)
-app.command()(check)
-app.command()(diff)
-app.command()(rf)
-app.command()(sizes)
-app.command()(graph)
+for command in (summary, graph, rf, sizes, check, diff):
+    app.command()(command)
 
 
 def main() -> None:
