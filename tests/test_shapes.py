@@ -246,3 +246,23 @@ def test_same_padding_even_kernel() -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 4, padding="same", dilation=(1, 2)))
     report = cnnshape.analyze(model, [(1, 1, 10, 7)])
     assert report.outputs[0].shape == (1, 2, 10, 7) == tuple(model(torch.randn(1, 1, 10, 7)).shape)
+
+
+def test_output_padding_not_below_stride_or_dilation_is_rejected() -> None:
+    # torch's real forward raises for output_padding ≥ both stride and dilation; the meta kernel
+    # does not, so cnnshape checks it itself
+    model = nn.Sequential(nn.ConvTranspose2d(1, 1, 3, stride=2, output_padding=2))
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 1, 4, 4))
+    with pytest.raises(cnnshape.ShapeError, match=r"ConvTranspose2d '0'.*output_padding=2.*stride \(2\)"):
+        cnnshape.analyze(model, [(1, 1, 4, 4)])
+
+
+def test_empty_transposed_output_is_rejected() -> None:
+    # per axis (W − 1)·1 − 2·3 + 3·(2 − 1) + 2 + 1: W=1 → 0, W=2 → 1. The meta kernel returns an
+    # empty 0x1 tensor here where a real forward raises
+    model = nn.Sequential(nn.ConvTranspose2d(1, 1, 2, padding=3, dilation=3, output_padding=2))
+    with pytest.raises(RuntimeError, match="too small"):
+        model(torch.randn(1, 1, 1, 2))
+    with pytest.raises(cnnshape.ShapeError, match=r"ConvTranspose2d '0' receives 1x1x1x2.*0x1.*empty"):
+        cnnshape.analyze(model, [(1, 1, 1, 2)])
