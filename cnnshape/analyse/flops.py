@@ -247,6 +247,7 @@ FREE_OPS = (
     "set_", "_assert_async", "_assert_tensor_metadata", "sym_size", "sym_stride", "sym_numel",
     "is_same_size", "is_nonzero", "_has_compatible_shallow_copy_type", "scatter", "scatter_",
     "slice_scatter", "select_scatter", "as_strided_scatter", "unfold", "zeros_like",
+    "view_as_real", "view_as_complex",
 )
 
 

@@ -6,7 +6,7 @@ import math
 from typing import Callable
 
 from ..arith import as_tuple, conv_out, conv_transpose_out, pool_out, same_padding
-from ..errors import InternalError
+from ..errors import InternalError, ShapeError
 from ..trace.records import Node
 from .registry import Registry
 
@@ -53,7 +53,22 @@ def conv_transpose_shape(nd: int) -> ShapeFormula:
         lead, spatial = _split(x, nd)
         args = [as_tuple(node.attr(k, d), nd) for k, d in
                 (("kernel_size", 1), ("stride", 1), ("padding", 0), ("dilation", 1), ("output_padding", 0))]
+        for axis, (s, d, op) in enumerate(zip(args[1], args[3], args[4])):
+            # the meta kernel accepts this, a real forward does not
+            if op >= s and op >= d:
+                raise ShapeError(
+                    f"{node.type} {node.name!r} (input {'x'.join(map(str, x))}): output_padding={op} "
+                    f"along spatial axis {axis} must be smaller than its stride ({s}) or its dilation "
+                    f"({d}); torch rejects this layer in a real forward. Lower output_padding."
+                )
         out = tuple(conv_transpose_out(w, *per_axis) for w, *per_axis in zip(spatial, *args))
+        if min(out) < 1:
+            # the meta kernel returns an empty tensor here, a real forward raises
+            raise ShapeError(
+                f"{node.type} {node.name!r} receives {'x'.join(map(str, x))}: its output would be "
+                f"{'x'.join(map(str, out))} (per axis (W−1)·S − 2P + D·(F−1) + output_padding + 1), "
+                f"empty. Lower the padding or use a larger input."
+            )
         return (*lead[:-1], node.attr("out_channels"), *out)
 
     formula.__doc__ = f"ConvTranspose{nd}d: (W−1)·S − 2P + D·(F−1) + output_padding + 1."

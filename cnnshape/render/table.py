@@ -87,6 +87,12 @@ def _rows(report: Report, indent: bool) -> list[list[str]]:
     return rows
 
 
+def _with_unit(n: int, unit: str) -> str:
+    """``4.089 GMACs``; ``324 MACs`` below a thousand, where there is no prefix."""
+    text = si(n, 3)
+    return f"{text}{unit}" if text[-1].isalpha() else f"{text} {unit}"
+
+
 def footer_lines(report: Report) -> list[str]:
     t = report.totals
     bound = "" if t.complete else " (lower bound: some ops have no formula, see below)"
@@ -96,8 +102,8 @@ def footer_lines(report: Report) -> list[str]:
         f"Non-trainable params: {grouped(t.non_trainable_params)}",
         f"Buffer elements: {grouped(t.buffers)}",
         f"Param memory: {binary_bytes(t.param_bytes)} (buffers {binary_bytes(t.buffer_bytes)})",
-        f"MACs: {grouped(t.macs)} ({si(t.macs, 3)}MACs){bound}",
-        f"FLOPs: {grouped(t.flops)} ({si(t.flops, 3)}FLOPs){bound}",
+        f"MACs: {grouped(t.macs)} ({_with_unit(t.macs, 'MACs')}){bound}",
+        f"FLOPs: {grouped(t.flops)} ({_with_unit(t.flops, 'FLOPs')}){bound}",
         f"Activation memory (new layer outputs): {binary_bytes(t.activation_bytes)}",
         f"Input memory: {binary_bytes(t.input_bytes)}",
         f"Tracer: {report.tracer}",
