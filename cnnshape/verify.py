@@ -13,14 +13,15 @@ from __future__ import annotations
 import copy
 import platform
 import statistics
-import sys
 import time
+import weakref
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .api import resolve_leaves
 from .errors import ConfigError, ShapeError
@@ -28,7 +29,7 @@ from .inputs import InputSpec, normalise_inputs
 from .load import load_model
 from .report import Report
 from .trace import TRACERS
-from .trace.meta import make_inputs
+from .trace.meta import make_inputs, tensors_in
 from .trace.records import Trace
 
 DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
@@ -237,16 +238,43 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the process's peak RSS to its current RSS (Linux >= 4.0); False where impossible."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
+class _TensorMemory(TorchDispatchMode):
+    """Peak bytes of the tensor storages a pass allocates, tracked per storage: a storage counts
+    from the op that creates it until the last tensor viewing it is freed. Device-independent and
+    deterministic (unlike RSS, which depends on what the allocator already holds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holders: dict[int, int] = {}  # storage key -> tensors alive that use it
+        self.sizes: dict[int, int] = {}
+        self.known: set[int] = set()  # storages that existed before the pass (weights, inputs)
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, key: int) -> None:
+        self.holders[key] -= 1
+        if self.holders[key] == 0:
+            self.current -= self.sizes.pop(key)
+            del self.holders[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        for t in tensors_in((args, kwargs)):
+            key = t.untyped_storage().data_ptr()
+            if key not in self.holders:
+                self.known.add(key)
+        out = func(*args, **(kwargs or {}))
+        for t in tensors_in(out):
+            storage = t.untyped_storage()
+            key = storage.data_ptr()
+            if key == 0 or key in self.known:
+                continue
+            if key not in self.holders:
+                self.holders[key], self.sizes[key] = 0, storage.nbytes()
+                self.current += storage.nbytes()
+                self.peak = max(self.peak, self.current)
+            self.holders[key] += 1
+            weakref.finalize(t, self._release, key)
+        return out
 
 
 def _peak_memory(run: Callable[[], Any], device: torch.device) -> tuple[int | None, str]:
@@ -259,21 +287,10 @@ def _peak_memory(run: Callable[[], Any], device: torch.device) -> tuple[int | No
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) - before
         return peak, "torch.cuda.max_memory_allocated above the memory allocated before the pass"
-    if device.type != "cpu":
-        return None, f"not measured on {device.type}"
-    try:
-        import resource
-    except ImportError:
-        return None, "not measured: getrusage is not available on this platform"
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
-    reset = _reset_peak_rss()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    method = "growth of the process's peak RSS"
-    if not reset:
-        method += " (a lower bound: the peak could not be reset, and the process may have peaked higher before)"
-    return (after - before) * unit, method
+    tracker = _TensorMemory()
+    with tracker:
+        run()
+    return tracker.peak, "peak of the tensor storages allocated during the pass"
 
 
 def _latency_ms(run: Callable[[], Any], device: torch.device, repeat: int) -> float:
@@ -336,7 +353,6 @@ def verify(
             raise ShapeError(f"the verification pass on {where} failed: {e}") from e
 
     with torch.no_grad():
-        # Memory first: RSS only grows where the allocator has no freed memory to reuse.
         try:
             peak, method = _peak_memory(forward, where)
         except Exception:
