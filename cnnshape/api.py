@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +39,8 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
 
     try:
         for m in model.modules():
-            for table in (m._parameters, m._buffers):
+            tables: tuple[dict[str, Any], ...] = (m._parameters, m._buffers)
+            for table in tables:
                 for key, value in table.items():
                     if value is not None and value.device.type != "meta":
                         saved.append((table, key, value))

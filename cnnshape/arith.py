@@ -4,6 +4,7 @@ Shared by the shape cross-check, the diagnostics, the receptive-field and the in
 """
 from __future__ import annotations
 
+
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """floor((W + 2P − D·(F−1) − 1)/S) + 1; the textbook (W − F + 2P)/S + 1 when D = 1."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

@@ -9,9 +9,10 @@ of its baseline value (exactly that percentage passes; any growth from 0 fails).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -139,7 +140,7 @@ class Comparison:
     max_growth: Decimal | None
 
 
-def snapshot(report: "Report", model: str | None = None) -> Snapshot:
+def snapshot(report: Report, model: str | None = None) -> Snapshot:
     """The figures of a finished report; modules from ``report.collapse(1)``."""
     t = report.totals
     modules = tuple(

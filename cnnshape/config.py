@@ -5,9 +5,10 @@ the file. No torch.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .check import Budget, Shape
 from .errors import CnnshapeError, ConfigError
@@ -136,7 +137,8 @@ def load_config(path: Path) -> tuple[ModelConfig, ...]:
         section, prefix = data, ""
     models = section.get("models") if isinstance(section, dict) else None
     if not isinstance(models, dict) or not models:
-        raise ConfigError(f"{path}: no [{prefix + '.' if prefix else ''}models.<name>] table; add one per model to check")
+        table = f"{prefix + '.' if prefix else ''}models.<name>"
+        raise ConfigError(f"{path}: no [{table}] table; add one per model to check")
     base = path.parent
     return tuple(
         model_config(name, table, f"{path} [{prefix + '.' if prefix else ''}models.{name}]", base)

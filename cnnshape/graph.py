@@ -2,9 +2,9 @@
 module hierarchy (qualified name -> class name) used to group and collapse rows."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
 
 import networkx as nx
 from torch import nn

@@ -176,7 +176,7 @@ class Report:
             d["verification"] = self.verification.to_dict()
         return d
 
-    def collapse(self, depth: int | None) -> "Report":
+    def collapse(self, depth: int | None) -> Report:
         """Rows below ``depth`` summed into their ancestor at ``depth`` (None or ≤ 0: unchanged)."""
         if depth is None or depth <= 0:
             return self

@@ -10,7 +10,8 @@ The ``AssertionError`` message is the same table ``cnnshape check`` prints.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 

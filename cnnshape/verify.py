@@ -15,9 +15,10 @@ import platform
 import statistics
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn

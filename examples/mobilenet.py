@@ -11,13 +11,12 @@ Published parameter count: 3,504,872 for width_mult=1.0 (torchvision model
 card; the paper reports 3.4M).
 """
 
-from typing import Optional
 
 import torch
 from torch import nn
 
 
-def _make_divisible(v: float, divisor: int, min_value: Optional[int] = None) -> int:
+def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
     """Round a channel count to the nearest multiple of `divisor`, never
     dropping more than 10% below `v` (from the TensorFlow reference code)."""
     if min_value is None:

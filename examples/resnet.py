@@ -13,7 +13,6 @@ Published parameter counts (torchvision model cards):
     resnet50 / ResNet50  25,557,032
 """
 
-from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -31,7 +30,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -64,7 +63,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
@@ -102,7 +101,7 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     def __init__(
         self,
-        block: type[Union[BasicBlock, Bottleneck]],
+        block: type[BasicBlock | Bottleneck],
         layers: list[int],
         num_classes: int = 1000,
     ) -> None:
@@ -127,7 +126,7 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def _make_layer(
-        self, block: type[Union[BasicBlock, Bottleneck]], planes: int, blocks: int, stride: int = 1
+        self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int = 1
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:

@@ -14,7 +14,6 @@ SEBlock canonical input: 1x64x16x16 -> output 1x64x16x16
 SENet canonical input: 1x3x32x32 -> output 1x10; 311,576 parameters.
 """
 
-from typing import Optional
 
 import torch
 from torch import nn
@@ -44,7 +43,7 @@ class SEBasicBlock(nn.Module):
         inplanes: int,
         planes: int,
         stride: int = 1,
-        downsample: Optional[nn.Module] = None,
+        downsample: nn.Module | None = None,
         reduction: int = 16,
     ) -> None:
         super().__init__()

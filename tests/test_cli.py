@@ -20,7 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def summary_json(*args: str) -> dict:
     """The parsed JSON report (cached: several tests read the same one; none modifies it)."""
     result = run("summary", *args, "--format", "json")

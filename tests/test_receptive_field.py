@@ -190,7 +190,7 @@ def check(model, shape, node=None, module=None, index=None, report=None, unclipp
     clipped to the image, against the measured gradient extent."""
     report = report or analyze(model, [shape])
     rf = last_in(report, node) if node else rf_of(report, "output")
-    layer_shape = next(l for l in report.layers if l.receptive_field is rf).output_shape
+    layer_shape = next(row for row in report.layers if row.receptive_field is rf).output_shape
     index = index or tuple(n // 2 for n in layer_shape[2:])
     if unclipped:
         boxes = [unit_box(a, i, n) for a, i, n in zip(rf.axes, index, shape[2:])]

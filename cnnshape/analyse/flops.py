@@ -13,9 +13,9 @@ Conventions (docs/flops.md has the full table):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
-from typing import Callable
 
 from ..trace.records import OpCall, TensorMeta
 from .registry import Registry
@@ -26,7 +26,7 @@ class Cost:
     macs: int = 0
     flops: int = 0
 
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         return Cost(self.macs + other.macs, self.flops + other.flops)
 
 

@@ -16,9 +16,10 @@ tracked tensor and has no rule makes the RF *unknown* from there on; it is never
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 from ..trace.records import Node, OpCall, TensorMeta
 from .registry import Registry

@@ -1,7 +1,8 @@
 """The one registry mechanism: per-op formula tables filled by a decorator that rejects duplicates."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Hashable, Iterator, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 F = TypeVar("F", bound=Callable[..., object])

@@ -3,7 +3,7 @@ the meta execution produced. A disagreement is a cnnshape bug and is raised, nev
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from ..arith import as_tuple, conv_out, conv_transpose_out, pool_out, same_padding
 from ..errors import InternalError, ShapeError

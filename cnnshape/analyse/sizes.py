@@ -17,9 +17,10 @@ dimension that depends on the input makes the axis *uncharacterised* (reported, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -699,7 +700,8 @@ def _flow(graph: ModelGraph, axis: int) -> _Flow:
                 first_input = False
             shapes[node.name] = [("", shape)]
             continue
-        inputs, taken = [], {}
+        inputs: list[Any] = []
+        taken: dict[Any, Any] = {}
         for source, meta in zip(node.inputs, node.input_metas):
             outs = shapes.get(source, [])
             candidates = [s for _, s in outs if _traced(s, meta)]
@@ -878,7 +880,7 @@ def _check_traced(graph: ModelGraph, flow: _Flow, vals: list[int | None], given:
                     f"but the traced shape is {meta.shape}")
 
 
-def _formulas(name: str, outs: list[tuple[str, Shape]], texts: "_Formulas") -> list[SizeFormula]:
+def _formulas(name: str, outs: list[tuple[str, Shape]], texts: _Formulas) -> list[SizeFormula]:
     return [SizeFormula(name, key, i, texts.text(d)) for key, shape in outs
             for i, d in enumerate(shape) if isinstance(d, Expr)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -27,29 +27,29 @@ def _opt(flag: str, help: str) -> Any:
 
 
 def check(
-    spec: Annotated[Optional[str], typer.Argument(
+    spec: Annotated[str | None, typer.Argument(
         help="Model: path/to/file.py:Name. Without it, the models configured in pyproject.toml "
              "([tool.cnnshape.models.<name>]) or cnnshape.toml are checked.")] = None,
     input: Inputs = None,
     arg: Args = None,
     tracer: TracerOpt = Tracer.auto,
-    max_params: Annotated[Optional[str], _opt("--max-params", "Parameter budget, e.g. 25M.")] = None,
-    max_macs: Annotated[Optional[str], _opt("--max-macs", "MAC budget, e.g. 4.5G.")] = None,
-    max_activation_memory: Annotated[Optional[str], _opt(
+    max_params: Annotated[str | None, _opt("--max-params", "Parameter budget, e.g. 25M.")] = None,
+    max_macs: Annotated[str | None, _opt("--max-macs", "MAC budget, e.g. 4.5G.")] = None,
+    max_activation_memory: Annotated[str | None, _opt(
         "--max-activation-memory", "Activation memory budget, e.g. 300MiB.")] = None,
-    max_param_memory: Annotated[Optional[str], _opt(
+    max_param_memory: Annotated[str | None, _opt(
         "--max-param-memory", "Parameter memory budget, e.g. 100MB.")] = None,
-    expect_output: Annotated[Optional[list[str]], _opt(
+    expect_output: Annotated[list[str] | None, _opt(
         "--expect-output", "Expected output shape, e.g. 1,1000. Repeat for several outputs.")] = None,
-    config: Annotated[Optional[Path], _opt(
+    config: Annotated[Path | None, _opt(
         "--config", "Config file (pyproject.toml or cnnshape.toml) to read the models from.")] = None,
-    baseline: Annotated[Optional[str], _opt("--baseline", "Compare with this baseline file.")] = None,
-    max_growth: Annotated[Optional[str], _opt(
+    baseline: Annotated[str | None, _opt("--baseline", "Compare with this baseline file.")] = None,
+    max_growth: Annotated[str | None, _opt(
         "--max-growth", "Fail when a figure grows more than this over the baseline, e.g. 5%.")] = None,
-    write_baseline: Annotated[Optional[str], _opt(
+    write_baseline: Annotated[str | None, _opt(
         "--write-baseline", "Record the current figures in this file.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
-    junit_file: Annotated[Optional[str], _opt("--junit-file", "Also write JUnit XML to this file.")] = None,
+    junit_file: Annotated[str | None, _opt("--junit-file", "Also write JUnit XML to this file.")] = None,
     traceback: Traceback = False,
 ) -> None:
     """Fail (exit 1) when a model exceeds its parameter, MAC or memory budget, its output shape
@@ -71,8 +71,8 @@ def check(
             budgets = tuple(chk.Budget(fig, parse(flags[key], f"--{key}"))
                             for key, (fig, parse) in BUDGET_KEYS.items() if flags[key] is not None)
             expect = parse_shapes(expect_output, "--expect-output") if expect_output else None
-            models = (ModelConfig(spec, spec, tuple(input or ["1,3,224,224"]), {}, tracer.value,
-                                  budgets, expect),)
+            inputs = tuple(input or ["1,3,224,224"])
+            models: tuple[ModelConfig, ...] = (ModelConfig(spec, spec, inputs, {}, tracer.value, budgets, expect),)
             cli_args = arg
         else:
             given = [f"--{k}" for k, v in flags.items() if v is not None]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 import traceback as tb
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any, Callable, NoReturn, Optional, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -33,21 +34,22 @@ class Tracer(str, Enum):
 
 Spec = Annotated[str, typer.Argument(help="Model: path/to/file.py:Name or package.module:Name.")]
 Inputs = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--input", "-i", help="Input shape, e.g. 1,3,224,224 or 1,128:int64. Repeat for several inputs."),
 ]
 Args = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--arg", "-a", help="Constructor/factory argument KEY=VALUE (Python literal). Repeatable."),
 ]
 TracerOpt = Annotated[Tracer, typer.Option("--tracer", help="fx, eager, or auto (fx, falling back to eager).")]
 Leaves = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--leaf", help="Keep this module class as one row, e.g. mypkg.blocks.Block. Repeatable."),
 ]
 Depth = Annotated[
-    Optional[int], typer.Option("--depth", "-d", help="Collapse modules below this depth into one row.")
+    int | None, typer.Option("--depth", "-d", help="Collapse modules below this depth into one row.")
 ]
+Output = Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Traceback = Annotated[bool, typer.Option("--traceback", help="Show the full Python traceback on errors.")]
 Train = Annotated[bool, typer.Option("--train", help="Analyse in training mode (default: eval mode).")]
 
@@ -69,7 +71,7 @@ def guarded(fn: Callable[[], T], show_traceback: bool) -> T:
             tb.print_exc()
         fail(str(e))
     except KeyboardInterrupt:
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except Exception as e:  # a bug in cnnshape or the model's code that no diagnosis covered
         if show_traceback:
             tb.print_exc()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +13,7 @@ from .common import EXIT_FAIL, Traceback, guarded, write_output
 def diff(
     old: Annotated[str, typer.Argument(help="Earlier report: `cnnshape summary ... --format json -o old.json`.")],
     new: Annotated[str, typer.Argument(help="Later report, same schema.")],
-    max_growth: Annotated[Optional[str], typer.Option(
+    max_growth: Annotated[str | None, typer.Option(
         "--max-growth", help="Exit 1 when a total grows more than this, e.g. 5%.")] = None,
     traceback: Traceback = False,
 ) -> None:

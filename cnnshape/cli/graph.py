@@ -4,12 +4,22 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .common import (
-    Args, Depth, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, Train, analyze_from_cli, fail,
+    Args,
+    Depth,
+    Inputs,
+    Leaves,
+    Spec,
+    Traceback,
+    Tracer,
+    TracerOpt,
+    Train,
+    analyze_from_cli,
+    fail,
     guarded,
 )
 
@@ -26,7 +36,7 @@ def graph(
     spec: Spec,
     input: Inputs = None,
     arg: Args = None,
-    output: Annotated[Optional[str], typer.Option(
+    output: Annotated[str | None, typer.Option(
         "--output", "-o",
         help="Write the diagram here; the extension picks the format: .dot, .svg, .png or .pdf. "
              "Without it, DOT source goes to stdout.")] = None,

@@ -4,12 +4,24 @@ from __future__ import annotations
 import difflib
 import json
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import ConfigError
-from .common import Args, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, analyze_from_cli, guarded, write_output
+from .common import (
+    Args,
+    Inputs,
+    Leaves,
+    Output,
+    Spec,
+    Traceback,
+    Tracer,
+    TracerOpt,
+    analyze_from_cli,
+    guarded,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from ..report import LayerRecord, Report
@@ -20,7 +32,7 @@ class RFFormat(str, Enum):
     json = "json"
 
 
-def _rf_layers(report: "Report") -> list["LayerRecord"]:
+def _rf_layers(report: Report) -> list[LayerRecord]:
     return [layer for layer in report.layers
             if layer.receptive_field is not None and layer.receptive_field.kind != "flat"]
 
@@ -29,7 +41,7 @@ def _axes_text(values: list[str]) -> str:
     return values[0] if len(set(values)) == 1 else "x".join(values)
 
 
-def rf_table(report: "Report") -> str:
+def rf_table(report: Report) -> str:
     from tabulate import tabulate
 
     from ..analyse.receptive_field import fraction_text
@@ -52,14 +64,14 @@ def rf_table(report: "Report") -> str:
     return f"{report.model}  receptive fields in input pixels\n\n{body}\n"
 
 
-def rf_json(report: "Report") -> str:
+def rf_json(report: Report) -> str:
     layers = [{"name": layer.name, "type": layer.type, "output_shape": list(layer.output_shape or ()),
                "receptive_field": layer.receptive_field.to_dict() if layer.receptive_field else None}
               for layer in _rf_layers(report)]
     return json.dumps({"model": report.model, "layers": layers}, indent=2)
 
 
-def _find_layer(report: "Report", name: str) -> "LayerRecord":
+def _find_layer(report: Report, name: str) -> LayerRecord:
     names = [layer.name for layer in _rf_layers(report)]
     for layer in _rf_layers(report):
         if layer.name == name:
@@ -69,7 +81,7 @@ def _find_layer(report: "Report", name: str) -> "LayerRecord":
     raise ConfigError(f"--layer {name!r}: no spatial layer of that name.{hint}")
 
 
-def unit_box(report: "Report", name: str, at: str) -> dict[str, Any]:
+def unit_box(report: Report, name: str, at: str) -> dict[str, Any]:
     """The input box output unit ``at`` (``i,j``) of layer ``name`` sees, per axis."""
     from ..analyse.receptive_field import unit_box as axis_box
 
@@ -117,10 +129,10 @@ def rf(
     spec: Spec,
     input: Inputs = None,
     arg: Args = None,
-    layer: Annotated[Optional[str], typer.Option("--layer", help="Layer whose output unit to map back.")] = None,
-    at: Annotated[Optional[str], typer.Option("--at", help="Output unit index, e.g. 3,4 (with --layer).")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="Layer whose output unit to map back.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Output unit index, e.g. 3,4 (with --layer).")] = None,
     format: Annotated[RFFormat, typer.Option("--format", "-f", help="table or json.")] = RFFormat.table,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Output = None,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     traceback: Traceback = False,

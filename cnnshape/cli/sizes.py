@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .common import Args, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, guarded, write_output
+from .common import Args, Inputs, Leaves, Output, Spec, Traceback, Tracer, TracerOpt, guarded, write_output
 
 
 class SizesFormat(str, Enum):
@@ -18,13 +18,13 @@ def sizes(
     spec: Spec,
     input: Inputs = None,
     axis: Annotated[
-        Optional[list[int]],
+        list[int] | None,
         typer.Option("--axis", help="Dim of the first input to study (default: its spatial dims 2..). Repeatable."),
     ] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Also give every layer's size formula.")] = False,
     arg: Args = None,
     format: Annotated[SizesFormat, typer.Option("--format", "-f", help="Output format.")] = SizesFormat.table,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Output = None,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     traceback: Traceback = False,

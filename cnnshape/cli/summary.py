@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from .common import (
-    EXIT_FAIL, Args, Depth, Format, Inputs, Leaves, Spec, Traceback, Tracer, TracerOpt, Train,
-    analyze_from_cli, guarded, write_output,
+    EXIT_FAIL,
+    Args,
+    Depth,
+    Format,
+    Inputs,
+    Leaves,
+    Output,
+    Spec,
+    Traceback,
+    Tracer,
+    TracerOpt,
+    Train,
+    analyze_from_cli,
+    guarded,
+    write_output,
 )
 
 
@@ -23,7 +36,7 @@ def summary(
     arg: Args = None,
     depth: Depth = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Output = None,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     train: Train = False,
@@ -34,7 +47,7 @@ def summary(
         "--device", help="Device for --verify: cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     repeat: Annotated[int, typer.Option(
         "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
-    dtype: Annotated[Optional[VerifyDtype], typer.Option(
+    dtype: Annotated[VerifyDtype | None, typer.Option(
         "--dtype", help="Cast the model and floating inputs to this dtype for --verify.")] = None,
     traceback: Traceback = False,
 ) -> None:

@@ -1,7 +1,7 @@
 """Format name -> renderer."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..report import Report
 from .json import render_json

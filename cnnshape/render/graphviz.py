@@ -181,7 +181,7 @@ def _node_style(fam: str) -> dict[str, str]:
 class _Cluster:
     path: str
     nodes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    children: dict[str, "_Cluster"] = field(default_factory=dict)
+    children: dict[str, _Cluster] = field(default_factory=dict)
 
 
 def _module_path(name: str) -> list[str]:

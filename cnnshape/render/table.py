@@ -50,6 +50,7 @@ def rf_text(layer: LayerRecord) -> str:
     rf = layer.receptive_field
     if rf is None or rf.kind == "flat":
         return ""
+    text: str
     if rf.kind != "spatial":
         text = rf.kind
     else:

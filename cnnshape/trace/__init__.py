@@ -4,7 +4,7 @@ Each tracer is a function ``(model, meta_inputs, leaves) -> Trace``; :func:`trac
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -20,9 +20,10 @@ import dis
 import functools
 import inspect
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ from ..errors import ShapeError
 from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
+    UniqueNames,
     caller_source,
     exception_source,
     flatten_outputs,
@@ -120,7 +122,7 @@ class _EagerRecorder(TorchFunctionMode):
         self.leaves = leaves
         self.ops = OpRecorder()
         self.records: list[Node] = []
-        self.names: set[str] = set()
+        self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
         #: id(tensor) -> (producing node, the tensor itself, kept alive so ids stay unique)
         self.producer: dict[int, tuple[Node, torch.Tensor]] = {}
@@ -132,13 +134,6 @@ class _EagerRecorder(TorchFunctionMode):
         self.failure: tuple[Failure, BaseException] | None = None
 
     # -- naming and records -------------------------------------------------------------------
-    def _unique(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name = f"{base}_{i}"
-            i += 1
-        self.names.add(name)
-        return name
 
     @property
     def scope(self) -> str:

@@ -16,6 +16,7 @@ from ..errors import ShapeError, TraceError
 from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
+    UniqueNames,
     exception_source,
     flatten_outputs,
     input_count_error,
@@ -93,17 +94,10 @@ class _MetaRunner(fx.Interpreter):
         self.recorder = OpRecorder()
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
-        self.names: set[str] = set()
+        self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
         self.failure: tuple[str, BaseException] | None = None
 
-    def _unique(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name = f"{base}_{i}"
-            i += 1
-        self.names.add(name)
-        return name
 
     def _tensor_args(self, n: fx.Node) -> list[tuple[fx.Node, torch.Tensor]]:
         found: list[tuple[fx.Node, torch.Tensor]] = []
@@ -183,7 +177,7 @@ class _MetaRunner(fx.Interpreter):
         record = Node(
             name=name,
             kind=kind,
-            target=target,
+            target=str(target),
             scope=scope,
             type=type_name,
             inputs=tuple(self.by_fx[a].name for a, _ in tensor_args if a in self.by_fx),

@@ -6,9 +6,10 @@ import linecache
 import re
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -101,7 +102,8 @@ def _keyed_leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def flatten_outputs(value: Any) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[str, Any]]]:
     """Split a (nested) output into keyed tensors and keyed non-tensor leaves."""
-    tensors, others = [], []
+    tensors: list[tuple[str, torch.Tensor]] = []
+    others: list[tuple[str, Any]] = []
     for key, leaf in _keyed_leaves(value):
         (tensors if isinstance(leaf, torch.Tensor) else others).append((key, leaf))
     return tensors, others
@@ -170,7 +172,7 @@ def _frame_text(filename: str, lineno: int, code: str | None) -> str:
 
 def user_frame() -> FrameType | None:
     """The innermost frame on the current stack outside torch and cnnshape (the user's code)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and not _is_user_file(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
@@ -201,3 +203,18 @@ def input_count_error(model: nn.Module, names: list[str], required: int, given: 
         f"{sig} takes {count} tensor input(s) but {given} --input value(s) were given. "
         f"Give one --input per forward argument, in order."
     )
+
+
+class UniqueNames:
+    """Hands out node names, suffixing ``_1``, ``_2``, ... on repeats (both tracers name alike)."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def __call__(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._taken:
+            name = f"{base}_{i}"
+            i += 1
+        self._taken.add(name)
+        return name

@@ -4,7 +4,7 @@ Dimension 0 of the first model input is taken as the batch dimension.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .records import Node
 
