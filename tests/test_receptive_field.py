@@ -289,6 +289,18 @@ def test_cli_rf_unit_box():
     assert axes[1]["box"] == [35, 45] and axes[1]["padding"] == 0
 
 
+def test_cli_rf_unit_box_of_a_container_module():
+    # --layer layer4 means the output of the Sequential layer4: ResNet-18's published RF there is
+    # 435, so each axis box spans 435 pixels (clipped to the 224-pixel image).
+    result = runner.invoke(app, ["rf", "examples/resnet.py:ResNet18", "--input", "1,3,224,224",
+                                 "--layer", "layer4", "--at", "3,3", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    for axis in json.loads(result.output)["axes"]:
+        lo, hi = axis["box"]
+        assert hi - lo + 1 == 435
+        assert axis["inside"] == 224
+
+
 def test_cli_rf_unknown_layer_lists_close_names():
     result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
                                  "--layer", "maxpol", "--at", "0,0"])

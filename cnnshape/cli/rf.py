@@ -76,6 +76,10 @@ def _find_layer(report: Report, name: str) -> LayerRecord:
     for layer in _rf_layers(report):
         if layer.name == name:
             return layer
+    # a container module (layer4, features): its output is the last row that ran inside it
+    inside = [layer for layer in _rf_layers(report) if layer.name.startswith(name + ".")]
+    if name in report.modules and inside:
+        return inside[-1]
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else f" Spatial layers: {', '.join(names[:10])}"
     raise ConfigError(f"--layer {name!r}: no spatial layer of that name.{hint}")
