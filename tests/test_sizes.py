@@ -144,6 +144,15 @@ def test_every_example_agrees_with_meta_forward(spec: str, shape: tuple[int, ...
     check_exhaustively(module(spec), shape, range(1, 513, step))
 
 
+def test_string_padding_single_value_per_axis() -> None:
+    # padding="valid" reaches ATen as padding=(0,): one value for both axes. A 3x3 valid conv
+    # outputs W − 2, so it needs W ≥ 3; every size from there on works.
+    report = sizes(nn.Conv2d(1, 1, 3, padding="valid"), [(1, 1, 9, 9)])
+    for axis in report.to_dict()["axes"]:
+        assert axis["minimum"] == 3
+        assert axis["accepted"] == {"kind": "arithmetic", "minimum": 3, "step": 1, "offset": 0, "maximum": None}
+
+
 def test_summary_footer_names_the_minimum() -> None:
     report = analyze("examples/alexnet.py:AlexNet", [(1, 3, 224, 224)])
     assert "minimum input size: H ≥ 63, W ≥ 63 (see `cnnshape sizes`)" in report.notes

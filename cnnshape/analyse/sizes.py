@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..arith import pool_out
+from ..arith import as_tuple, pool_out
 from ..errors import CnnshapeError, ConfigError, InternalError
 from ..graph import ModelGraph
 from ..trace.records import Node, OpCall, TensorMeta
@@ -245,8 +245,10 @@ def _convolution(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
     """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
     groups): conv_out per spatial axis, conv_transpose_out when transposed; channels fixed."""
     x, weight = args[0], args[1]
-    stride, padding, dilation, transposed, output_padding = args[3:8]
     nd = len(weight.meta.shape) - 2
+    # ATen may pass one value for every axis, e.g. padding=(0,)
+    stride, padding, dilation = (as_tuple(v, nd) for v in args[3:6])
+    transposed, output_padding = args[6], as_tuple(args[7], nd)
     out = call.outputs[0].shape
     lead = len(x.shape) - nd
     dims = list(x.shape)
@@ -993,6 +995,8 @@ def minimum_note(graph: ModelGraph) -> str | None:
         report = analyse_sizes(graph, "")
     except CnnshapeError as e:  # the summary still stands; the footer says why this line is missing
         return f"minimum input size not determined: {e}"
+    except Exception as e:  # a bug in the size analysis must not take the summary down with it
+        return f"minimum input size not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
     parts = [f"{a.symbol} ≥ {a.minimum}" if a.minimum is not None else f"{a.symbol} not characterised"
              for a in report.axes]
     return "minimum input size: " + ", ".join(parts) + " (see `cnnshape sizes`)"
