@@ -46,7 +46,8 @@ def parse_input(text: str) -> InputSpec:
             f"--input {text!r}: unknown dtype {dtype_text!r}. Known dtypes: {known}. "
             f"Expected {FORM}."
         )
-    parts = [p.strip() for p in dims_text.replace("x", ",").split(",")]
+    # "1x3x224x224" is accepted too, when no comma is used
+    parts = [p.strip() for p in (dims_text.split(",") if "," in dims_text else dims_text.split("x"))]
     if not dims_text.strip() or any(p == "" for p in parts):
         raise InputError(f"--input {text!r}: empty dimension. Expected {FORM}.")
     dims: list[int] = []

@@ -66,7 +66,8 @@ def _split_spec(spec: str) -> tuple[str, str]:
 
 def _import_file(path: Path) -> ModuleType:
     if not path.is_file():
-        raise LoadError(f"model file {str(path)!r} not found (looked in {Path.cwd()}). Check the path in the spec.")
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise LoadError(f"model file {str(path)!r} not found{where}. Check the path in the spec.")
     source = path.read_text(encoding="utf-8", errors="replace")
     try:
         compile(source, str(path), "exec")

@@ -246,7 +246,9 @@ FREE_OPS = (
     "argsort", "one_hot", "im2col", "col2im", "diagonal", "movedim", "tile", "resize_",
     "set_", "_assert_async", "_assert_tensor_metadata", "sym_size", "sym_stride", "sym_numel",
     "is_same_size", "is_nonzero", "_has_compatible_shallow_copy_type", "scatter", "scatter_",
-    "slice_scatter", "select_scatter", "as_strided_scatter", "unfold", "zeros_like",
+    "slice_scatter", "select_scatter", "as_strided_scatter", "unfold",
+    # in-place views: they change the tensor's metadata only
+    "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_", "swapdims_", "swapaxes_",
     "view_as_real", "view_as_complex",
 )
 

@@ -47,7 +47,7 @@ Leaves = Annotated[
     typer.Option("--leaf", help="Keep this module class as one row, e.g. mypkg.blocks.Block. Repeatable."),
 ]
 Depth = Annotated[
-    int | None, typer.Option("--depth", "-d", help="Collapse modules below this depth into one row.")
+    int | None, typer.Option("--depth", "-d", min=1, help="Collapse modules below this depth into one row.")
 ]
 Output = Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Traceback = Annotated[bool, typer.Option("--traceback", help="Show the full Python traceback on errors.")]

@@ -88,7 +88,8 @@ def render_text(results: Sequence[Result]) -> str:
     table = tabulate(rows, headers=headers, disable_numparse=True)
     bad = sum(not r.passed for r in results)
     title = "" if several else f"{results[0].model}\n"
-    verdict = f"{bad} of {len(results)} checks failed" if bad else f"all {len(results)} checks passed"
+    n = len(results)
+    verdict = f"{bad} of {n} checks failed" if bad else ("the check passed" if n == 1 else f"all {n} checks passed")
     return f"{title}{table}\n{verdict}"
 
 

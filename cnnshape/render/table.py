@@ -98,7 +98,7 @@ def footer_lines(report: Report) -> list[str]:
     t = report.totals
     bound = "" if t.complete else " (lower bound: some ops have no formula, see below)"
     lines = [
-        f"Total params: {grouped(t.params)} ({si(t.params)})",
+        f"Total params: {grouped(t.params)}" + (f" ({si(t.params)})" if t.params >= 1000 else ""),
         f"Trainable params: {grouped(t.trainable_params)}",
         f"Non-trainable params: {grouped(t.non_trainable_params)}",
         f"Buffer elements: {grouped(t.buffers)}",
@@ -120,7 +120,8 @@ def footer_lines(report: Report) -> list[str]:
 def render_table(report: Report) -> str:
     inputs = ", ".join(f"{i.key} {shape_text(i.shape)} {i.dtype}" for i in report.inputs)
     title = f"{report.model}  (input: {inputs})"
-    body = tabulate(_rows(report, indent=True), headers=HEADERS, tablefmt="simple",
+    # preserve_whitespace: the names' indentation is the module hierarchy
+    body = tabulate(_rows(report, indent=True), headers=HEADERS, tablefmt="simple", preserve_whitespace=True,
                     colalign=("left", "left", "left", "right", "right", "left", "right"))
     return "\n".join([title, "", body, "", *footer_lines(report)])
 

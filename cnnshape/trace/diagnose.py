@@ -90,9 +90,19 @@ def explain(f: Failure, exc: BaseException) -> str:
                 )
             channels = x.shape[-nd - 1]
             if channels != module.in_channels:
+                producer = f.producers[0]
+                if len(x.shape) == nd + 1 and producer is not None and producer.kind == "input":
+                    # torch reads a (nd+1)-d input as unbatched (C, spatial...): the batch is missing
+                    batched = ",".join(str(d) for d in (1, module.in_channels, *x.shape[1:]))
+                    return (
+                        f"{f.type} {f.name!r} expects {module.in_channels} input channels, but the model "
+                        f"input {x} has {nd + 1} dimensions, which torch reads as unbatched "
+                        f"(C={channels}, then {nd} spatial). A batch dimension is probably missing: "
+                        f"e.g. --input {batched}.{where}"
+                    )
                 return (
                     f"{f.type} {f.name!r} expects {module.in_channels} input channels but receives "
-                    f"{channels}{describe_producer(f.producers[0])}; its input is {x}. Set "
+                    f"{channels}{describe_producer(producer)}; its input is {x}. Set "
                     f"in_channels={channels}, or fix the layer that produces this input.{where}"
                 )
         if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)) \
