@@ -45,7 +45,7 @@ def rf_table(report: Report) -> str:
     from tabulate import tabulate
 
     from ..analyse.receptive_field import fraction_text
-    from ..render.table import shape_text
+    from ..render.text import shape_text
 
     rows = []
     for layer in _rf_layers(report):

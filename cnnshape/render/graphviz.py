@@ -18,6 +18,9 @@ import graphviz
 from ..errors import ConfigError, InternalError
 from ..report import LayerRecord, Report
 from ..units import si
+from .text import per_axis_text, shape_text
+
+TIMES = "×"  # shapes and per-axis values are written 1×64×56×56 in diagrams
 
 #: output formats by file extension; "dot" is the DOT source itself
 GRAPH_FORMATS = ("dot", "svg", "png", "pdf")
@@ -93,18 +96,6 @@ def family(layer: LayerRecord) -> str:
     return FAMILY_OF_TYPE.get(layer.type, "other")
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
-    """``(1, 64, 112, 112)`` -> ``"1×64×112×112"``; a 0-d tensor is ``"scalar"``."""
-    return "×".join(str(d) for d in shape) if shape else "scalar"
-
-
-def _window(value: Any) -> str:
-    """``(3, 3)`` -> ``"3"``, ``(3, 1)`` -> ``"3×1"``, ``2`` -> ``"2"``."""
-    if isinstance(value, tuple):
-        return str(value[0]) if len(set(value)) == 1 else "×".join(str(v) for v in value)
-    return str(value)
-
-
 def _is_default(value: Any, default: int) -> bool:
     values = value if isinstance(value, tuple) else (value,)
     return value is None or all(v == default for v in values)
@@ -123,21 +114,21 @@ def key_attributes(layer: LayerRecord) -> str:
     elif "num_groups" in a:
         parts.append(f"{a['num_groups']} groups")
     if "kernel_size" in a:
-        parts.append(f"k{_window(a['kernel_size'])}")
+        parts.append(f"k{per_axis_text(a['kernel_size'], TIMES)}")
         if "stride" in a:
-            parts.append(f"s{_window(a['stride'])}")
+            parts.append(f"s{per_axis_text(a['stride'], TIMES)}")
         if "padding" in a and not isinstance(a["padding"], str):
-            parts.append(f"p{_window(a['padding'])}")
+            parts.append(f"p{per_axis_text(a['padding'], TIMES)}")
         elif "padding" in a:
             parts.append(f"p={a['padding']}")
         if not _is_default(a.get("dilation"), 1):
-            parts.append(f"d{_window(a['dilation'])}")
+            parts.append(f"d{per_axis_text(a['dilation'], TIMES)}")
         if not _is_default(a.get("groups"), 1):
             parts.append(f"g{a['groups']}")
     if "output_size" in a:
-        parts.append(f"→{_window(a['output_size'])}")
+        parts.append(f"→{per_axis_text(a['output_size'], TIMES)}")
     if a.get("scale_factor") is not None:
-        parts.append(f"×{_window(a['scale_factor'])}")
+        parts.append(f"×{per_axis_text(a['scale_factor'], TIMES)}")
     if a.get("mode") is not None and layer.type.startswith("Upsample"):
         parts.append(str(a["mode"]))
     return " ".join(parts)
@@ -158,8 +149,8 @@ def _label(layer: LayerRecord) -> str:
     if layer.kind == "group":
         if layer.macs:
             detail.append(f"{si(layer.macs)} MACs")
-        ins = ", ".join(shape_text(s) for s in layer.input_shapes)
-        out = shape_text(layer.output_shape or ())
+        ins = ", ".join(shape_text(s, TIMES) for s in layer.input_shapes)
+        out = shape_text(layer.output_shape or (), TIMES)
         lines.append(f'<FONT POINT-SIZE="9">{e(ins)} → {e(out)}</FONT>')
     if detail:
         lines.insert(1, f'<FONT POINT-SIZE="9" COLOR="#555555">{e(" · ".join(detail))}</FONT>')
@@ -220,7 +211,7 @@ _EdgeKey = tuple[str, str, tuple[int, ...]]
 
 def _io_label(title: str, shape: tuple[int, ...]) -> str:
     return (f"<<B>{_esc(title)}</B><BR/>"
-            f'<FONT POINT-SIZE="9">{_esc(shape_text(shape))}</FONT>>')
+            f'<FONT POINT-SIZE="9">{_esc(shape_text(shape, TIMES))}</FONT>>')
 
 
 def _output_nodes(
@@ -318,7 +309,7 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
                     same.node(ids[n])
     for source, target, shape in edges:
         head = rewired.get((source, target, shape), target)
-        g.edge(ids[source], ids[head], label=f" {shape_text(shape)} ")
+        g.edge(ids[source], ids[head], label=f" {shape_text(shape, TIMES)} ")
     legend = _legend([f for f in FAMILY_COLOURS if f in families])
     g.node("__legend__", label=legend, shape="plaintext", fontsize="9")
     return g

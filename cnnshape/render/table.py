@@ -3,30 +3,20 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
 
 from tabulate import tabulate
 
 from ..report import WINDOW_KEYS, LayerRecord, Report
 from ..units import binary_bytes, grouped, si
+from .text import per_axis_text, shape_text
 
 HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs", "Window", "RF")
-
-
-def shape_text(shape: tuple[int, ...] | None) -> str:
-    return "x".join(str(d) for d in shape) if shape else ("scalar" if shape == () else "")
 
 
 def _output_text(layer: LayerRecord) -> str:
     if len(layer.output_shapes) > 1:
         return ", ".join(f"{k}: {shape_text(s)}" for k, s in layer.output_shapes)
     return shape_text(layer.output_shape)
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, tuple):
-        return str(value[0]) if len(set(value)) == 1 else "x".join(str(v) for v in value)
-    return str(value)
 
 
 def window_text(layer: LayerRecord) -> str:
@@ -36,7 +26,7 @@ def window_text(layer: LayerRecord) -> str:
         value = layer.attr(key)
         if value is None:
             continue
-        text = _compact(value)
+        text = per_axis_text(value)
         if key != "kernel_size" and text == str(default):
             continue
         parts.append(f"{letter}{text}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..units import binary_bytes
 from ..verify import LayerCheck, Shapes, Verification
-from .table import shape_text
+from .text import shape_text
 
 
 def _shapes_text(shapes: Shapes | None) -> str:
