@@ -1,9 +1,13 @@
 """Atomic file writes: a crash never leaves a truncated file behind."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -27,3 +31,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | Path, what: str, hint: str = "") -> Any:
+    """Parse the JSON file ``path``; a missing or malformed file is a ConfigError naming ``what``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}.{' ' + hint if hint else ''}") from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{what} {path} is not valid JSON: {e}") from e

@@ -17,8 +17,8 @@ from torch import nn
 
 from .api import analyze
 from .check import Budget, Result, Shape, check_budgets, failed, snapshot
+from .config import BUDGET_KEYS
 from .render.check import render_text
-from .units import parse_bytes, parse_count
 
 
 def assert_within_budget(
@@ -36,10 +36,10 @@ def assert_within_budget(
     """Analyse the model and raise ``AssertionError`` (message: the check table) when a budget is
     exceeded or the output shapes differ from ``expect_output``; return the results otherwise.
     Budgets take ints or unit strings (``"25M"``, ``"300MiB"``)."""
-    limits = (("params", max_params, parse_count), ("macs", max_macs, parse_count),
-              ("activation_memory", max_activation_memory, parse_bytes),
-              ("param_memory", max_param_memory, parse_bytes))
-    budgets = [Budget(fig, parse(value, f"max_{fig}")) for fig, value, parse in limits if value is not None]
+    given = {"max-params": max_params, "max-macs": max_macs,
+             "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
+    budgets = [Budget(figure, parse(given[key], key.replace("-", "_")))
+               for key, (figure, parse) in BUDGET_KEYS.items() if given[key] is not None]
     report = analyze(model_or_spec, inputs, args=args, tracer=tracer)
     expected: tuple[Shape, ...] | None = (
         tuple(tuple(s) for s in expect_output) if expect_output is not None else None)

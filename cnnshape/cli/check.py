@@ -122,16 +122,9 @@ def check(
 
 
 def _read_baseline(path: str, chk: Any) -> dict[str, Any]:
-    from ..errors import ConfigError
+    from ..files import read_json
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"cannot read baseline {path}: {e.strerror or e}. "
-                          "Record one with --write-baseline FILE.") from e
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"baseline {path} is not valid JSON: {e}") from e
-    return chk.baseline_from_dict(data, path)
+    return chk.baseline_from_dict(read_json(path, "baseline", "Record one with --write-baseline FILE."), path)
 
 
 def _analyse(m: Any, index: int, total: int, cli_args: list[str] | None) -> Any:

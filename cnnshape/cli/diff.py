@@ -1,8 +1,6 @@
 """``cnnshape diff OLD.json NEW.json``: before/after figures of two JSON reports."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,11 +37,6 @@ def diff(
 
 
 def _read_json(path: str) -> Any:
-    from ..errors import ConfigError
+    from ..files import read_json
 
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"cannot read report {path}: {e.strerror or e}") from e
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON: {e}") from e
+    return read_json(path, "report")
