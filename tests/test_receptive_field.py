@@ -313,3 +313,103 @@ def test_cli_rf_index_out_of_range():
     result = runner.invoke(app, ["rf", "examples/textbook.py:Conv7Pool3", "--input", "1,3,224,224",
                                  "--layer", "maxpool", "--at", "56,0"])
     assert result.exit_code == 2 and "56x56" in result.output
+
+
+# --- layouts: 1-d pooling, channels-last, attention, nearest upsampling ----------------------
+
+
+def test_1d_pooling_through_unsqueeze_squeeze():
+    # conv k3: r 3, j 1; maxpool 2: r = 3 + 1*1 = 4, j 2; conv k3: r = 4 + 2*2 = 8;
+    # avgpool 2: r = 8 + 1*2 = 10, j 4; conv k3: r = 10 + 2*4 = 18
+    model = nn.Sequential(nn.Conv1d(1, 1, 3), nn.MaxPool1d(2), nn.Conv1d(1, 1, 3), nn.AvgPool1d(2),
+                          nn.Conv1d(1, 1, 3))
+    report = analyze(model, [(1, 1, 100)])
+    rfs = [rf_of(report, str(i)) for i in range(5)]
+    assert [rf.axes[0].size for rf in rfs] == [3, 4, 8, 10, 18]
+    assert [rf.axes[0].jump for rf in rfs] == [1, 2, 2, 4, 4]
+    check(model, (1, 1, 100))
+
+
+class ConvNeXtStem(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 4, stride=4)
+        self.norm = nn.LayerNorm(4)
+        self.dw = nn.Conv2d(4, 4, 7, padding=3, groups=4)
+        self.pw = nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = self.norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.pw(self.dw(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def test_convnext_channels_last_norm_and_linear_keep_the_rf():
+    # stem k4 s4: r 4, j 4; LayerNorm and the Linear over channels (a 1x1 conv) keep it;
+    # dwconv 7x7: r = 4 + 6*4 = 28
+    report = analyze(ConvNeXtStem(), [(1, 1, 64, 64)])
+    assert [a.size for a in rf_of(report, "norm").axes] == [4, 4]
+    assert [a.size for a in rf_of(report, "dw").axes] == [28, 28]
+    assert [a.size for a in rf_of(report, "output").axes] == [28, 28]
+    check(ConvNeXtStem(), (1, 1, 64, 64), index=(5, 9))
+
+
+class TinyViT(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(1, 8, 4, stride=4)
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.qkv = nn.Linear(8, 24)
+        self.rnn = nn.GRU(8, 8, batch_first=True)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        a, _ = self.mha(t, t, t)
+        q, k, v = self.qkv(t).reshape(1, 16, 3, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        o = F.scaled_dot_product_attention(q, k, v)
+        r, _ = self.rnn(t)
+        return a, o, r
+
+
+def test_attention_and_rnn_over_tokens_are_global():
+    report = analyze(TinyViT(), [(1, 1, 16, 16)])
+    # tokens keep the patch RF (4, jump 4) through flatten/transpose and the qkv Linear
+    assert [a.size for a in rf_of(report, "transpose").axes] == [4, 4]
+    assert [a.size for a in rf_of(report, "getitem_2").axes] == [4, 4]  # q after unbind
+    for name in ("mha", "getitem", "scaled_dot_product_attention", "rnn"):
+        assert rf_of(report, name).is_global, name
+    assert not any(row.receptive_field and row.receptive_field.kind == "unknown" for row in report.layers)
+
+
+class Upsampled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.Conv2d(1, 1, 3, stride=2, padding=1),
+                                  nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.Conv2d(1, 1, 3, padding=1))
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):
+        return self.up(self.body(x))
+
+
+@pytest.mark.parametrize("unit", [0, 5, 6, 11])
+def test_nearest_upsampling_unit_boxes_are_exact(unit):
+    # output unit u reads source unit floor(u/2): units 2m and 2m+1 share source unit m's box,
+    # which the gradient of the linearised model confirms
+    check(Upsampled(), (1, 1, 64, 64), index=(unit, unit))
+
+
+def test_cli_rf_table_unknown_rows_are_short():
+    class Rolled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(1, 1, 3)
+            self.b = nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.b(torch.roll(self.a(x), 1, dims=3))
+
+    from cnnshape.cli.rf import rf_table
+    text = rf_table(analyze(Rolled(), [(1, 1, 16, 16)]))
+    rows = [line.split() for line in text.splitlines() if line.startswith(("roll", "b "))]
+    assert [row[-2:] for row in rows] == [["unknown", "-"], ["unknown", "-"]]
+    assert text.count("aten.roll") == 1 and "unknown from roll" in text

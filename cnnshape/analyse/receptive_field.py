@@ -7,17 +7,23 @@ window with kernel k, stride s, padding p and dilation d (effective kernel k' = 
     r_out = r_in + (k'−1)·j_in,   j_out = j_in·s,   start_out = start_in + ((k'−1)/2 − p)·j_in
 
 ``start`` is the input coordinate of the centre of output unit 0, so unit i sees the input box
-[start + i·j − (r−1)/2, start + i·j + (r−1)/2].
+[start + i·j − (r−1)/2, start + i·j + (r−1)/2]. After nearest upsampling that box is the continuous
+approximation; ``AxisRF.unit_box`` maps the unit back through the index maps and is exact.
+
+Each axis also records where it lives in the tensor (``Place``: the dim, its stride inside that
+dim and its extent), so views, squeeze/unsqueeze, flatten and permutes carry the axes along
+(1-d pooling runs as unsqueeze, 2-d pool, squeeze; ConvNeXt permutes to channels-last).
 
 The rules are keyed by ATen op name and applied to the ops each node recorded, so module calls
 (``nn.Conv2d``) and function calls (``F.conv2d``) take the same path. An op that touches the
-tracked tensor and has no rule makes the RF *unknown* from there on; it is never taken as identity.
+tracked tensor and has no rule makes a spatial RF *unknown* from there on; it is never taken as
+identity. A global RF stays global through any op.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -27,6 +33,13 @@ from .registry import Registry
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
 
+#: how unit i of an axis reads the units of its parent axes (only kept when a nearest upsample is
+#: on the way, where the closed form is approximate): ("window", (s, p, span)): units
+#: [i·s − p, i·s − p + span]; ("nearest", (w, n, exact)): unit floor(i·w/n) (floor((i + ½)·w/n)
+#: for nearest-exact); ("union", ()): the hull over the parents (merged branches)
+Source = tuple[str, tuple[Any, ...], tuple["AxisRF", ...]]
+
+
 @dataclass(frozen=True)
 class AxisRF:
     """One spatial axis. ``size`` None: this axis sees the whole input extent."""
@@ -34,6 +47,21 @@ class AxisRF:
     size: Fraction | None
     jump: Fraction
     start: Fraction
+    source: Source | None = field(default=None, compare=False, repr=False)
+
+    def unit_box(self, i: int) -> tuple[Fraction, Fraction]:
+        """The exact input interval of unit ``i`` (``box`` unless a nearest upsample is on the way)."""
+        if self.source is None:
+            return self.box(i)
+        kind, params, parents = self.source
+        if kind == "window":
+            s, p, span = params
+            return parents[0].unit_box(i * s - p)[0], parents[0].unit_box(i * s - p + span)[1]
+        if kind == "nearest":
+            w, n, exact = params
+            return parents[0].unit_box(math.floor((i + (Fraction(1, 2) if exact else 0)) * Fraction(w, n)))
+        boxes = [a.unit_box(i) for a in parents]
+        return min(b[0] for b in boxes), max(b[1] for b in boxes)
 
     def box(self, i: int) -> tuple[Fraction, Fraction]:
         """The input interval [lo, hi] output unit ``i`` sees (unclipped, inclusive)."""
@@ -44,11 +72,26 @@ class AxisRF:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a spatial axis lives in a tensor: dim ``dim``, with stride ``inner`` inside that dim
+    (1 when the dim is the axis itself; W for H after flattening H and W into one dim), and
+    ``extent`` units."""
+
+    dim: int
+    inner: int
+    extent: int
+
+    @property
+    def whole(self) -> bool:
+        return self.inner == 1
+
+
+@dataclass(frozen=True)
 class ReceptiveField:
     """The RF of one tensor.
 
     kind ``spatial``: ``axes`` per trailing spatial dim; ``global``: every unit sees the whole input;
-    ``flat``: derived from the image but its spatial layout was reshaped away (e.g. flatten);
+    ``flat``: derived from the image but its spatial layout was reshaped away ambiguously;
     ``unknown``: an op without a rule (``unknown_op``) was applied on the way.
     """
 
@@ -57,8 +100,10 @@ class ReceptiveField:
     #: False when branches with different centres or jumps were merged (the union is reported)
     aligned: bool = True
     unknown_op: str | None = None
-    #: shape of the tensor this RF describes (spatial axes are its last len(axes) dims)
+    #: shape of the tensor this RF describes
     shape: tuple[int, ...] = ()
+    #: where each axis lives in that tensor (kind ``spatial``)
+    places: tuple[Place, ...] = ()
 
     @property
     def is_global(self) -> bool:
@@ -93,8 +138,9 @@ def fraction_text(value: Fraction | None) -> str:
 
 def identity(nd: int, shape: tuple[int, ...]) -> ReceptiveField:
     """An input tensor: every unit sees itself."""
+    rank = len(shape)
     return ReceptiveField("spatial", tuple(AxisRF(Fraction(1), Fraction(1), Fraction(0)) for _ in range(nd)),
-                          shape=shape)
+                          shape=shape, places=tuple(Place(d, 1, shape[d]) for d in range(rank - nd, rank)))
 
 
 def _global(shape: tuple[int, ...], aligned: bool = True) -> ReceptiveField:
@@ -105,10 +151,15 @@ def _unknown(op: str, shape: tuple[int, ...], aligned: bool = True) -> Receptive
     return ReceptiveField("unknown", aligned=aligned, unknown_op=op, shape=shape)
 
 
-def _spatial(axes: Sequence[AxisRF], shape: tuple[int, ...], aligned: bool) -> ReceptiveField:
+def _spatial(axes: Sequence[AxisRF], shape: tuple[int, ...], aligned: bool,
+             places: Sequence[Place]) -> ReceptiveField:
     if all(a.size is None for a in axes):
         return _global(shape, aligned)
-    return ReceptiveField("spatial", tuple(axes), aligned, shape=shape)
+    return ReceptiveField("spatial", tuple(axes), aligned, shape=shape, places=tuple(places))
+
+
+def _flat(rf: ReceptiveField, shape: tuple[int, ...]) -> ReceptiveField:
+    return ReceptiveField("flat", aligned=rf.aligned, shape=shape)
 
 
 # --- merges ---------------------------------------------------------------------------------
@@ -116,14 +167,16 @@ def _spatial(axes: Sequence[AxisRF], shape: tuple[int, ...], aligned: bool) -> R
 
 def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     """Union of the branches' boxes of unit 0; aligned when all centres and jumps agree."""
+    source: Source | None = ("union", (), tuple(axes)) if any(a.source for a in axes) else None
     if any(a.size is None for a in axes):
         return AxisRF(None, max(a.jump for a in axes), axes[0].start), True
     jumps, starts = {a.jump for a in axes}, {a.start for a in axes}
     if len(jumps) == 1 and len(starts) == 1:
-        return AxisRF(max(a.size for a in axes), axes[0].jump, axes[0].start), True  # type: ignore[type-var]
+        size = max(a.size for a in axes)  # type: ignore[type-var]
+        return AxisRF(size, axes[0].jump, axes[0].start, source), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
-    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2), False
+    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2, source), False
 
 
 def merge(rfs: Sequence[ReceptiveField]) -> ReceptiveField:
@@ -144,13 +197,15 @@ def merge(rfs: Sequence[ReceptiveField]) -> ReceptiveField:
         axis, ok = _union_axis(per_axis)
         axes.append(axis)
         aligned = aligned and ok
-    return _spatial(axes, spatial[0].shape, aligned)
+    return _spatial(axes, spatial[0].shape, aligned, spatial[0].places)
 
 
 # --- per-op rules ---------------------------------------------------------------------------
 
 Rule = Callable[[OpCall, ReceptiveField], ReceptiveField]
 RF_RULES: Registry[str, Rule] = Registry("receptive_field")
+#: per spatial dim of a sliding-window op (index k of the op's nd trailing dims): the new axis
+AxisMap = Callable[[int, AxisRF], AxisRF]
 
 
 def _arg(call: OpCall, i: int, name: str, default: object = None) -> Any:
@@ -171,32 +226,49 @@ def _per_axis(value: Any, nd: int, default: int) -> tuple[int, ...]:
     return (int(value),) * nd
 
 
-def window(rf: ReceptiveField, shape: tuple[int, ...], kernel: Sequence[int], stride: Sequence[int],
-           padding: Sequence[int], dilation: Sequence[int]) -> ReceptiveField:
-    """The sliding-window recurrence on every spatial axis."""
-    axes = []
-    for a, k, s, p, d in zip(rf.axes, kernel, stride, padding, dilation):
-        eff = d * (k - 1) + 1
-        if a.size is None:
-            axes.append(AxisRF(None, a.jump * s, a.start))
-            continue
-        axes.append(AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump))
-    return _spatial(axes, shape, rf.aligned)
+def _sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap,
+             aligned: bool | None = None) -> ReceptiveField:
+    """Apply ``fn`` to the axes on the op's ``nd`` trailing dims. A dim of the op that holds no
+    tracked axis (the size-1 axis 1-d pooling inserts) is not followed; a tracked axis outside
+    them, or packed with other axes into one dim, has no rule."""
+    out = _out_shape(call)
+    rank = len(rf.shape)
+    op_dims = range(rank - nd, rank)
+    axes, places = [], []
+    for a, place in zip(rf.axes, rf.places):
+        if place.dim not in op_dims or not place.whole or rf.shape[place.dim] != place.extent:
+            return _unknown(f"{call.op} on a tensor without a matching spatial layout", out, rf.aligned)
+        axes.append(fn(place.dim - (rank - nd), a))
+        places.append(Place(place.dim, 1, out[place.dim]))
+    return _spatial(axes, out, rf.aligned if aligned is None else aligned, places)
 
 
 def _spatial_only(fn: Rule) -> Rule:
-    """Sliding-window ops need a spatial RF of matching rank; global stays global."""
+    """Sliding-window ops follow spatial RFs (unknown and global ones never reach a rule)."""
 
     def rule(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-        if rf.kind in ("global", "unknown"):
-            return replace(rf, shape=_out_shape(call))
-        nd = len(_out_shape(call)) - 2
-        if rf.kind != "spatial" or len(rf.axes) != nd:
-            return _unknown(f"{call.op} on a tensor without a matching spatial layout", _out_shape(call), rf.aligned)
+        if rf.kind != "spatial":
+            return _unknown(f"{call.op} on a tensor without a spatial layout", _out_shape(call), rf.aligned)
         return fn(call, rf)
 
     rule.__doc__ = fn.__doc__
     return rule
+
+
+def window_axis(a: AxisRF, k: int, s: int, p: int, d: int) -> AxisRF:
+    """The sliding-window recurrence on one axis."""
+    eff = d * (k - 1) + 1
+    if a.size is None:
+        return AxisRF(None, a.jump * s, a.start)
+    source: Source | None = ("window", (s, p, eff - 1), (a,)) if a.source else None
+    return AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump, source)
+
+
+def window(call: OpCall, rf: ReceptiveField, kernel: Sequence[int], stride: Sequence[int],
+           padding: Sequence[int], dilation: Sequence[int]) -> ReceptiveField:
+    """The sliding-window recurrence on every spatial axis of the op."""
+    return _sliding(call, rf, len(kernel),
+                    lambda i, a: window_axis(a, kernel[i], stride[i], padding[i], dilation[i]))
 
 
 @RF_RULES.register("aten.convolution", "aten._convolution", "aten.convolution_overrideable",
@@ -215,15 +287,16 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     stride = _per_axis(_arg(call, 3, "stride"), nd, 1)
     padding = _per_axis(_arg(call, 4, "padding"), nd, 0)
     dilation = _per_axis(_arg(call, 5, "dilation"), nd, 1)
-    shape = _out_shape(call)
     if not bool(_arg(call, 6, "transposed", False)):
-        return window(rf, shape, kernel, stride, padding, dilation)
-    axes = []
-    for a, k, s, p, d in zip(rf.axes, kernel, stride, padding, dilation):
+        return window(call, rf, kernel, stride, padding, dilation)
+
+    def transposed(i: int, a: AxisRF) -> AxisRF:
+        k, s, p, d = kernel[i], stride[i], padding[i], dilation[i]
         n = -(-(d * (k - 1) + 1) // s)
         size = None if a.size is None else a.size + (n - 1) * a.jump
-        axes.append(AxisRF(size, a.jump / s, a.start + (p - Fraction(d * (k - 1), 2)) / s * a.jump))
-    return _spatial(axes, shape, rf.aligned)
+        return AxisRF(size, a.jump / s, a.start + (p - Fraction(d * (k - 1), 2)) / s * a.jump)
+
+    return _sliding(call, rf, nd, transposed)
 
 
 @RF_RULES.register("aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d",
@@ -232,21 +305,29 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 @_spatial_only
 def max_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, dilation=1, ceil_mode): the window recurrence."""
-    nd = len(rf.axes)
+    nd = _window_rank(call)
     kernel = _per_axis(_arg(call, 1, "kernel_size"), nd, 1)
     stride = _per_axis(_arg(call, 2, "stride") or kernel, nd, 1)
-    return window(rf, _out_shape(call), kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0),
+    return window(call, rf, kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0),
                   _per_axis(_arg(call, 4, "dilation"), nd, 1))
+
+
+def _window_rank(call: OpCall) -> int:
+    """Spatial rank of a pooling/upsampling/padding op, from its name (``..._pool2d``: 2)."""
+    for nd in (1, 2, 3):
+        if f"{nd}d" in call.op:
+            return nd
+    raise ValueError(call.op)
 
 
 @RF_RULES.register("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
 @_spatial_only
 def avg_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, ceil_mode, ...): no dilation."""
-    nd = len(rf.axes)
+    nd = _window_rank(call)
     kernel = _per_axis(_arg(call, 1, "kernel_size"), nd, 1)
     stride = _per_axis(_arg(call, 2, "stride") or kernel, nd, 1)
-    return window(rf, _out_shape(call), kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0), (1,) * nd)
+    return window(call, rf, kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0), (1,) * nd)
 
 
 @RF_RULES.register("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
@@ -259,40 +340,50 @@ def adaptive_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     vary in size and are not on a regular grid: kernel = the largest window, stride W/n, and the
     RF is marked not aligned."""
     x: TensorMeta = call.args[0]
-    nd = len(rf.axes)
-    axes, aligned = [], rf.aligned
-    for a, w, n in zip(rf.axes, x.shape[-nd:], _out_shape(call)[-nd:]):
+    nd = _window_rank(call)
+    ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
+
+    def adaptive(i: int, a: AxisRF) -> AxisRF:
+        w, n = ins[i], outs[i]
         if n == 1 or a.size is None:
-            axes.append(AxisRF(None, a.jump * w, a.start))
-            continue
-        k = max(-(-(i + 1) * w // n) - (i * w // n) for i in range(n))
-        s = Fraction(w, n)
-        aligned = aligned and w % n == 0
-        axes.append(AxisRF(a.size + (k - 1) * a.jump, a.jump * s, a.start + Fraction(k - 1, 2) * a.jump))
-    return _spatial(axes, _out_shape(call), aligned)
+            return AxisRF(None, a.jump * w, a.start)
+        k = max(-(-(u + 1) * w // n) - (u * w // n) for u in range(n))
+        return AxisRF(a.size + (k - 1) * a.jump, a.jump * Fraction(w, n), a.start + Fraction(k - 1, 2) * a.jump)
+
+    tracked = [p.dim - (len(rf.shape) - nd) for p in rf.places]
+    aligned = rf.aligned and all(ins[i] % outs[i] == 0 or outs[i] == 1 for i in tracked if 0 <= i < nd)
+    return _sliding(call, rf, nd, adaptive, aligned)
 
 
 def _resample(taps: int | None) -> Rule:
     """Upsampling by W_in -> W_out: jump shrinks by W_in/W_out. ``taps`` input units per output
     unit (None: nearest, 1). align_corners maps unit o to o·(W_in−1)/(W_out−1); otherwise to
-    (o + 1/2)·W_in/W_out − 1/2 (the centre used as ``start``)."""
+    (o + 1/2)·W_in/W_out − 1/2 (the centre used as ``start``). Nearest also records the exact
+    index map floor(o·W_in/W_out) (nearest-exact: floor((o + 1/2)·W_in/W_out)) for unit boxes."""
 
     @_spatial_only
     def rule(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
         x: TensorMeta = call.args[0]
-        nd = len(rf.axes)
+        nd = _window_rank(call)
         align = taps is not None and bool(_arg(call, 2, "align_corners", False))
         n_taps = taps or 1
-        axes = []
-        for a, w, n in zip(rf.axes, x.shape[-nd:], _out_shape(call)[-nd:]):
+        ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
+
+        def resample(i: int, a: AxisRF) -> AxisRF:
+            w, n = ins[i], outs[i]
             if align and n > 1:
-                jump, offset = a.jump * Fraction(w - 1, n - 1), Fraction(0)
+                jump, start = a.jump * Fraction(w - 1, n - 1), a.start
             else:
-                jump, offset = a.jump * Fraction(w, n), (Fraction(w, n) - 1) / 2
-            size = None if a.size is None else a.size + (n_taps - 1) * a.jump
-            axes.append(AxisRF(size, jump, a.start + (offset + Fraction(n_taps - 1, 2)) * a.jump
-                               if not align else a.start))
-        return _spatial(axes, _out_shape(call), rf.aligned)
+                jump = a.jump * Fraction(w, n)
+                start = a.start + ((Fraction(w, n) - 1) / 2 + Fraction(n_taps - 1, 2)) * a.jump
+            if a.size is None:
+                return AxisRF(None, jump, start)
+            source: Source | None = None
+            if taps is None:
+                source = ("nearest", (w, n, "exact" in call.op), (a,))
+            return AxisRF(a.size + (n_taps - 1) * a.jump, jump, start, source)
+
+        return _sliding(call, rf, nd, resample)
 
     rule.__doc__ = _resample.__doc__
     return rule
@@ -314,18 +405,17 @@ def pad(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Padding (pairs from the last dim backwards) moves unit 0 left by the left pad:
     start_out = start_in − p_left·j_in. Reflected/replicated border units are treated like zeros."""
     pads = tuple(_arg(call, 1, "pad"))
-    nd = len(rf.axes)
-    lefts = [0] * nd
-    for i in range(len(pads) // 2):
-        if i < nd:
-            lefts[nd - 1 - i] = int(pads[2 * i])
-    axes = [AxisRF(a.size, a.jump, a.start - p * a.jump) for a, p in zip(rf.axes, lefts)]
-    return _spatial(axes, _out_shape(call), rf.aligned)
+    nd = len(pads) // 2
+    lefts = [int(pads[2 * (nd - 1 - i)]) for i in range(nd)]
+    return _sliding(call, rf, nd, lambda i, a: window_axis(a, 1, 1, lefts[i], 1))
 
 
 def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Element-wise, normalisation (statistics ignored) and copies: every unit sees what it saw."""
-    return replace(rf, shape=_out_shape(call) or rf.shape)
+    """Element-wise, normalisation (statistics ignored) and copies: every unit sees what it saw.
+    Broadcasting against a higher-rank operand adds leading dims."""
+    out = _out_shape(call) or rf.shape
+    shift = len(out) - len(rf.shape)
+    return replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
 
 
 ELEMENTWISE = (
@@ -341,7 +431,7 @@ RF_RULES.add(unchanged, "aten.where", "aten._prelu_kernel", "aten.native_dropout
              "aten.bernoulli_", "aten.log_sigmoid_forward", "aten.hardshrink", "aten.softshrink",
              "aten.nan_to_num", "aten.isnan", "aten.isinf", "aten.clone", "aten.contiguous",
              "aten.detach", "aten.alias", "aten._to_copy", "aten.to", "aten.lift_fresh",
-             "aten.lift_fresh_copy", "aten.cat", "aten.zeros_like", "aten.ones_like",
+             "aten.lift_fresh_copy", "aten.zeros_like", "aten.ones_like",
              "aten.empty_like", "aten.full_like", "aten.fill_", "aten.zero_",
              "aten.native_batch_norm", "aten._native_batch_norm_legit",
              "aten._native_batch_norm_legit_no_training", "aten.cudnn_batch_norm",
@@ -350,8 +440,15 @@ RF_RULES.add(unchanged, "aten.where", "aten._prelu_kernel", "aten.native_dropout
              "aten.channel_shuffle", "aten.native_channel_shuffle")
 
 
-def _spatial_dims(rf: ReceptiveField, rank: int) -> list[int]:
-    return list(range(rank - len(rf.axes), rank))
+@RF_RULES.register("aten.cat")
+def cat(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """Concatenation along channels: unchanged; along a spatial axis the axis continues (its extent
+    grows; the branches' RFs are merged by the node)."""
+    out = _out_shape(call)
+    if rf.kind != "spatial":
+        return replace(rf, shape=out)
+    return replace(rf, shape=out, places=tuple(replace(p, extent=out[p.dim]) if p.whole else p
+                                               for p in rf.places))
 
 
 def _dims(value: Any, rank: int) -> list[int]:
@@ -361,42 +458,115 @@ def _dims(value: Any, rank: int) -> list[int]:
     return [int(v) % rank for v in values]
 
 
-def _reshape(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Views and reshapes keep the RF when the trailing spatial dims are untouched; otherwise the
-    spatial layout is lost (``flat``), except that a global RF stays global."""
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def _moved(rf: ReceptiveField, out: tuple[int, ...], new_dim: Callable[[Place], int | None]) -> ReceptiveField:
+    """Each axis moves to dim ``new_dim(place)`` (None: it cannot be followed -> flat)."""
+    if rf.kind != "spatial":
+        return replace(rf, shape=out)
+    places = []
+    for p in rf.places:
+        d = new_dim(p)
+        if d is None:
+            return _flat(rf, out)
+        places.append(replace(p, dim=d))
+    return replace(rf, shape=out, places=tuple(places))
+
+
+def reshape_place(place: Place, before: Sequence[int], after: Sequence[int]) -> Place | None:
+    """Follow an axis through a row-major reshape: with stride G = inner·prod(before[dim+1:]) in
+    element order, it lies in the dim e of ``after`` with prod(after[e+1:]) dividing G and
+    (G / prod(after[e+1:]))·extent dividing after[e]. None when no dim or several dims fit (the
+    axis was split, or it has extent 1 and size-1 dims make the position ambiguous)."""
+    g = place.inner * _numel(before[place.dim + 1:])
+    fits = []
+    for e in range(len(after)):
+        rest = _numel(after[e + 1:])
+        if g % rest == 0 and after[e] % ((g // rest) * place.extent) == 0:
+            fits.append(Place(e, g // rest, place.extent))
+    return fits[0] if len(fits) == 1 else None
+
+
+@RF_RULES.register("aten.view", "aten._unsafe_view", "aten.reshape", "aten._reshape_alias",
+                   "aten.flatten", "aten.unflatten", "aten.view_as")
+def reshape(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """Views and reshapes keep element order: each axis is followed to the dim (and the stride
+    inside it) it lands in (``reshape_place``); flattening H and W packs both into one dim.
+    When that is ambiguous the layout is lost (``flat``)."""
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    nd = len(rf.axes)
-    x: TensorMeta = call.args[0]
-    if len(out) >= nd + 1 and out[-nd:] == x.shape[-nd:]:
-        return replace(rf, shape=out)
-    return ReceptiveField("flat", aligned=rf.aligned, shape=out)
+    places = []
+    for p in rf.places:
+        moved = reshape_place(p, rf.shape, out)
+        if moved is None:
+            return _flat(rf, out)
+        places.append(moved)
+    return replace(rf, shape=out, places=tuple(places))
 
 
-RF_RULES.add(_reshape, "aten.view", "aten._unsafe_view", "aten.reshape", "aten._reshape_alias",
-             "aten.flatten", "aten.unflatten", "aten.squeeze", "aten.unsqueeze", "aten.expand",
-             "aten.expand_as", "aten.view_as", "aten.as_strided", "aten.stack", "aten.repeat")
+@RF_RULES.register("aten.unsqueeze")
+def unsqueeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """A size-1 dim inserted at ``dim``: the axes at or after it move one dim on."""
+    out = _out_shape(call)
+    at = int(_arg(call, 1, "dim", 0)) % len(out)
+    return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
+
+
+@RF_RULES.register("aten.squeeze")
+def squeeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """Size-1 dims removed (all of them, or the given ones): later axes move back; an axis that
+    was itself removed can no longer be followed."""
+    rank = len(rf.shape)
+    given = _arg(call, 1, "dim")
+    dims = set(_dims(given, rank)) if given is not None else set(range(rank))
+    gone = sorted(d for d in dims if rf.shape[d] == 1)
+    return _moved(rf, _out_shape(call), lambda p: None if p.dim in gone else p.dim - sum(d < p.dim for d in gone))
+
+
+@RF_RULES.register("aten.expand", "aten.expand_as", "aten.repeat")
+def expand(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """New leading dims move the axes on; expanding or repeating an axis itself loses the layout."""
+    out = _out_shape(call)
+    shift = len(out) - len(rf.shape)
+    return _moved(rf, out, lambda p: p.dim + shift if out[p.dim + shift] == rf.shape[p.dim] else None)
+
+
+@RF_RULES.register("aten.as_strided")
+def as_strided(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """Only a same-shape as_strided (a restride torch inserts) is followed."""
+    out = _out_shape(call)
+    return replace(rf, shape=out) if out == rf.shape or rf.kind != "spatial" else _flat(rf, out)
+
+
+@RF_RULES.register("aten.stack")
+def stack(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """A new dim at ``dim``: the axes at or after it move one dim on."""
+    out = _out_shape(call)
+    at = int(_arg(call, 1, "dim", 0)) % len(out)
+    return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
 @RF_RULES.register("aten.permute", "aten.transpose", "aten.t", "aten.movedim")
 def permute(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """A permutation that moves a spatial dim loses the layout (``flat``)."""
+    """The axes move with their dims (channels-last and back, token-major sequences)."""
     out = _out_shape(call)
-    if rf.kind != "spatial":
-        return replace(rf, shape=out)
     rank = len(out)
     if call.op == "aten.permute":
         order = [int(d) % rank for d in call.args[1]]
-    elif call.op == "aten.t":
-        order = [1, 0][:rank]
+    elif call.op == "aten.movedim":
+        src, dst = _dims(_arg(call, 1, "source"), rank), _dims(_arg(call, 2, "destination"), rank)
+        rest = iter(d for d in range(rank) if d not in src)
+        by_dst = dict(zip(dst, src))
+        order = [by_dst[d] if d in by_dst else next(rest) for d in range(rank)]
     else:
-        a, b = int(_arg(call, 1, "dim0", 0)) % rank, int(_arg(call, 2, "dim1", 1)) % rank
+        a = int(_arg(call, 1, "dim0", 0)) % rank if call.op != "aten.t" else 0
+        b = int(_arg(call, 2, "dim1", 1)) % rank if call.op != "aten.t" else min(1, rank - 1)
         order = list(range(rank))
         order[a], order[b] = order[b], order[a]
-    if all(order[d] == d for d in _spatial_dims(rf, rank)) and call.op != "aten.movedim":
-        return replace(rf, shape=out)
-    return ReceptiveField("flat", aligned=rf.aligned, shape=out)
+    return _moved(rf, out, lambda p: order.index(p.dim))
 
 
 @RF_RULES.register("aten.slice")
@@ -407,17 +577,41 @@ def slice_(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
         return replace(rf, shape=out)
     rank = len(rf.shape)
     dim = int(_arg(call, 1, "dim", 0)) % rank
-    spatial = _spatial_dims(rf, rank)
-    if dim not in spatial:
+    hit = [i for i, p in enumerate(rf.places) if p.dim == dim]
+    if not hit:
         return replace(rf, shape=out)
+    if not rf.places[hit[0]].whole or len(hit) > 1:
+        return _unknown(f"{call.op} across packed spatial axes", out, rf.aligned)
     begin = _arg(call, 2, "start", 0) or 0
     size = rf.shape[dim]
     begin = max(0, begin + size if begin < 0 else min(begin, size))
     step = int(_arg(call, 4, "step", 1) or 1)
-    axes = list(rf.axes)
-    a = axes[spatial.index(dim)]
-    axes[spatial.index(dim)] = AxisRF(a.size, a.jump * step, a.start + begin * a.jump)
-    return _spatial(axes, out, rf.aligned)
+    axes, places = list(rf.axes), list(rf.places)
+    a = axes[hit[0]]
+    source: Source | None = ("window", (step, -begin, 0), (a,)) if a.source else None
+    axes[hit[0]] = AxisRF(a.size, a.jump * step, a.start + begin * a.jump, source)
+    places[hit[0]] = Place(dim, 1, out[dim])
+    return _spatial(axes, out, rf.aligned, places)
+
+
+@RF_RULES.register("aten.select", "aten.unbind", "aten.split", "aten.split_with_sizes",
+                   "aten.unsafe_split", "aten.chunk")
+def select(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """Picking or splitting along a non-spatial dim (q, k, v out of a fused qkv; channel groups):
+    the axes are unchanged (select and unbind remove that dim). Unbinding or splitting along a
+    spatial dim (an RNN stepping over a sequence) makes the positions separate tensors: the layout
+    is gone (``flat``), and whatever mixes them (the recurrent matmuls) is global. Selecting one
+    position of a spatial axis: no rule."""
+    out = _out_shape(call)
+    if rf.kind != "spatial":
+        return replace(rf, shape=out)
+    dim = int(_arg(call, 1, "dim", 0)) % len(rf.shape)
+    if any(p.dim == dim for p in rf.places):
+        if call.op == "aten.select":
+            return _unknown(f"{call.op} of one position along a spatial axis", out, rf.aligned)
+        return _flat(rf, out)
+    removed = len(out) < len(rf.shape)
+    return _moved(rf, out, lambda p: p.dim - (removed and p.dim > dim))
 
 
 def _reduce_over(call: OpCall, rf: ReceptiveField, dims: list[int], keepdim: bool) -> ReceptiveField:
@@ -426,13 +620,15 @@ def _reduce_over(call: OpCall, rf: ReceptiveField, dims: list[int], keepdim: boo
         return _global(out, rf.aligned)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    spatial = _spatial_dims(rf, len(rf.shape))
-    axes = [AxisRF(None, a.jump, a.start) if d in dims else a for a, d in zip(rf.axes, spatial)]
+    axes = [AxisRF(None, a.jump, a.start) if p.dim in dims else a for a, p in zip(rf.axes, rf.places)]
     if all(a.size is None for a in axes):
         return _global(out, rf.aligned)
-    if not keepdim and any(d in dims for d in spatial):
-        return ReceptiveField("flat", aligned=rf.aligned, shape=out)
-    return _spatial(axes, out, rf.aligned)
+    if keepdim:
+        return _spatial(axes, out, rf.aligned, rf.places)
+    if any(p.dim in dims for p in rf.places):
+        return _flat(rf, out)
+    places = [replace(p, dim=p.dim - sum(d < p.dim for d in dims)) for p in rf.places]
+    return _spatial(axes, out, rf.aligned, places)
 
 
 @RF_RULES.register("aten.mean", "aten.sum", "aten.amax", "aten.amin", "aten.var", "aten.std",
@@ -455,16 +651,27 @@ def softmax(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     return _reduce_over(call, rf, _dims(_arg(call, 1, "dim"), rank), keepdim=True)
 
 
-@RF_RULES.register("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten.mv", "aten.dot",
+@RF_RULES.register("aten.mm", "aten.addmm")
+def linear(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """A 2-d product A·B with the followed tensor as A (a Linear: rows are positions, columns
+    features): each output row reads its own row, so axes in the rows stay as they are and a
+    Linear over channels is a 1x1 conv. An axis in the contracted columns (a Linear over spatial
+    features), or the followed tensor as B: global."""
+    out = _out_shape(call)
+    a: TensorMeta = call.args[1 if call.op == "aten.addmm" else 0]
+    if rf.kind == "spatial" and a.shape == rf.shape and all(p.dim == 0 for p in rf.places):
+        return replace(rf, shape=out)
+    return _global(out, rf.aligned)
+
+
+@RF_RULES.register("aten.bmm", "aten.baddbmm", "aten.mv", "aten.dot",
                    "aten._scaled_dot_product_efficient_attention",
                    "aten._scaled_dot_product_flash_attention",
                    "aten._scaled_dot_product_flash_attention_for_cpu",
                    "aten._scaled_dot_product_cudnn_attention")
 def matmul(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Linear over spatial features, attention and other products: each output mixes every
-    position of its operand, so the RF is global from here on."""
-    if rf.kind == "unknown":
-        return replace(rf, shape=_out_shape(call))
+    """Attention and other products of activations: each output mixes every position of its
+    operand, so the RF is global from here on."""
     return _global(_out_shape(call), rf.aligned)
 
 
@@ -481,9 +688,10 @@ def _reads(call: OpCall, shape: tuple[int, ...]) -> bool:
 
 
 def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
-    """Run the node's recorded ATen calls through their rules, following the tracked tensor."""
+    """Run the node's recorded ATen calls through their rules, following the tracked tensor.
+    Unknown stays unknown and global stays global, whatever the op."""
     for call in node.ops:
-        if rf.kind == "unknown" or not call.outputs or not _reads(call, rf.shape):
+        if rf.kind in ("unknown", "global") or not call.outputs or not _reads(call, rf.shape):
             continue
         rule = RF_RULES.get(call.op)
         rf = _unknown(call.op, _out_shape(call), rf.aligned) if rule is None else rule(call, rf)
@@ -503,9 +711,13 @@ def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveFie
     if node.kind == "output":
         return known[0]
     rf = apply_ops(node, merge(known))
-    if rf.kind == "spatial" and rf.shape != out.shape:
-        return _unknown(f"{node.type} (output {out} does not match the followed tensor)", out.shape, rf.aligned)
-    return rf
+    if rf.kind != "spatial" or rf.shape == out.shape:
+        return replace(rf, shape=out.shape)
+    # a piece of a split along another dim (getitem of chunk/split) keeps the axes
+    same_axes = len(rf.shape) == len(out.shape) and all(rf.shape[p.dim] == out.shape[p.dim] for p in rf.places)
+    if same_axes:
+        return replace(rf, shape=out.shape)
+    return _unknown(f"{node.type} (output {out} does not match the followed tensor)", out.shape, rf.aligned)
 
 
 def analyse_receptive_fields(nodes: Sequence[Node]) -> dict[str, ReceptiveField | None]:
@@ -518,9 +730,10 @@ def analyse_receptive_fields(nodes: Sequence[Node]) -> dict[str, ReceptiveField 
 
 def unit_box(axis: AxisRF, index: int, extent: int) -> tuple[int, int, int, int]:
     """(lo, hi, clipped lo, clipped hi) of the input pixels output unit ``index`` sees on an axis
-    of ``extent`` input pixels; fractional boundaries (after upsampling) are rounded outwards."""
+    of ``extent`` input pixels; exact through nearest upsampling (``AxisRF.unit_box``), other
+    fractional boundaries (linear upsampling, transposed convs) are rounded outwards."""
     if axis.size is None:
         return 0, extent - 1, 0, extent - 1
-    lo_f, hi_f = axis.box(index)
+    lo_f, hi_f = axis.unit_box(index)
     lo, hi = math.floor(lo_f), math.ceil(hi_f)
     return lo, hi, max(lo, 0), min(hi, extent - 1)

@@ -47,7 +47,7 @@ def rf_table(report: Report) -> str:
     from ..analyse.receptive_field import fraction_text
     from ..render.text import shape_text
 
-    rows = []
+    rows, reasons = [], dict[str | None, str]()
     for layer in _rf_layers(report):
         rf = layer.receptive_field
         assert rf is not None
@@ -55,12 +55,17 @@ def rf_table(report: Report) -> str:
             size = _axes_text([fraction_text(a.size) for a in rf.axes])
             jump = _axes_text([fraction_text(a.jump) for a in rf.axes])
             start = _axes_text([fraction_text(a.start) for a in rf.axes])
+            aligned = "yes" if rf.aligned else "NO"
         else:
-            size, jump, start = (rf.kind if rf.kind == "global" else f"unknown ({rf.unknown_op})"), "", ""
-        rows.append([layer.name, layer.type, shape_text(layer.output_shape), size, jump, start,
-                     "yes" if rf.aligned else "NO"])
+            size, jump, start, aligned = rf.kind, "", "", "-"
+            if rf.kind == "unknown":
+                reasons.setdefault(rf.unknown_op, layer.name)
+        rows.append([layer.name, layer.type, shape_text(layer.output_shape), size, jump, start, aligned])
     body = tabulate(rows, headers=("Layer", "Type", "Output shape", "RF", "Jump", "Start", "Aligned"),
                     tablefmt="simple", colalign=("left", "left", "left", "right", "right", "right", "left"))
+    notes = "".join(f"\nunknown from {name} on: {op}" for op, name in reasons.items())
+    if notes:
+        body += "\n" + notes
     return f"{report.model}  receptive fields in input pixels\n\n{body}\n"
 
 
@@ -94,7 +99,6 @@ def unit_box(report: Report, name: str, at: str) -> dict[str, Any]:
     assert rf is not None
     if rf.kind == "unknown":
         raise ConfigError(f"--layer {name!r}: its receptive field is unknown ({rf.unknown_op} has no rule)")
-    shape = layer.output_shape or ()
     nd = len(rf.axes) if rf.kind == "spatial" else 0
     image = next((i for i in report.inputs if len(i.shape) >= 3), None)
     if rf.kind == "global" or image is None:
@@ -103,7 +107,7 @@ def unit_box(report: Report, name: str, at: str) -> dict[str, Any]:
         index = [int(v) for v in at.split(",")]
     except ValueError:
         raise ConfigError(f"--at {at!r}: give {nd} integer output indices separated by commas, e.g. 0,0") from None
-    spatial = shape[-nd:]
+    spatial = [place.extent for place in rf.places]
     if len(index) != nd or any(not 0 <= i < n for i, n in zip(index, spatial)):
         raise ConfigError(f"--at {at!r}: {name} has {nd} spatial axes of sizes "
                           f"{'x'.join(map(str, spatial))}; give {nd} indices within them")
