@@ -142,8 +142,8 @@ def _retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leav
         changed = (InputSpec(tuple(shape), specs[0].dtype), *specs[1:])
         try:
             return build_graph(trace(module, changed, tracer, leaves), module)
-        except CnnshapeError as e:
-            return str(e)
+        except Exception as e:  # the model's own check (an assert, a ValueError) rejects the size too
+            return str(e) if isinstance(e, CnnshapeError) else f"{type(e).__name__}: {e}"
     return retrace
 
 

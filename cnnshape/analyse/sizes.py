@@ -761,11 +761,16 @@ class Accepted:
             self.maximum is None or s <= self.maximum)
 
     def words(self) -> str:
+        """A bounded rule with gaps and at most 4 sizes is listed (``only 1, 32``, not
+        ``sizes ≡ 1 (mod 31) from 1 to 32``); a contiguous range reads ``every size from 32 to 35``."""
         if self.kind == "set":
             return f"only these sizes up to {self.up_to}: " + ", ".join(str(s) for s in self.sizes)
         lo, step, hi = self.minimum, self.step, self.maximum
+        assert lo is not None and step is not None
         if hi == lo:
             return f"exactly {lo}"
+        if hi is not None and step > 1 and (hi - lo) // step < 4:
+            return "only " + ", ".join(str(s) for s in range(lo, hi + 1, step))
         if step == 1:
             return f"every size ≥ {lo}" if hi is None else f"every size from {lo} to {hi}"
         if self.offset == 0:
@@ -923,9 +928,7 @@ def _validate(graph: ModelGraph, flow: _Flow, table: dict[int, list[int | None]]
         vals = table[s]
         if isinstance(other, str):
             if s in ok:
-                first = next((n.name for n in graph.nodes if n.kind not in ("input", "output")), "the input")
-                return f"layer {first} onwards differs at size {s}: the rule accepts it but the model fails " \
-                       f"({_first_line(other)})"
+                return f"the model fails at size {s}, which the rule accepts ({_first_line(other)})"
             continue
         if s not in ok:
             failing = next((e for e in flow.exprs if vals[e.id] is None), None)
