@@ -914,7 +914,7 @@ def _probe_sizes(ok: list[int], up_to: int, given: int) -> list[int]:
     rejected = [s for s in range(ok[0] + 1, up_to + 1) if s not in accepted] or list(range(ok[0] - 1, 0, -1))
     reject = 2 * given if 2 * given not in accepted else rejected[0] if rejected else None
     near = min((s for s in ok if s != given), key=lambda s: (abs(s - 2 * given), s), default=None)
-    chosen = [s for s in (reject, ok[0], near) if s is not None and s != given]
+    chosen = [s for s in (reject, ok[0], near) if s is not None and s != given and s <= up_to]
     return list(dict.fromkeys(chosen))
 
 
