@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from .analyse import analyse
-from .analyse.sizes import SizeReport, analyse_sizes, minimum_note
-from .errors import ConfigError
-from .graph import build_graph
-from .inputs import normalise_inputs
+from .analyse.sizes import Retrace, SizeReport, analyse_sizes, minimum_note
+from .errors import CnnshapeError, ConfigError
+from .graph import ModelGraph, build_graph
+from .inputs import InputSpec, normalise_inputs
 from .load import load_model
 from .report import Report, build_report
 from .trace import trace
@@ -126,10 +126,25 @@ def analyze(
     with on_meta(module, train):
         graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module)), module)
         analysis = analyse(graph)
-        size_note = minimum_note(graph)
+        retrace = _retracer(module, specs, graph.trace.tracer, resolve_leaves(leaves, module))
+        size_note = minimum_note(graph, retrace)
         notes += (size_note,) if size_note else ()
         report = build_report(graph, analysis, model=label, inputs=specs, notes=notes)
     return report.collapse(depth)
+
+
+def _retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leaves: tuple[type, ...]) -> Retrace:
+    """Traces ``module`` (already on meta) again with one dim of the first input changed, with the
+    tracer that produced the first trace; a model that rejects the size gives the error text."""
+    def retrace(axis: int, size: int) -> ModelGraph | str:
+        shape = list(specs[0].shape)
+        shape[axis] = size
+        changed = (InputSpec(tuple(shape), specs[0].dtype), *specs[1:])
+        try:
+            return build_graph(trace(module, changed, tracer, leaves), module)
+        except Exception as e:  # the model's own check (an assert, a ValueError) rejects the size too
+            return str(e) if isinstance(e, CnnshapeError) else f"{type(e).__name__}: {e}"
+    return retrace
 
 
 def sizes(
@@ -143,9 +158,12 @@ def sizes(
     leaves: Sequence[str | type] = (),
 ) -> SizeReport:
     """Which sizes of the first input's ``axes`` (default: its spatial axes) ``model`` accepts,
-    derived from the layer arithmetic of one meta trace on ``inputs`` (a working example)."""
+    derived from the layer arithmetic of one meta trace on ``inputs`` (a working example) and
+    checked by re-tracing at a few other sizes."""
     specs = normalise_inputs(inputs)
     module, label, _ = _resolve_model(model, args)
     with on_meta(module):
-        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module)), module)
-        return analyse_sizes(graph, label, axes, layers)
+        leaf_classes = resolve_leaves(leaves, module)
+        graph = build_graph(trace(module, specs, tracer, leaf_classes), module)
+        retrace = _retracer(module, specs, graph.trace.tracer, leaf_classes)
+        return analyse_sizes(graph, label, axes, layers, retrace)

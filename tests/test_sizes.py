@@ -6,8 +6,10 @@ import json
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from typer.testing import CliRunner
 
+from cnnshape.analyse.sizes import Accepted
 from cnnshape.api import analyze, on_meta, sizes
 from cnnshape.cli import app
 from cnnshape.load import load_model
@@ -198,3 +200,197 @@ def test_cli_errors_and_no_spatial_axes() -> None:
     result = runner.invoke(app, ["sizes", "examples/multi_io.py:TiedWeights", "-i", "1,64"])
     assert result.exit_code == 0
     assert "has no spatial axes" in result.output
+
+
+# ---- sizes that reach layers as Python values: one trace sees constants, a re-trace sees the truth
+
+class TinyFPN(nn.Module):
+    """FPN top-down step: the coarse map is resized to the lateral's size read from its shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.lat = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lateral = self.c1(x)
+        coarse = self.c2(lateral)
+        return self.lat(lateral) + F.interpolate(coarse, size=lateral.shape[-2:], mode="nearest")
+
+
+class YoloHead(nn.Module):
+    """YOLO detection head: ``y.view(bs, na, no, ny, nx)`` with ny, nx read from ``y.shape``."""
+
+    def __init__(self, na: int = 3, no: int = 6) -> None:
+        super().__init__()
+        self.na, self.no = na, no
+        self.body = nn.Sequential(*[nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2, padding=1) for i in range(5)])
+        self.m = nn.Conv2d(8, na * no, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.m(self.body(x))
+        bs, _, ny, nx = y.shape
+        return y.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+
+
+class CRNN(nn.Module):
+    """Text recogniser: the feature map's width becomes the sequence, ``reshape(b, w, c·h)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
+                                 nn.MaxPool2d(2))
+        self.fc = nn.Linear(8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.cnn(x)
+        b, c, h, w = f.shape
+        return self.fc(f.permute(0, 3, 1, 2).reshape(b, w, c * h))
+
+
+class DownUntil(nn.Module):
+    """Control flow on a size: halve the width until it is at most 8 (fx can't trace it: eager)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        while x.shape[-1] > 8:
+            x = self.down(x)
+        return x
+
+
+class EvenWidth(nn.Module):
+    """The model's own check rejects sizes the layer arithmetic accepts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 2:
+            raise ValueError("width must be even")
+        return self.conv(x)
+
+
+def accepted_by_torch(model: nn.Module, shape: tuple[int, ...], axis: int, sizes_range: range) -> list[int]:
+    with on_meta(model):
+        return [s for s in sizes_range if meta_output_shapes(model, shape, axis, s) is not None]
+
+
+PYTHON_VALUED = [
+    # (model, working example, axis, sizes the model accepts per torch that a one-trace rule missed)
+    (TinyFPN, (1, 3, 64, 64), 2, range(1, 300)),      # every H ≥ 1; the one-trace rule was a 4-size set
+    (YoloHead, (1, 3, 640, 640), 2, range(1, 1300, 7)),  # runs at 320, 1280..., the rule said 634..641
+    (CRNN, (1, 1, 32, 128), 3, range(1, 300)),        # every W ≥ 4; the rule said 128..131
+    (DownUntil, (1, 3, 64, 64), 3, range(1, 300)),    # every W ≥ 1; the traced loop count holds for 57..64
+]
+
+
+@pytest.mark.parametrize("cls,shape,axis,span", PYTHON_VALUED, ids=[p[0].__name__ for p in PYTHON_VALUED])
+def test_python_valued_sizes_are_not_given_a_rule(cls: type[nn.Module], shape: tuple[int, ...], axis: int,
+                                                  span: range) -> None:
+    model = cls()
+    truth = accepted_by_torch(model, shape, axis, span)
+    # ground truth: torch runs the model at sizes far from the working example (2× and more)
+    assert max(truth) > 2 * shape[axis] - 10
+    a = next(a for a in sizes(model, [shape]).axes if a.axis == axis)
+    if a.accepted is not None:  # a rule, if any, must be the truth
+        assert [s for s in span if a.accepted.contains(s)] == truth
+    else:
+        assert "depend on the input through Python values" in a.reason and "differs at size" in a.reason
+        assert a.minimum is None and a.outputs == ()
+
+
+def test_python_valued_sizes_leave_the_other_axis_alone() -> None:
+    # DownUntil's loop reads only the width; along H the three stride-2 convs (traced at W=64)
+    # give floor((H − 1)/8) + 1 for every H ≥ 1
+    check_exhaustively(DownUntil(), (1, 3, 64, 64), range(1, 300), axes=(2,))
+    # CRNN along H: two 2x2 pools then c·h = 8·floor(H/4) must be the Linear's 64 -> 32 ≤ H ≤ 35
+    check_exhaustively(CRNN(), (1, 1, 32, 128), range(1, 300), axes=(2,))
+
+
+def test_model_rejecting_a_size_the_arithmetic_accepts() -> None:
+    a = sizes(EvenWidth(), [(1, 3, 8, 8)]).axes[1]
+    assert 1 not in accepted_by_torch(EvenWidth(), (1, 3, 8, 8), 3, range(1, 3))  # torch: odd widths fail
+    assert a.accepted is None
+    assert "the model fails at size 1" in a.reason and "width must be even" in a.reason
+
+
+def test_summary_footer_drops_a_python_valued_minimum() -> None:
+    # the one-trace analysis said "H ≥ 634" although torch runs YoloHead at 320 (checked here)
+    assert accepted_by_torch(YoloHead(), (1, 3, 640, 640), 2, range(320, 321)) == [320]
+    notes = analyze(YoloHead(), [(1, 3, 640, 640)]).notes
+    assert "minimum input size: H not characterised, W not characterised (see `cnnshape sizes`)" in notes
+
+
+class ConvNeXtish(nn.Module):
+    """ConvNeXt layout: patchify stem k4 s4, channels-last LayerNorm via permute, three k2 s2
+    downsamplers with GroupNorm, global mean, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.norm = nn.LayerNorm(8)
+        self.downs = nn.ModuleList(nn.Conv2d(8, 8, 2, stride=2) for _ in range(3))
+        self.gn = nn.GroupNorm(2, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        for d in self.downs:
+            x = self.gn(d(x))
+        return self.head(x.mean((-2, -1)))
+
+
+def test_convnext_layer_norm_channels_last() -> None:
+    # floor(floor(floor(floor(H/4)/2)/2)/2) = floor(H/32) ≥ 1  <=>  H ≥ 32, every size from there
+    model = ConvNeXtish()
+    report = sizes(model, [(1, 3, 64, 64)])
+    assert [a.accepted.words() for a in report.axes] == ["every size ≥ 32", "every size ≥ 32"]
+    check_exhaustively(model, (1, 3, 64, 64), range(1, 300, 3))
+    assert "minimum input size: H ≥ 32, W ≥ 32 (see `cnnshape sizes`)" in analyze(model, [(1, 3, 64, 64)]).notes
+
+
+class LayerNormOverWidth(nn.Module):
+    """LayerNorm over the last (size-dependent) dim: its weight fixes the width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+def test_layer_norm_over_a_studied_dim_fixes_it() -> None:
+    # torch: LayerNorm(16) needs the last dim to be exactly 16; any other dim is free
+    check_exhaustively(LayerNormOverWidth(), (1, 3, 8, 16), range(1, 100))
+    assert [a.accepted.words() for a in sizes(LayerNormOverWidth(), [(1, 3, 8, 16)]).axes] == \
+        ["every size ≥ 1", "exactly 16"]
+
+
+class Stride31(nn.Module):
+    """conv1d k1 s31 then a Linear taking 2 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, 1, stride=31)
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))
+
+
+def test_small_sets_with_gaps_are_listed() -> None:
+    # conv1d k1 s31: floor((L − 1)/31) + 1 must be the Linear's 2  <=>  32 ≤ L ≤ 62; every size there.
+    # a step-31 rule with two members: 1 and 32 are accepted, 2..31 are not
+    model = Stride31()
+    check_exhaustively(model, (1, 1, 40), range(1, 200))
+    gaps = Accepted("arithmetic", minimum=1, step=31, offset=1, maximum=32)
+    assert [s for s in range(1, 100) if gaps.contains(s)] == [1, 32]
+    assert gaps.words() == "only 1, 32"
+    assert Accepted("arithmetic", minimum=16, step=16, offset=0, maximum=80).words() == "multiples of 16 from 16 to 80"

@@ -44,6 +44,8 @@ class Expr:
     expressions (by ``id``) and returns None where the size is invalid."""
 
     id: int = -1
+    #: the node whose size rule created it
+    node: str = ""
     #: (P, k): value(s + P) = value(s) + k once s is large enough
     period: tuple[int, int] = (1, 0)
 
@@ -193,7 +195,7 @@ class Builder:
         self.inputs: list[T] = []
 
     def add(self, e: Expr) -> Expr:
-        e.id = len(self.exprs)
+        e.id, e.node = len(self.exprs), self.node
         self.exprs.append(e)
         return e
 
@@ -406,6 +408,20 @@ _FIRST_SHAPE = (
 def _first_shape(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
     """Normalisation, dropout, softmax, copies: output 0 has the input's shape (statistics are constant)."""
     return _others_const(call, [_first(args).shape])
+
+
+@SIZE_RULES.register("aten.native_layer_norm")
+def _layer_norm(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+    """(input, normalized_shape, weight, bias, eps) -> (out, mean, rstd): out has the input's shape;
+    the normalised (trailing) dims must equal ``normalized_shape`` (the weight's); mean and rstd
+    keep the leading dims and have size 1 in the normalised ones."""
+    x, normalized = args[0], tuple(args[1])
+    lead = len(x.shape) - len(normalized)
+    for d, size in zip(x.shape[lead:], normalized):
+        b.fixed(d, size)
+    out = tuple(x.shape[:lead]) + tuple(normalized)
+    stats = tuple(x.shape[:lead]) + (1,) * len(normalized)
+    return [out] + [stats] * (len(call.outputs) - 1)
 
 
 def _is_pointwise(op: str) -> bool:
@@ -745,11 +761,16 @@ class Accepted:
             self.maximum is None or s <= self.maximum)
 
     def words(self) -> str:
+        """A bounded rule with gaps and at most 4 sizes is listed (``only 1, 32``, not
+        ``sizes ≡ 1 (mod 31) from 1 to 32``); a contiguous range reads ``every size from 32 to 35``."""
         if self.kind == "set":
             return f"only these sizes up to {self.up_to}: " + ", ".join(str(s) for s in self.sizes)
         lo, step, hi = self.minimum, self.step, self.maximum
+        assert lo is not None and step is not None
         if hi == lo:
             return f"exactly {lo}"
+        if hi is not None and step > 1 and (hi - lo) // step < 4:
+            return "only " + ", ".join(str(s) for s in range(lo, hi + 1, step))
         if step == 1:
             return f"every size ≥ {lo}" if hi is None else f"every size from {lo} to {hi}"
         if self.offset == 0:
@@ -841,7 +862,18 @@ def _fit(accepted: list[int], up_to: int, period: int) -> Accepted:
     return Accepted("set", sizes=tuple(accepted), up_to=up_to)
 
 
-def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False) -> AxisSizes:
+#: ``retrace(axis, size)``: the model traced again with the first input's ``axis`` at ``size`` (the
+#: other dims as traced), or the error message when the model rejects that size
+Retrace = Callable[[int, int], ModelGraph | str]
+
+PYTHON_VALUES = ("cannot characterise: the model's sizes depend on the input through Python values "
+                 "(e.g. x.shape used in view/interpolate/control flow)")
+
+
+def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Retrace | None = None,
+                 probes: int = 3) -> AxisSizes:
+    """``retrace`` (when given) checks the rule and formulas derived from this one trace against
+    up to ``probes`` other traces; on any disagreement the axis is reported as not characterised."""
     first = next(n for n in graph.nodes if n.kind == "input")
     shape = first.outputs[0][1].shape
     symbol, given = axis_symbol(axis, len(shape)), shape[axis]
@@ -863,12 +895,63 @@ def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False) -> AxisSize
     if not ok:  # the traced size is accepted, so this means the rules are wrong
         raise InternalError(f"{symbol}: no size accepted although {given} traced")
     accepted = _fit(ok, up_to, period)
+    if retrace is not None:
+        differs = _validate(graph, flow, table, ok, given, axis, retrace, probes)
+        if differs:
+            return AxisSizes(axis, symbol, given, None, None, f"{PYTHON_VALUES} — {differs}", (), ())
     texts = _Formulas(ok, table, symbol)
     output = next((n for n in graph.nodes if n.kind == "output"), None)
     outputs = tuple(_formulas(output.name, flow.shapes.get(output.name, []), texts)) if output else ()
     per_layer = tuple(f for n in graph.nodes if n.kind not in ("input", "output")
                       for f in _formulas(n.name, flow.shapes.get(n.name, []), texts)) if layers else ()
     return AxisSizes(axis, symbol, given, ok[0], accepted, None, outputs, per_layer)
+
+
+def _probe_sizes(ok: list[int], up_to: int, given: int) -> list[int]:
+    """The sizes to re-trace, most telling first: twice the given size when the rule rejects it
+    (else another rejected size), the smallest accepted size, the accepted size nearest 2×given."""
+    accepted = set(ok)
+    rejected = [s for s in range(ok[0] + 1, up_to + 1) if s not in accepted] or list(range(ok[0] - 1, 0, -1))
+    reject = 2 * given if 2 * given not in accepted else rejected[0] if rejected else None
+    near = min((s for s in ok if s != given), key=lambda s: (abs(s - 2 * given), s), default=None)
+    chosen = [s for s in (reject, ok[0], near) if s is not None and s != given and s <= up_to]
+    return list(dict.fromkeys(chosen))
+
+
+def _validate(graph: ModelGraph, flow: _Flow, table: dict[int, list[int | None]], ok: list[int], given: int,
+              axis: int, retrace: Retrace, probes: int) -> str | None:
+    """Re-traces at a few sizes; says where the model differs from what the expressions predict
+    (sizes reaching layers as Python values look constant in one trace), None when all agree."""
+    up_to = max(table)
+    for s in _probe_sizes(ok, up_to, given)[:probes]:
+        other = retrace(axis, s)
+        vals = table[s]
+        if isinstance(other, str):
+            if s in ok:
+                return f"the model fails at size {s}, which the rule accepts ({_first_line(other)})"
+            continue
+        if s not in ok:
+            failing = next((e for e in flow.exprs if vals[e.id] is None), None)
+            where = failing.node if failing is not None else "?"
+            return f"layer {where} differs at size {s}: the rule rejects it but the model runs"
+        names, other_names = [n.name for n in graph.nodes], [n.name for n in other.nodes]
+        if names != other_names:
+            at = next((i for i, (a, b) in enumerate(zip(names, other_names)) if a != b), min(len(names),
+                                                                                           len(other_names)))
+            where = names[at] if at < len(names) else other_names[at]
+            return f"layer {where} differs at size {s}: the traced graph changes"
+        for node in other.nodes:
+            for (key, meta), (_, shape) in zip(node.outputs, flow.shapes.get(node.name, [])):
+                want = tuple(vals[d.id] if isinstance(d, Expr) else d for d in shape)
+                if want != meta.shape:
+                    return (f"layer {node.name} differs at size {s}: output{key} is "
+                            f"{'x'.join(map(str, meta.shape))}, the formulas give {'x'.join(map(str, want))}")
+    return None
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "error"
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _check_traced(graph: ModelGraph, flow: _Flow, vals: list[int | None], given: int, symbol: str) -> None:
@@ -972,8 +1055,9 @@ def _affine_text(x: str, a: int, b: int, c: int) -> str:
 
 
 def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = None,
-                  layers: bool = False) -> SizeReport:
-    """The accepted sizes of each studied axis of the first input (default: its spatial axes)."""
+                  layers: bool = False, retrace: Retrace | None = None, probes: int = 3) -> SizeReport:
+    """The accepted sizes of each studied axis of the first input (default: its spatial axes),
+    validated by ``probes`` re-traces per axis when ``retrace`` is given."""
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None:
         raise ConfigError("the model takes no tensor input, so it has no input sizes to study")
@@ -983,16 +1067,17 @@ def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = No
         if not 0 <= axis < len(shape):
             raise ConfigError(
                 f"--axis {axis}: the first input {'x'.join(map(str, shape))} has dims 0..{len(shape) - 1}")
-    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers) for a in chosen))
+    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes) for a in chosen))
 
 
-def minimum_note(graph: ModelGraph) -> str | None:
-    """One line for the summary footer: the minimum accepted size of each spatial axis."""
+def minimum_note(graph: ModelGraph, retrace: Retrace | None = None) -> str | None:
+    """One line for the summary footer: the minimum accepted size of each spatial axis, each
+    checked by one re-trace (the most telling probe) when ``retrace`` is given."""
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None or not default_axes(first.outputs[0][1].shape):
         return None
     try:
-        report = analyse_sizes(graph, "")
+        report = analyse_sizes(graph, "", retrace=retrace, probes=1)
     except CnnshapeError as e:  # the summary still stands; the footer says why this line is missing
         return f"minimum input size not determined: {e}"
     except Exception as e:  # a bug in the size analysis must not take the summary down with it
