@@ -84,6 +84,29 @@ def test_global_pooling_and_se_gating_are_global_and_stay_global():
     assert rf.is_global
 
 
+class _CatAlong(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(x)], dim=self.dim)
+
+
+def test_cat_along_channels_is_aligned_but_along_width_is_not():
+    # along channels every output unit (i, j) reads input units (i, j) of both parts: one box, the
+    # union 3x3. Along W, output column 20 is column 4 of the conv's output (box 3..5), column 2 is
+    # column 2 of x (box 2..2): no single start/jump describes the columns.
+    channels = rf_of(analyze(_CatAlong(1), [(1, 3, 16, 16)]), "cat")
+    width = rf_of(analyze(_CatAlong(3), [(1, 3, 16, 16)]), "cat")
+    assert channels.aligned and [a.size for a in channels.axes] == [3, 3]
+    assert not width.aligned
+    result = runner.invoke(app, ["rf", "tests/test_receptive_field.py:_CatAlong", "--arg", "dim=3",
+                                 "--input", "1,3,16,16", "--layer", "cat", "--at", "0,20"])
+    assert result.exit_code == 2 and "no per-unit box" in result.output
+
+
 def test_misaligned_merge_is_reported():
     class Offset(nn.Module):
         def __init__(self) -> None:

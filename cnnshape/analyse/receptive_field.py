@@ -442,13 +442,16 @@ RF_RULES.add(unchanged, "aten.where", "aten._prelu_kernel", "aten.native_dropout
 
 @RF_RULES.register("aten.cat")
 def cat(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Concatenation along channels: unchanged; along a spatial axis the axis continues (its extent
-    grows; the branches' RFs are merged by the node)."""
+    """Concatenation along channels: unchanged. Along a spatial axis the axis continues (its extent
+    grows; the node merges the branches' RFs), but the units of the second part come from another
+    tensor, so no single start/jump maps every unit to its box: the result is marked misaligned."""
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    return replace(rf, shape=out, places=tuple(replace(p, extent=out[p.dim]) if p.whole else p
-                                               for p in rf.places))
+    dim = int(_arg(call, 1, "dim", 0)) % len(out)
+    along_spatial = any(p.dim == dim for p in rf.places)
+    return replace(rf, shape=out, aligned=rf.aligned and not along_spatial,
+                   places=tuple(replace(p, extent=out[p.dim]) if p.whole else p for p in rf.places))
 
 
 def _dims(value: Any, rank: int) -> list[int]:

@@ -99,6 +99,11 @@ def unit_box(report: Report, name: str, at: str) -> dict[str, Any]:
     assert rf is not None
     if rf.kind == "unknown":
         raise ConfigError(f"--layer {name!r}: its receptive field is unknown ({rf.unknown_op} has no rule)")
+    if not rf.aligned:
+        raise ConfigError(
+            f"--layer {name!r}: its units do not map to the input by one start and jump (branches "
+            "with different centres or jumps meet there, or it concatenates along a spatial axis), so "
+            "no per-unit box is given. Pick a layer before the merge.")
     nd = len(rf.axes) if rf.kind == "spatial" else 0
     image = next((i for i in report.inputs if len(i.shape) >= 3), None)
     if rf.kind == "global" or image is None:
@@ -128,8 +133,6 @@ def box_text(box: dict[str, Any]) -> str:
     for n, a in enumerate(box["axes"]):
         lines.append(f"  axis {n}: [{a['box'][0]}, {a['box'][1]}] -> in the image [{a['clipped'][0]}, "
                      f"{a['clipped'][1]}] ({a['inside']} pixels), {a['padding']} in the padding")
-    if not box["aligned"]:
-        lines.append("  (the layer merges misaligned branches: this is the union of their boxes)")
     return "\n".join(lines) + "\n"
 
 
