@@ -107,6 +107,17 @@ def test_cat_along_channels_is_aligned_but_along_width_is_not():
     assert result.exit_code == 2 and "no per-unit box" in result.output
 
 
+def test_leaf_block_with_branches_is_unknown_not_too_small():
+    # Traced through, the Inception block's largest branch (1x1 then 5x5) gives RF 5 on the stem's
+    # RF 3: 3 + 4 = 7. As one --leaf node its ATen calls are four branches, not a chain: following
+    # one of them would give 3, so cnnshape says unknown rather than a wrong number.
+    traced = analyze("examples/inception.py:InceptionNet", [(1, 3, 32, 32)])
+    leaf = analyze("examples/inception.py:InceptionNet", [(1, 3, 32, 32)], leaves=["InceptionBlock"])
+    assert [a.size for a in rf_of(traced, "inception3a.cat").axes] == [7, 7]
+    rf = rf_of(leaf, "inception3a")
+    assert rf.kind == "unknown" and "branches inside one node" in (rf.unknown_op or "")
+
+
 def test_misaligned_merge_is_reported():
     class Offset(nn.Module):
         def __init__(self) -> None:

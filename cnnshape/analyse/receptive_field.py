@@ -692,9 +692,22 @@ def _reads(call: OpCall, shape: tuple[int, ...]) -> bool:
 
 def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
     """Run the node's recorded ATen calls through their rules, following the tracked tensor.
-    Unknown stays unknown and global stays global, whatever the op."""
+    Unknown stays unknown and global stays global, whatever the op.
+
+    The calls are followed as a chain. A node that reads its input again after the chain has moved
+    on to another shape branches internally (a user's ``--leaf`` block such as an Inception
+    module): one chain would miss the other branches, so its RF is reported unknown instead."""
+    first = rf.shape
+    # only a module called on one tensor: a multi-input op (attention's q, k, v) reads its other
+    # inputs by design
+    watch = node.kind == "module" and len(node.inputs) == 1
     for call in node.ops:
-        if rf.kind in ("unknown", "global") or not call.outputs or not _reads(call, rf.shape):
+        if rf.kind in ("unknown", "global") or not call.outputs:
+            continue
+        if watch and rf.shape != first and _reads(call, first) and not _reads(call, rf.shape):
+            return _unknown(f"{node.type} (branches inside one node: drop --leaf for it to follow them)",
+                            _out_shape(call), rf.aligned)
+        if not _reads(call, rf.shape):
             continue
         rule = RF_RULES.get(call.op)
         rf = _unknown(call.op, _out_shape(call), rf.aligned) if rule is None else rule(call, rf)
