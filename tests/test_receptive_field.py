@@ -415,11 +415,11 @@ def test_attention_and_rnn_over_tokens_are_global():
 
 
 class Upsampled(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.Conv2d(1, 1, 3, stride=2, padding=1),
                                   nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.Conv2d(1, 1, 3, padding=1))
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = nn.Upsample(scale_factor=2, mode=mode, align_corners=align_corners)
 
     def forward(self, x):
         return self.up(self.body(x))
@@ -430,6 +430,15 @@ def test_nearest_upsampling_unit_boxes_are_exact(unit):
     # output unit u reads source unit floor(u/2): units 2m and 2m+1 share source unit m's box,
     # which the gradient of the linearised model confirms
     check(Upsampled(), (1, 1, 64, 64), index=(unit, unit))
+
+
+@pytest.mark.parametrize("mode, align", [("bilinear", None), ("bicubic", None), ("bilinear", True)])
+@pytest.mark.parametrize("unit", [0, 5, 6, 11, 15])
+def test_interpolating_upsample_unit_boxes_are_exact(mode, align, unit):
+    # output unit u reads the 2 (bilinear) or 4 (bicubic) source units around (u + 1/2)/2 − 1/2
+    # (u·(w−1)/(n−1) with align_corners), clamped to the feature map as torch clamps them; the
+    # gradient confirms each box
+    check(Upsampled(mode, align), (1, 1, 64, 64), index=(unit, unit))
 
 
 def test_cli_rf_table_unknown_rows_are_short():

@@ -7,7 +7,7 @@ window with kernel k, stride s, padding p and dilation d (effective kernel k' = 
     r_out = r_in + (k'−1)·j_in,   j_out = j_in·s,   start_out = start_in + ((k'−1)/2 − p)·j_in
 
 ``start`` is the input coordinate of the centre of output unit 0, so unit i sees the input box
-[start + i·j − (r−1)/2, start + i·j + (r−1)/2]. After nearest upsampling that box is the continuous
+[start + i·j − (r−1)/2, start + i·j + (r−1)/2]. After upsampling that box is the continuous
 approximation; ``AxisRF.unit_box`` maps the unit back through the index maps and is exact.
 
 Each axis also records where it lives in the tensor (``Place``: the dim, its stride inside that
@@ -33,10 +33,12 @@ from .registry import Registry
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
 
-#: how unit i of an axis reads the units of its parent axes (only kept when a nearest upsample is
-#: on the way, where the closed form is approximate): ("window", (s, p, span)): units
+#: how unit i of an axis reads the units of its parent axes (only kept when an upsample is on the
+#: way, where the closed form is approximate): ("window", (s, p, span)): units
 #: [i·s − p, i·s − p + span]; ("nearest", (w, n, exact)): unit floor(i·w/n) (floor((i + ½)·w/n)
-#: for nearest-exact); ("union", ()): the hull over the parents (merged branches)
+#: for nearest-exact); ("taps", (w, n, taps, align)): the ``taps`` units around source coordinate
+#: (i + ½)·w/n − ½ (i·(w−1)/(n−1) with align_corners), clamped to [0, w−1] as torch clamps them
+#: (linear, bilinear, bicubic); ("union", ()): the hull over the parents (merged branches)
 Source = tuple[str, tuple[Any, ...], tuple["AxisRF", ...]]
 
 
@@ -60,6 +62,19 @@ class AxisRF:
         if kind == "nearest":
             w, n, exact = params
             return parents[0].unit_box(math.floor((i + (Fraction(1, 2) if exact else 0)) * Fraction(w, n)))
+        if kind == "taps":
+            w, n, taps, align = params
+            if align:
+                c = i * Fraction(w - 1, n - 1) if n > 1 else Fraction(0)
+            else:
+                c = (i + Fraction(1, 2)) * Fraction(w, n) - Fraction(1, 2)
+                if taps == 2:  # linear modes clamp a negative source coordinate to 0
+                    c = max(c, Fraction(0))
+            # on an exact source unit every other tap has weight 0 (linear and cubic kernels alike)
+            reach = (taps // 2 - 1, taps // 2) if c.denominator != 1 else (0, 0)
+            lo = min(max(math.floor(c) - reach[0], 0), w - 1)
+            hi = min(max(math.floor(c) + reach[1], 0), w - 1)
+            return parents[0].unit_box(lo)[0], parents[0].unit_box(hi)[1]
         boxes = [a.unit_box(i) for a in parents]
         return min(b[0] for b in boxes), max(b[1] for b in boxes)
 
@@ -358,8 +373,9 @@ def adaptive_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def _resample(taps: int | None) -> Rule:
     """Upsampling by W_in -> W_out: jump shrinks by W_in/W_out. ``taps`` input units per output
     unit (None: nearest, 1). align_corners maps unit o to o·(W_in−1)/(W_out−1); otherwise to
-    (o + 1/2)·W_in/W_out − 1/2 (the centre used as ``start``). Nearest also records the exact
-    index map floor(o·W_in/W_out) (nearest-exact: floor((o + 1/2)·W_in/W_out)) for unit boxes."""
+    (o + 1/2)·W_in/W_out − 1/2 (the centre used as ``start``). Each also records its exact index
+    map for unit boxes: nearest floor(o·W_in/W_out) (nearest-exact: floor((o + 1/2)·W_in/W_out)),
+    the others the clamped taps around the mapped coordinate."""
 
     @_spatial_only
     def rule(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
@@ -375,12 +391,15 @@ def _resample(taps: int | None) -> Rule:
                 jump, start = a.jump * Fraction(w - 1, n - 1), a.start
             else:
                 jump = a.jump * Fraction(w, n)
-                start = a.start + ((Fraction(w, n) - 1) / 2 + Fraction(n_taps - 1, 2)) * a.jump
+                # the taps sit around the mapped coordinate itself
+                start = a.start + (Fraction(w, n) - 1) / 2 * a.jump
             if a.size is None:
                 return AxisRF(None, jump, start)
-            source: Source | None = None
+            source: Source | None
             if taps is None:
                 source = ("nearest", (w, n, "exact" in call.op), (a,))
+            else:
+                source = ("taps", (w, n, taps, align), (a,))
             return AxisRF(a.size + (n_taps - 1) * a.jump, jump, start, source)
 
         return _sliding(call, rf, nd, resample)
@@ -746,8 +765,8 @@ def analyse_receptive_fields(nodes: Sequence[Node]) -> dict[str, ReceptiveField 
 
 def unit_box(axis: AxisRF, index: int, extent: int) -> tuple[int, int, int, int]:
     """(lo, hi, clipped lo, clipped hi) of the input pixels output unit ``index`` sees on an axis
-    of ``extent`` input pixels; exact through nearest upsampling (``AxisRF.unit_box``), other
-    fractional boundaries (linear upsampling, transposed convs) are rounded outwards."""
+    of ``extent`` input pixels; exact through upsampling (``AxisRF.unit_box``), other fractional
+    boundaries (transposed convs) are rounded outwards."""
     if axis.size is None:
         return 0, extent - 1, 0, extent - 1
     lo_f, hi_f = axis.unit_box(index)
