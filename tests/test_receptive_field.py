@@ -456,3 +456,21 @@ def test_cli_rf_table_unknown_rows_are_short():
     rows = [line.split() for line in text.splitlines() if line.startswith(("roll", "b "))]
     assert [row[-2:] for row in rows] == [["unknown", "-"], ["unknown", "-"]]
     assert text.count("aten.roll") == 1 and "unknown from roll" in text
+
+
+def test_untabled_pointwise_ops_and_glu_keep_the_rf():
+    # conv 3x3 -> RF 3; GLU over channels and atan (an element-wise op torch tags `pointwise`,
+    # with no entry of its own in the RF table) leave it at 3. GLU over the width pairs columns
+    # i and i + W/2, so it is unknown.
+    class Gated(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.glu = nn.GLU(dim=dim)
+
+        def forward(self, x):
+            return torch.atan(self.glu(self.conv(x)))
+
+    over_channels = analyze(Gated(1), [(1, 3, 16, 16)])
+    assert [a.size for a in rf_of(over_channels, "atan").axes] == [3, 3]
+    assert rf_of(analyze(Gated(3), [(1, 3, 16, 16)]), "glu").kind == "unknown"

@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from ..trace.records import Node, OpCall, TensorMeta
-from .registry import Registry
+from .registry import Registry, is_pointwise
 
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
@@ -429,6 +429,17 @@ def pad(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     return _sliding(call, rf, nd, lambda i, a: window_axis(a, 1, 1, lefts[i], 1))
 
 
+@RF_RULES.register("aten.glu")
+def glu(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
+    """a·sigmoid(b) of the two halves along ``dim``: along channels every unit sees what it saw;
+    along a spatial axis unit i combines units i and i + W/2, which no start/jump describes."""
+    if rf.kind == "spatial":
+        dim = int(_arg(call, 1, "dim", -1)) % len(rf.shape)
+        if any(p.dim == dim for p in rf.places):
+            return _unknown("glu along a spatial axis", _out_shape(call), rf.aligned)
+    return unchanged(call, rf)
+
+
 def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Element-wise, normalisation (statistics ignored) and copies: every unit sees what it saw.
     Broadcasting against a higher-rank operand adds leading dims."""
@@ -437,13 +448,10 @@ def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     return replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
 
 
+#: element-wise ops torch does not tag ``pointwise`` (the tagged ones are the fallback in apply_ops)
 ELEMENTWISE = (
-    "add", "sub", "mul", "div", "rsub", "neg", "abs", "reciprocal", "sqrt", "rsqrt", "pow", "exp",
-    "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "erf", "erfc", "sigmoid",
-    "tanh", "relu", "relu6", "leaky_relu", "hardtanh", "elu", "selu", "celu", "gelu", "silu", "mish",
-    "hardswish", "hardsigmoid", "softplus", "threshold", "clamp", "clamp_min", "clamp_max",
-    "maximum", "minimum", "floor", "ceil", "round", "trunc", "sign", "fmod", "remainder", "eq",
-    "ne", "lt", "le", "gt", "ge", "masked_fill", "square", "addcmul", "addcdiv", "lerp", "copy",
+    "rsub", "abs", "relu6", "gelu", "mish", "hardswish", "softplus", "threshold", "maximum",
+    "minimum", "eq", "ne", "lt", "le", "gt", "ge", "masked_fill", "copy",
 )
 RF_RULES.add(unchanged, *(f"aten.{n}{suffix}" for n in ELEMENTWISE for suffix in ("", "_")))
 RF_RULES.add(unchanged, "aten.where", "aten._prelu_kernel", "aten.native_dropout", "aten.bernoulli",
@@ -728,7 +736,7 @@ def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
                             _out_shape(call), rf.aligned)
         if not _reads(call, rf.shape):
             continue
-        rule = RF_RULES.get(call.op)
+        rule = RF_RULES.get(call.op) or (unchanged if is_pointwise(call.op) else None)
         rf = _unknown(call.op, _out_shape(call), rf.aligned) if rule is None else rule(call, rf)
     return rf
 

@@ -41,3 +41,14 @@ class Registry(Generic[K, F]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+def is_pointwise(op: str) -> bool:
+    """Whether torch tags the ATen op ``op`` (``"aten.atan"``) as element-wise (``Tag.pointwise``):
+    the output is the broadcast of the inputs. The fallback of the tables keyed by op."""
+    import torch
+
+    packet = getattr(torch.ops.aten, op.removeprefix("aten."), None) if op.startswith("aten.") else None
+    if packet is None:
+        return False
+    return any(torch.Tag.pointwise in getattr(packet, name).tags for name in packet.overloads())

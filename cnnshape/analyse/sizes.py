@@ -28,7 +28,7 @@ from ..arith import as_tuple, pool_out
 from ..errors import CnnshapeError, ConfigError, InternalError
 from ..graph import ModelGraph
 from ..trace.records import Node, OpCall, TensorMeta
-from .registry import Registry
+from .registry import Registry, is_pointwise
 
 SCHEMA = "cnnshape.sizes/1"
 #: sizes are always evaluated at least up to this bound
@@ -424,14 +424,6 @@ def _layer_norm(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
     return [out] + [stats] * (len(call.outputs) - 1)
 
 
-def _is_pointwise(op: str) -> bool:
-    """torch tags its elementwise ops ``pointwise``; the output is the broadcast of the inputs."""
-    packet = getattr(torch.ops.aten, op.removeprefix("aten."), None) if op.startswith("aten.") else None
-    if packet is None:
-        return False
-    return any(torch.Tag.pointwise in getattr(packet, name).tags for name in packet.overloads())
-
-
 def _tensors(args: Any) -> list[T]:
     if isinstance(args, T):
         return [args]
@@ -664,7 +656,7 @@ class _Pool:
 
 def _rule(op: str) -> SizeRule | None:
     rule = SIZE_RULES.get(op)
-    if rule is None and _is_pointwise(op):
+    if rule is None and is_pointwise(op):
         return _pointwise
     return rule
 
