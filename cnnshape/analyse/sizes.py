@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import torch
-
 from ..arith import as_tuple, pool_out
 from ..errors import CnnshapeError, ConfigError, InternalError
 from ..graph import ModelGraph
