@@ -451,7 +451,7 @@ def test_cli_rf_table_unknown_rows_are_short():
         def forward(self, x):
             return self.b(torch.roll(self.a(x), 1, dims=3))
 
-    from cnnshape.cli.rf import rf_table
+    from cnnshape.render.receptive_field import rf_table
     text = rf_table(analyze(Rolled(), [(1, 1, 16, 16)]))
     rows = [line.split() for line in text.splitlines() if line.startswith(("roll", "b "))]
     assert [row[-2:] for row in rows] == [["unknown", "-"], ["unknown", "-"]]
