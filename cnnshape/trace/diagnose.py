@@ -110,5 +110,6 @@ def explain(f: Failure, exc: BaseException) -> str:
             text = _conv_like_text(f, module, x)
             if text:
                 return text + where
-    shapes = ", ".join(str(t) for t in f.inputs) or "no tensors"
+    # each input with where it came from, so a size mismatch points at both sources
+    shapes = ", ".join(f"{t}{describe_producer(p)}" for t, p in zip(f.inputs, f.producers)) or "no tensors"
     return f"{f.type} {f.name!r} failed on input {shapes}: {type(exc).__name__}: {first}{where}"
