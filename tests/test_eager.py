@@ -246,3 +246,23 @@ def test_cli_shape_error_and_traceback() -> None:
     verbose = CliRunner().invoke(app, args + ["--traceback"])
     assert verbose.exit_code == 2
     assert "Traceback (most recent call last)" in verbose.stderr
+
+
+class _KeywordOnly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor, *, scale: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.conv(x)
+        return y if scale is None else y * scale
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_keyword_only_argument_keeps_its_default(tracer: str) -> None:
+    # --input values are positional: `scale` stays None, so the output is the conv's,
+    # 8 − 3 + 1 = 6 per side; a second --input has no positional parameter to go to.
+    report = analyze(_KeywordOnly(), [(1, 3, 8, 8)], tracer=tracer)
+    assert report.outputs[0].shape == (1, 4, 6, 6)
+    with pytest.raises(InputError, match=r"takes 1 tensor input\(s\) but 2"):
+        analyze(_KeywordOnly(), [(1, 3, 8, 8), (1, 4, 6, 6)], tracer=tracer)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dis
 import functools
-import inspect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from .meta import (
     caller_source,
     exception_source,
     flatten_outputs,
-    input_count_error,
+    input_names,
     module_attrs,
     new_storage_bytes,
     tensor_meta,
@@ -297,20 +296,8 @@ class _EagerRecorder(TorchFunctionMode):
                 + (f"\n    at {at}" if at else ""))
 
 
-def _input_names(model: nn.Module, inputs: list[torch.Tensor]) -> list[str]:
-    """Forward's parameter names for the given positional inputs (fx names placeholders so)."""
-    params = list(inspect.signature(model.forward).parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    var = next((p for p in params if p.kind == p.VAR_POSITIONAL), None)
-    required = [p for p in positional if p.default is p.empty]
-    if len(inputs) < len(required) or (var is None and len(inputs) > len(positional)):
-        raise input_count_error(model, [p.name for p in positional], len(required), len(inputs))
-    names = [p.name for p in positional[: len(inputs)]]
-    return names + [f"{var.name}_{i}" for i in range(len(inputs) - len(names))] if var else names
-
-
 def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
-    names = _input_names(model, inputs)
+    names = input_names(model, len(inputs))
     recorder = _EagerRecorder(model, leaves)
     handles = recorder.install()
     try:

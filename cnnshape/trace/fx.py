@@ -20,6 +20,7 @@ from .meta import (
     exception_source,
     flatten_outputs,
     input_count_error,
+    input_names,
     module_attrs,
     new_storage_bytes,
     tensor_meta,
@@ -44,13 +45,15 @@ class _Tracer(fx.Tracer):
 
 
 def _omitted_defaults(model: nn.Module, given: int | None) -> dict[str, Any] | None:
-    """Forward's optional positional parameters beyond the ``given`` inputs, with their defaults:
-    traced as constants, so ``if y is not None:`` takes the branch the call really takes."""
+    """Forward's optional parameters that the ``given`` positional inputs do not reach (the
+    positional ones beyond them, and every keyword-only one), with their defaults: traced as
+    constants, so ``if y is not None:`` takes the branch the call really takes."""
     if given is None:
         return None
-    params = [p for p in inspect.signature(model.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return {p.name: p.default for p in params[given:] if p.default is not p.empty} or None
+    all_params = inspect.signature(model.forward).parameters.values()
+    positional = [p for p in all_params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keyword_only = [p for p in all_params if p.kind == p.KEYWORD_ONLY]
+    return {p.name: p.default for p in [*positional[given:], *keyword_only] if p.default is not p.empty} or None
 
 
 def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.GraphModule:
@@ -202,6 +205,7 @@ def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor
 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
+    input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
     gm = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(gm, model, inputs)
     runner = _MetaRunner(gm, model)

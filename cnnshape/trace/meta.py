@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import linecache
 import re
 import sys
@@ -203,6 +204,19 @@ def input_count_error(model: nn.Module, names: list[str], required: int, given: 
         f"{sig} takes {count} tensor input(s) but {given} --input value(s) were given. "
         f"Give one --input per forward argument, in order."
     )
+
+
+def input_names(model: nn.Module, given: int) -> list[str]:
+    """Forward's parameter names for ``given`` positional inputs (fx names placeholders so); an
+    :class:`InputError` when forward cannot take that many (both tracers check this first)."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var = next((p for p in params if p.kind == p.VAR_POSITIONAL), None)
+    required = [p for p in positional if p.default is p.empty]
+    if given < len(required) or (var is None and given > len(positional)):
+        raise input_count_error(model, [p.name for p in positional], len(required), given)
+    names = [p.name for p in positional[: given]]
+    return names + [f"{var.name}_{i}" for i in range(given - len(names))] if var else names
 
 
 class UniqueNames:
