@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_FAIL, Args, Inputs, Traceback, Tracer, TracerOpt, guarded, write_output
+from .common import DEFAULT_INPUT, EXIT_FAIL, Args, Inputs, Traceback, Tracer, TracerOpt, guarded, write_output
 
 
 class CheckFormat(str, Enum):
@@ -71,7 +71,7 @@ def check(
             budgets = tuple(chk.Budget(fig, parse(flags[key], f"--{key}"))
                             for key, (fig, parse) in BUDGET_KEYS.items() if flags[key] is not None)
             expect = parse_shapes(expect_output, "--expect-output") if expect_output else None
-            inputs = tuple(input or ["1,3,224,224"])
+            inputs = tuple(input or [DEFAULT_INPUT])
             models: tuple[ModelConfig, ...] = (ModelConfig(spec, spec, inputs, {}, tracer.value, budgets, expect),)
             cli_args = arg
         else:

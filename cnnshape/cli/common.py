@@ -17,12 +17,20 @@ from ..errors import CnnshapeError
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+DEFAULT_INPUT = "1,3,224,224"
 
 
 class Format(str, Enum):
     table = "table"
     markdown = "markdown"
     csv = "csv"
+    json = "json"
+
+
+class TableOrJson(str, Enum):
+    """``--format`` of the commands that print a table or its JSON (rf, sizes)."""
+
+    table = "table"
     json = "json"
 
 
@@ -79,16 +87,21 @@ def guarded(fn: Callable[[], T], show_traceback: bool) -> T:
         fail(f"unexpected {type(e).__name__}: {first}\n(run again with --traceback for the full trace)")
 
 
+def parse_inputs(inputs: list[str] | None) -> list[Any]:
+    """The ``--input`` values as InputSpecs; one 1x3x224x224 image when none is given."""
+    from ..inputs import parse_input
+
+    return [parse_input(text) for text in (inputs or [DEFAULT_INPUT])]
+
+
 def analyze_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None, tracer: Tracer,
                      leaves: list[str] | None, train: bool = False, depth: int | None = None) -> Any:
     """Parse the shared options and call :func:`cnnshape.analyze` (imports torch)."""
     from ..api import analyze
-    from ..inputs import parse_input
     from ..load import parse_args
 
-    specs = [parse_input(text) for text in (inputs or ["1,3,224,224"])]
-    return analyze(spec, specs, args=parse_args(args), tracer=tracer.value, leaves=leaves or (),
-                   train=train, depth=depth)
+    return analyze(spec, parse_inputs(inputs), args=parse_args(args), tracer=tracer.value,
+                   leaves=leaves or (), train=train, depth=depth)
 
 
 def write_output(text: str, path: str | None) -> None:

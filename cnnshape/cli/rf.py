@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from typing import Annotated
 
 import typer
@@ -14,6 +13,7 @@ from .common import (
     Leaves,
     Output,
     Spec,
+    TableOrJson,
     Traceback,
     Tracer,
     TracerOpt,
@@ -21,11 +21,6 @@ from .common import (
     guarded,
     write_output,
 )
-
-
-class RFFormat(str, Enum):
-    table = "table"
-    json = "json"
 
 
 def _parse_at(at: str) -> tuple[int, ...]:
@@ -41,7 +36,7 @@ def rf(
     arg: Args = None,
     layer: Annotated[str | None, typer.Option("--layer", help="Layer whose output unit to map back.")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Output unit index, e.g. 3,4 (with --layer).")] = None,
-    format: Annotated[RFFormat, typer.Option("--format", "-f", help="table or json.")] = RFFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table or json.")] = TableOrJson.table,
     output: Output = None,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
@@ -59,9 +54,9 @@ def rf(
         report = analyze_from_cli(spec, input, arg, tracer, leaf)
         if layer is not None and index is not None:
             box = unit_box(report, layer, index)
-            text = json.dumps(box, indent=2) if format == RFFormat.json else box_text(box)
+            text = json.dumps(box, indent=2) if format == TableOrJson.json else box_text(box)
         else:
-            text = rf_json(report) if format == RFFormat.json else rf_table(report)
+            text = rf_json(report) if format == TableOrJson.json else rf_table(report)
         write_output(text, output)
 
     guarded(run, traceback)

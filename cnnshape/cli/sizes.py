@@ -1,17 +1,24 @@
 """``cnnshape sizes``: which input sizes the model accepts, and output sizes as formulas."""
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
 
-from .common import Args, Inputs, Leaves, Output, Spec, Traceback, Tracer, TracerOpt, guarded, write_output
-
-
-class SizesFormat(str, Enum):
-    table = "table"
-    json = "json"
+from .common import (
+    Args,
+    Inputs,
+    Leaves,
+    Output,
+    Spec,
+    TableOrJson,
+    Traceback,
+    Tracer,
+    TracerOpt,
+    guarded,
+    parse_inputs,
+    write_output,
+)
 
 
 def sizes(
@@ -23,7 +30,7 @@ def sizes(
     ] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Also give every layer's size formula.")] = False,
     arg: Args = None,
-    format: Annotated[SizesFormat, typer.Option("--format", "-f", help="Output format.")] = SizesFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="Output format.")] = TableOrJson.table,
     output: Output = None,
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
@@ -33,14 +40,12 @@ def sizes(
 
     def run() -> None:
         from ..api import sizes as analyse_sizes
-        from ..inputs import parse_input
         from ..load import parse_args
         from ..render.sizes import render_sizes_json, render_sizes_text
 
-        specs = [parse_input(text) for text in (input or ["1,3,224,224"])]
-        report = analyse_sizes(spec, specs, axes=axis, layers=layers, args=parse_args(arg),
+        report = analyse_sizes(spec, parse_inputs(input), axes=axis, layers=layers, args=parse_args(arg),
                                tracer=tracer.value, leaves=leaf or ())
-        render = render_sizes_json if format is SizesFormat.json else render_sizes_text
+        render = render_sizes_json if format is TableOrJson.json else render_sizes_text
         write_output(render(report, layers), output)
 
     guarded(run, traceback)

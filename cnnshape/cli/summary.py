@@ -21,6 +21,7 @@ from .common import (
     Train,
     analyze_from_cli,
     guarded,
+    parse_inputs,
     write_output,
 )
 
@@ -82,11 +83,9 @@ def _verified(report: Any, spec: str, inputs: list[str] | None, args: list[str] 
     """``report`` with the outcome of a real forward pass attached."""
     from dataclasses import replace
 
-    from ..inputs import parse_input
     from ..load import parse_args
     from ..verify import verify
 
-    specs = [parse_input(text) for text in (inputs or ["1,3,224,224"])]
-    result = verify(spec, specs, report, args=parse_args(args), leaves=leaves or (), train=train,
+    result = verify(spec, parse_inputs(inputs), report, args=parse_args(args), leaves=leaves or (), train=train,
                     device=device, dtype=dtype.value if dtype else None, repeat=repeat)
     return replace(report, verification=result)
