@@ -1,9 +1,9 @@
 """Model specs -> ``nn.Module``.
 
 A spec is ``path/to/file.py:Name`` or ``package.module:Name``. ``Name`` may be an ``nn.Module``
-subclass, a factory function returning a module, or a module instance. Construction happens on
-the meta device (no weights allocated or initialised); if that fails, on the CPU, and the
-returned :class:`LoadedModel` says so.
+subclass, a factory function returning a module, or a module instance. Construction puts the
+parameters and buffers on the meta device (no weights allocated or initialised, see
+:mod:`cnnshape.construct`); if that fails, on the CPU, and the returned :class:`LoadedModel` says so.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .construct import build_on_meta
 from .errors import ConfigError, LoadError
 
 
@@ -29,7 +30,7 @@ from .errors import ConfigError, LoadError
 class LoadedModel:
     module: nn.Module
     spec: str
-    #: ``"meta"`` or ``"cpu"``: where the module was constructed.
+    #: ``"meta"`` (every parameter and buffer on meta) or the device the weights were built on.
     constructed_on: str
     #: Why meta construction was abandoned, when it was.
     note: str | None = None
@@ -152,7 +153,8 @@ def _construct(target: Any, kwargs: dict[str, Any], label: str) -> nn.Module:
 def load_model(
     spec: str, kwargs: dict[str, Any] | None = None, *, device: str = "meta"
 ) -> LoadedModel:
-    """Resolve ``spec`` and construct the model, on ``device`` first and on the CPU if that fails."""
+    """Resolve ``spec`` and construct the model: on ``device`` with initialised weights, or for
+    ``"meta"`` with parameters and buffers on meta, falling back to the CPU (see construct.py)."""
     kwargs = dict(kwargs or {})
     where, name = _split_spec(spec)
     path: Path | None = None
@@ -172,31 +174,31 @@ def load_model(
         target = getattr(target, part)
     label = f"{where}:{name}"
 
-    def build(on: str) -> nn.Module:
-        with torch.device(on):
-            return _construct(target, kwargs, label)
-
-    if device != "meta":
-        try:
-            return LoadedModel(build(device), spec, device, None, kwargs)
-        except (LoadError, ConfigError):
-            raise
-        except Exception as e:
-            raise _constructor_error(label, e) from e
+    if isinstance(target, nn.Module):  # built by the model file itself, on import
+        model = _construct(target, kwargs, label)
+        on = next((t.device.type for t in [*model.parameters(), *model.buffers()] if not t.is_meta), "meta")
+        return LoadedModel(model, spec, on, None, kwargs)
     try:
-        return LoadedModel(build("meta"), spec, "meta", None, kwargs)
+        if device != "meta":
+            with torch.device(device):
+                return LoadedModel(_construct(target, kwargs, label), spec, device, None, kwargs)
+        built = build_on_meta(lambda: _construct(target, kwargs, label))
     except (LoadError, ConfigError):
         raise
-    except Exception as meta_exc:
-        try:
-            model = build("cpu")
-        except Exception as e:
-            raise _constructor_error(label, e) from e
+    except Exception as e:
+        raise _constructor_error(label, e) from e
+    if built.meta_error is not None:
+        error = built.meta_error
         note = (
-            f"constructed on the CPU: construction on the meta device raised "
-            f"{type(meta_exc).__name__}: {str(meta_exc).splitlines()[0] if str(meta_exc) else ''}"
+            f"constructed on the CPU: construction with parameters on the meta device raised "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}{_user_line(error)}"
         )
-        return LoadedModel(model, spec, "cpu", note, kwargs)
+        return LoadedModel(built.module, spec, "cpu", note, kwargs)
+    if built.off_meta:
+        listing = ", ".join(built.off_meta[:3]) + (" ..." if len(built.off_meta) > 3 else "")
+        note = f"partly constructed on the CPU: {listing} bypassed register_parameter/register_buffer"
+        return LoadedModel(built.module, spec, "cpu", note, kwargs)
+    return LoadedModel(built.module, spec, "meta", None, kwargs)
 
 
 def _constructor_error(label: str, e: Exception) -> LoadError:

@@ -1,0 +1,127 @@
+"""Construct a model with its parameters and buffers on the meta device, without initialising them.
+
+Strategies, fastest first:
+
+1. ``torch.device("meta")`` as the default device: every tensor the constructor creates is meta.
+2. The default device left as the CPU, so that tensor arithmetic in ``__init__`` (widths from
+   ``torch.arange(...).tolist()``, ``.item()``) runs for real, while every parameter and buffer is
+   moved to meta as it is registered (torch's global registration hooks, the technique libraries
+   use to build empty large models). A CPU ``torch.empty`` is cheap: its pages are never touched.
+3. The CPU, with real weights; the caller is told why the others failed.
+
+In 1 and 2 initialisers are skipped: their values do not exist on meta, and the first Python meta
+kernel a random fill runs imports ``torch._dynamo`` (about a second).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_parameter_registration_hook,
+)
+from torch.nn.parameter import is_lazy
+from torch.overrides import TorchFunctionMode
+
+#: In-place Tensor methods that only write values (never shape, dtype or device): random fills,
+#: fills, and the arithmetic of truncated-normal initialisers (timm's ``trunc_normal_``).
+VALUE_WRITES = frozenset({
+    "normal_", "uniform_", "random_", "bernoulli_", "cauchy_", "exponential_", "geometric_",
+    "log_normal_", "fill_", "zero_", "fill_diagonal_", "erfinv_", "clamp_", "mul_", "add_",
+})
+
+
+def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+class SkipInitOnMeta(TorchFunctionMode):
+    """Returns the target unchanged for ``torch.nn.init`` functions and value-only in-place
+    methods whose target tensor is on meta; everything else runs as usual."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        is_init = getattr(func, "__module__", None) == "torch.nn.init"
+        if is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func):
+            target = _first_tensor(args, kwargs)
+            if target is not None and target.device.type == "meta":
+                return target
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def registering_on_meta() -> Iterator[None]:
+    """Every parameter and buffer registered inside lands on meta, keeping its class,
+    ``requires_grad`` and attributes; one parameter registered twice stays one parameter."""
+    moved: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id -> (original kept alive, meta)
+
+    def to_meta(tensor: torch.Tensor) -> torch.Tensor:
+        if id(tensor) not in moved:
+            meta: torch.Tensor
+            if is_lazy(tensor):  # no data yet (LazyConv2d...): uninitialised on meta, as under strategy 1
+                # torch's stub omits the device and dtype that __new__ takes
+                meta = type(tensor)(requires_grad=tensor.requires_grad, device="meta", dtype=tensor.dtype)  # type: ignore[call-arg]
+            elif isinstance(tensor, nn.Parameter):
+                meta = type(tensor)(tensor.detach().to("meta"), requires_grad=tensor.requires_grad)
+            else:
+                meta = tensor.detach().to("meta").requires_grad_(tensor.requires_grad)
+            meta.__dict__.update(tensor.__dict__)
+            moved[id(tensor)] = (tensor, meta)
+        return moved[id(tensor)][1]
+
+    def hook(module: nn.Module, name: str, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        if tensor is None or tensor.device.type == "meta":
+            return None  # keep it as registered
+        return to_meta(tensor)
+
+    # The docs of both say "hook(module, name, tensor) -> None or new tensor"; the annotation says None.
+    handles = [
+        register_module_parameter_registration_hook(hook),  # type: ignore[arg-type]  # see above
+        register_module_buffer_registration_hook(hook),  # type: ignore[arg-type]  # see above
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class Built:
+    module: nn.Module
+    #: Why construction with parameters on meta failed, when ``module`` was built on the CPU.
+    meta_error: Exception | None = None
+    #: Parameters and buffers that bypassed registration (written into ``_parameters`` or
+    #: ``_buffers`` directly) and so stayed on the CPU.
+    off_meta: tuple[str, ...] = ()
+
+
+def build_on_meta(make: Callable[[], nn.Module]) -> Built:
+    """``make()`` under the strategies above; if all fail, the CPU build's error propagates."""
+    try:
+        with torch.device("meta"), SkipInitOnMeta():
+            module = make()
+    except Exception:
+        try:  # the constructor runs again
+            with registering_on_meta(), SkipInitOnMeta():
+                module = make()
+        except Exception as e:
+            return Built(make(), meta_error=e)
+    return Built(module, off_meta=off_meta(module))
+
+
+def off_meta(module: nn.Module) -> tuple[str, ...]:
+    """Names of the parameters and buffers of ``module`` that are not on the meta device."""
+    tensors = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    return tuple(name for name, t in tensors if t.device.type != "meta")
