@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import networkx as nx
 from torch import nn
 
 from .trace.records import Node, TensorMeta, Trace
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class ModelGraph:
 
     def digraph(self) -> nx.MultiDiGraph:
         """The graph as networkx: nodes carry their record as ``record``, edges their ``meta``."""
+        import networkx as nx  # imported here: ~0.3 s that a summary does not need
+
         g = nx.MultiDiGraph()
         for node in self.trace.nodes:
             g.add_node(node.name, record=node)

@@ -349,7 +349,7 @@ def verify(
 
     def traced_forward() -> Trace:
         try:
-            return TRACERS[report.tracer](real, tensors, resolve_leaves(leaves, real))
+            return TRACERS[report.tracer](real, tensors, resolve_leaves(leaves, real), False)
         except ShapeError as e:
             raise ShapeError(f"the verification pass on {where} failed: {e}") from e
 

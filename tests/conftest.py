@@ -2,12 +2,17 @@
 
 Under CI (the ``CI`` environment variable is set, as ``.ci/run`` runs) hypothesis draws the same
 examples on every run, so a red build always reproduces; locally it explores new examples.
+
+Every analysis in the suite (in this process and in the CLI processes it starts) runs torch's own
+meta kernel beside each of cnnshape's and fails on any difference (``CNNSHAPE_CROSS_CHECK``).
 """
 from __future__ import annotations
 
 import os
 
 from hypothesis import settings
+
+os.environ.setdefault("CNNSHAPE_CROSS_CHECK", "1")
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):

@@ -159,6 +159,15 @@ MODEL_FILE = textwrap.dedent("""\
         def forward(self, x):
             return self.conv(x)
 
+    class BufferItem(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("n", torch.tensor(4))
+            self.conv = nn.Conv2d(3, int(self.n.item()), 3)
+
+        def forward(self, x):
+            return self.conv(x)
+
 
     def make():
         return Net()
@@ -220,8 +229,16 @@ def test_linear_in_features_mismatch(model_file: str) -> None:
           "Linear 'fc'", "in_features=800", "receives 1x288", "flatten")
 
 
-def test_meta_construction_fallback(model_file: str) -> None:
+def test_meta_construction_with_tensor_arithmetic(model_file: str) -> None:
+    # .item() on a tensor made in __init__ runs for real; only the parameters land on meta
     data = summary_json(f"{model_file}:Item", "--input", "1,3,8,8")
+    assert not any("constructed on the CPU" in note for note in data["notes"])
+    assert data["outputs"][0]["shape"] == [1, 4, 6, 6]  # 8 − 3 + 1 = 6
+
+
+def test_meta_construction_fallback(model_file: str) -> None:
+    # .item() on the model's own buffer (on meta by then): only the CPU can build it
+    data = summary_json(f"{model_file}:BufferItem", "--input", "1,3,8,8")
     assert any("constructed on the CPU" in note and ".item()" in note for note in data["notes"])
     assert data["outputs"][0]["shape"] == [1, 4, 6, 6]
 

@@ -157,7 +157,8 @@ def test_string_padding_single_value_per_axis() -> None:
 
 def test_summary_footer_names_the_minimum() -> None:
     report = analyze("examples/alexnet.py:AlexNet", [(1, 3, 224, 224)])
-    assert "minimum input size: H ≥ 63, W ≥ 63 (see `cnnshape sizes`)" in report.notes
+    assert ("accepted input sizes: H: every size ≥ 63; W: every size ≥ 63 (layer arithmetic; `cnnshape sizes` "
+            "validates)") in report.notes
 
 
 class Crop(nn.Module):
@@ -320,10 +321,12 @@ def test_model_rejecting_a_size_the_arithmetic_accepts() -> None:
 
 
 def test_summary_footer_drops_a_python_valued_minimum() -> None:
-    # the one-trace analysis said "H ≥ 634" although torch runs YoloHead at 320 (checked here)
+    # the one-trace arithmetic says "H ≥ 634" although torch runs YoloHead at 320 (checked here): the
+    # footer names where the model reads sizes instead of a rule
     assert accepted_by_torch(YoloHead(), (1, 3, 640, 640), 2, range(320, 321)) == [320]
     notes = analyze(YoloHead(), [(1, 3, 640, 640)]).notes
-    assert "minimum input size: H not characterised, W not characterised (see `cnnshape sizes`)" in notes
+    assert any(n.startswith("accepted input sizes: not derived from one trace, the model reads tensor sizes")
+               and "test_sizes.py" in n and "y.shape" in n for n in notes), notes
 
 
 class ConvNeXtish(nn.Module):
@@ -352,7 +355,8 @@ def test_convnext_layer_norm_channels_last() -> None:
     report = sizes(model, [(1, 3, 64, 64)])
     assert [a.accepted.words() for a in report.axes] == ["every size ≥ 32", "every size ≥ 32"]
     check_exhaustively(model, (1, 3, 64, 64), range(1, 300, 3))
-    assert "minimum input size: H ≥ 32, W ≥ 32 (see `cnnshape sizes`)" in analyze(model, [(1, 3, 64, 64)]).notes
+    assert ("accepted input sizes: H: every size ≥ 32; W: every size ≥ 32 (layer arithmetic; `cnnshape sizes` "
+            "validates)") in analyze(model, [(1, 3, 64, 64)]).notes
 
 
 class LayerNormOverWidth(nn.Module):

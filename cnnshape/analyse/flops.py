@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
 
+from ..registry import Registry
 from ..trace.records import OpCall, TensorMeta
-from .registry import Registry
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
+from ..registry import Registry, is_pointwise
 from ..trace.records import Node, OpCall, TensorMeta
-from .registry import Registry, is_pointwise
 
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 

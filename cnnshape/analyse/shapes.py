@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from ..arith import as_tuple, conv_out, conv_transpose_out, pool_out, same_padding
 from ..errors import InternalError, ShapeError
+from ..registry import Registry
 from ..trace.records import Node
-from .registry import Registry
 
 Shape = tuple[int, ...]
 ShapeFormula = Callable[[Node, Shape], Shape]

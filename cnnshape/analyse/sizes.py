@@ -25,8 +25,8 @@ from typing import Any
 from ..arith import as_tuple, pool_out
 from ..errors import CnnshapeError, ConfigError, InternalError
 from ..graph import ModelGraph
+from ..registry import Registry, is_pointwise
 from ..trace.records import Node, OpCall, TensorMeta
-from .registry import Registry, is_pointwise
 
 SCHEMA = "cnnshape.sizes/1"
 #: sizes are always evaluated at least up to this bound
@@ -1060,18 +1060,25 @@ def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = No
     return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes) for a in chosen))
 
 
-def minimum_note(graph: ModelGraph, retrace: Retrace | None = None) -> str | None:
-    """One line for the summary footer: the minimum accepted size of each spatial axis, each
-    checked by one re-trace (the most telling probe) when ``retrace`` is given."""
+def minimum_note(graph: ModelGraph) -> str | None:
+    """One line for the summary footer: the accepted sizes of each spatial axis by the layer
+    arithmetic of this one trace, without the re-traces with which ``cnnshape sizes`` validates
+    it. A model that reads tensor sizes into Python values (which one trace sees as constants)
+    gets no rule, only where it reads them."""
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None or not default_axes(first.outputs[0][1].shape):
         return None
+    reads = graph.trace.size_reads
+    if reads:
+        more = f" and {len(reads) - 1} more place(s)" if len(reads) > 1 else ""
+        return (f"accepted input sizes: not derived from one trace, the model reads tensor sizes into Python "
+                f"values (at {reads[0]}{more}); `cnnshape sizes` re-traces to find them")
     try:
-        report = analyse_sizes(graph, "", retrace=retrace, probes=1)
+        report = analyse_sizes(graph, "")
     except CnnshapeError as e:  # the summary still stands; the footer says why this line is missing
-        return f"minimum input size not determined: {e}"
+        return f"accepted input sizes not determined: {e}"
     except Exception as e:  # a bug in the size analysis must not take the summary down with it
-        return f"minimum input size not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
-    parts = [f"{a.symbol} ≥ {a.minimum}" if a.minimum is not None else f"{a.symbol} not characterised"
+        return f"accepted input sizes not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
+    parts = [f"{a.symbol}: {a.accepted.words()}" if a.accepted is not None else f"{a.symbol}: not characterised"
              for a in report.axes]
-    return "minimum input size: " + ", ".join(parts) + " (see `cnnshape sizes`)"
+    return "accepted input sizes: " + "; ".join(parts) + " (layer arithmetic; `cnnshape sizes` validates)"

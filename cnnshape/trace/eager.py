@@ -104,6 +104,22 @@ def function_name(func: Callable[..., Any], operator: str | None = None) -> tupl
     return "function", name.strip("_")
 
 
+_SIZE_READS = ("size", "numel")
+
+
+def _reads_size(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """``x.shape``, ``x.size(...)``, ``x.numel()``, except ``x.size(0)`` (the batch)."""
+    if func == _SHAPE_GETTER:
+        return True
+    if getattr(func, "__name__", None) not in _SIZE_READS:
+        return False
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    return dim != 0
+
+
+_SHAPE_GETTER = torch._C.TensorBase.shape.__get__  # type: ignore[attr-defined]  # a getset descriptor
+
+
 @dataclass
 class _LeafCall:
     """A leaf module call in progress (between its pre- and post-hook)."""
@@ -115,11 +131,11 @@ class _LeafCall:
 
 
 class _EagerRecorder(TorchFunctionMode):
-    def __init__(self, model: nn.Module, leaves: tuple[type, ...]) -> None:
+    def __init__(self, model: nn.Module, leaves: tuple[type, ...], cross_check: bool = False) -> None:
         super().__init__()
         self.model = model
         self.leaves = leaves
-        self.ops = OpRecorder()
+        self.ops = OpRecorder(cross_check)
         self.records: list[Node] = []
         self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
@@ -131,6 +147,8 @@ class _EagerRecorder(TorchFunctionMode):
         self.leaf_depth = 0
         self.internal = False  #: true while a hook runs: its own tensor calls are not the model's
         self.failure: tuple[Failure, BaseException] | None = None
+        #: where the forward read a tensor size other than the batch into a Python value
+        self.size_reads: list[str] = []
 
     # -- naming and records -------------------------------------------------------------------
 
@@ -253,6 +271,8 @@ class _EagerRecorder(TorchFunctionMode):
         frame = user_frame()
         kind, base = function_name(func, operator_at(frame))
         source = caller_source()
+        if _reads_size(func, args, kwargs):
+            self.size_reads.append(source or base)
         tensors = tensors_in((args, kwargs))
         self.ops.take()
         try:
@@ -296,9 +316,10 @@ class _EagerRecorder(TorchFunctionMode):
                 + (f"\n    at {at}" if at else ""))
 
 
-def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
+def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
+                cross_check: bool = False) -> Trace:
     names = input_names(model, len(inputs))
-    recorder = _EagerRecorder(model, leaves)
+    recorder = _EagerRecorder(model, leaves, cross_check)
     handles = recorder.install()
     try:
         # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
@@ -315,4 +336,5 @@ def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type
     finally:
         for handle in handles:
             handle.remove()
-    return Trace(nodes=tuple(recorder.records), tracer="eager")
+    return Trace(nodes=tuple(recorder.records), tracer="eager",
+                 size_reads=tuple(dict.fromkeys(recorder.size_reads)))

@@ -5,6 +5,7 @@ This is the only module that touches torch.fx.
 from __future__ import annotations
 
 import inspect
+import operator
 from collections import Counter
 from typing import Any
 
@@ -17,6 +18,7 @@ from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
     UniqueNames,
+    caller_source,
     exception_source,
     flatten_outputs,
     input_count_error,
@@ -25,7 +27,6 @@ from .meta import (
     new_storage_bytes,
     tensor_meta,
     tensors_in,
-    user_source,
 )
 from .records import Node, NodeKind, Trace
 
@@ -35,8 +36,15 @@ class _Tracer(fx.Tracer):
 
     def __init__(self, leaves: tuple[type, ...]) -> None:
         super().__init__()
-        self.record_stack_traces = True
         self.leaves = leaves
+
+    def create_node(self, kind: str, *args: Any, **kwargs: Any) -> fx.Node:
+        """Each call node keeps the user's line that made it (``caller_source``: a walk up the
+        stack, far cheaper than fx's ``record_stack_traces``, which formats the whole stack)."""
+        node = super().create_node(kind, *args, **kwargs)
+        if kind.startswith("call_") or kind == "get_attr":
+            node.meta["cnnshape_source"] = caller_source()
+        return node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self.leaves and isinstance(m, self.leaves):
@@ -56,9 +64,10 @@ def _omitted_defaults(model: nn.Module, given: int | None) -> dict[str, Any] | N
     return {p.name: p.default for p in [*positional[given:], *keyword_only] if p.default is not p.empty} or None
 
 
-def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.GraphModule:
+def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.Graph:
     """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
-    :class:`TraceError` says why that is impossible."""
+    :class:`TraceError` says why that is impossible. The graph is run on ``model`` itself: no
+    GraphModule, whose Python code generation costs more than the meta run."""
     tracer = _Tracer(leaves)
     try:
         graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given))
@@ -69,7 +78,7 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int |
         where = exception_source(e)
         at = f" (at {where})" if where else ""
         raise TraceError(f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}") from e
-    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+    return graph
 
 
 def _base_name(n: fx.Node) -> str:
@@ -91,10 +100,10 @@ def _scope(n: fx.Node) -> str:
 class _MetaRunner(fx.Interpreter):
     """Runs each fx node on meta tensors and emits one :class:`Node` record per tensor-producing node."""
 
-    def __init__(self, gm: fx.GraphModule, model: nn.Module) -> None:
-        super().__init__(gm, garbage_collect_values=True)
+    def __init__(self, graph: fx.Graph, model: nn.Module, cross_check: bool = False) -> None:
+        super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
-        self.recorder = OpRecorder()
+        self.recorder = OpRecorder(cross_check)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
         self._unique = UniqueNames()
@@ -135,7 +144,7 @@ class _MetaRunner(fx.Interpreter):
                 module=module,
                 inputs=tuple(tensor_meta(t) for _, t in tensor_args),
                 producers=tuple(self.by_fx.get(a) for a, _ in tensor_args),
-                source=user_source(n.stack_trace),
+                source=n.meta.get("cnnshape_source"),
             )
             # raised after the Interpreter unwinds, which would append its own text to the message
             self.failure = (explain(failure, e), e)
@@ -188,7 +197,7 @@ class _MetaRunner(fx.Interpreter):
             outputs=tuple((key, tensor_meta(t)) for key, t in outputs),
             ops=calls,
             attrs=attrs,
-            source=user_source(n.stack_trace),
+            source=n.meta.get("cnnshape_source"),
             new_bytes=new_bytes,
             call_index=call_index,
         )
@@ -196,19 +205,41 @@ class _MetaRunner(fx.Interpreter):
         self.by_fx[n] = record
 
 
-def _bind_inputs(gm: fx.GraphModule, model: nn.Module, inputs: list[torch.Tensor]) -> list[Any]:
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+def _reads_batch_only(n: fx.Node) -> bool:
+    """``x.size(0)``, ``len(x)``, ``x.shape[0]``: the batch size, which no studied axis depends on."""
+    if n.op == "call_method":
+        dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+        return isinstance(dim, int) and dim == 0
+    if n.target is len:
+        return True
+    return bool(n.users) and all(u.target is operator.getitem and u.args[1] == 0 for u in n.users)
+
+
+def size_reads(graph: fx.Graph) -> tuple[str, ...]:
+    """Where ``graph`` reads a tensor's size (other than the batch) into a Python value."""
+    found = []
+    for n in graph.nodes:
+        reads = (n.op == "call_method" and n.target in ("size", "numel")) or (
+            n.op == "call_function" and (n.target is len or (n.target is getattr and n.args[1:] == ("shape",))))
+        if reads and not _reads_batch_only(n):
+            found.append(n.meta.get("cnnshape_source") or n.name)
+    return tuple(dict.fromkeys(found))
+
+
+def _bind_inputs(graph: fx.Graph, model: nn.Module, inputs: list[torch.Tensor]) -> list[Any]:
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     required = [n for n in placeholders if not n.args]
     if len(inputs) < len(required) or len(inputs) > len(placeholders):
         raise input_count_error(model, [str(n.target) for n in placeholders], len(required), len(inputs))
     return list(inputs) + [n.args[0] for n in placeholders[len(inputs):]]
 
 
-def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = ()) -> Trace:
+def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
+             cross_check: bool = False) -> Trace:
     input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
-    gm = symbolic_graph(model, leaves, len(inputs))
-    args = _bind_inputs(gm, model, inputs)
-    runner = _MetaRunner(gm, model)
+    graph = symbolic_graph(model, leaves, len(inputs))
+    args = _bind_inputs(graph, model, inputs)
+    runner = _MetaRunner(graph, model, cross_check)
     # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
     # inputs live: meta for the analysis, a real device when --verify runs the same nodes for real.
     device = inputs[0].device if inputs else torch.device("meta")
@@ -220,4 +251,4 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
             raise
         message, cause = runner.failure
         raise ShapeError(message) from cause
-    return Trace(nodes=tuple(runner.records), tracer="fx")
+    return Trace(nodes=tuple(runner.records), tracer="fx", size_reads=size_reads(graph))

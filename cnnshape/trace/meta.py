@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import linecache
-import re
+import os
 import sys
 import traceback
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from torch.utils._pytree import keystr, tree_flatten_with_path
 
 from ..errors import InputError
 from ..inputs import InputSpec
+from . import kernels
 from .records import OpCall, TensorMeta
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
@@ -36,7 +38,13 @@ ATTR_NAMES = (
 
 
 def tensor_meta(t: torch.Tensor) -> TensorMeta:
-    return TensorMeta(tuple(int(d) for d in t.shape), str(t.dtype).removeprefix("torch."), t.element_size())
+    return _meta_of(tuple(t.shape), t.dtype)
+
+
+@functools.lru_cache(maxsize=8192)
+def _meta_of(shape: tuple[int, ...], dtype: torch.dtype) -> TensorMeta:
+    """One shared record per (shape, dtype): a graph has few distinct ones."""
+    return TensorMeta(shape, str(dtype).removeprefix("torch."), dtype.itemsize)
 
 
 def make_inputs(specs: Iterable[InputSpec], device: str = "meta") -> list[torch.Tensor]:
@@ -61,16 +69,31 @@ def op_name(func: Any) -> str:
     return str(packet)
 
 
-class OpRecorder(TorchDispatchMode):
-    """Records every ATen call that reaches the dispatcher, with frozen arguments."""
+def cross_check_default() -> bool:
+    """Whether our meta kernels are checked against torch's by default (``CNNSHAPE_CROSS_CHECK=1``,
+    as the test suite sets)."""
+    return os.environ.get("CNNSHAPE_CROSS_CHECK", "") not in ("", "0")
 
-    def __init__(self) -> None:
+
+class OpRecorder(TorchDispatchMode):
+    """Records every ATen call that reaches the dispatcher, with frozen arguments. Calls run on
+    :mod:`.kernels` where one handles them (on meta tensors), else on torch's kernels;
+    ``cross_check`` runs torch's too and raises on any difference."""
+
+    def __init__(self, cross_check: bool = False) -> None:
         super().__init__()
         self.calls: list[OpCall] = []
+        self.cross_check = cross_check
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """torch's opt-out: otherwise it wraps ``__torch_dispatch__`` in ``torch._disable_dynamo``,
+        whose first call imports ``torch._dynamo`` (~1 s). Nothing here runs under torch.compile."""
+        return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = kernels.run(func, args, kwargs, self.cross_check)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         self.calls.append(
             OpCall(
@@ -136,10 +159,19 @@ def _plain(value: Any) -> bool:
     return isinstance(value, (int, float, bool, str)) or value is None
 
 
+@functools.lru_cache(maxsize=1024)
+def _class_attrs(cls: type) -> frozenset[str]:
+    """The hyper-parameter names that ``cls`` itself defines (properties, class constants)."""
+    return frozenset(name for name in ATTR_NAMES if hasattr(cls, name))
+
+
 def module_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
+    """The plain hyper-parameters of ``module``, read from its instance dictionary (``getattr``
+    on a module goes through ``nn.Module.__getattr__``'s slow miss path for every absent name)."""
     out = []
+    own, on_class = vars(module), _class_attrs(type(module))  # type: ignore[arg-type]  # classes hash
     for name in ATTR_NAMES:
-        value = getattr(module, name, None)
+        value = own[name] if name in own else getattr(module, name, None) if name in on_class else None
         if value is not None and _plain(value):
             out.append((name, tuple(value) if isinstance(value, list) else value))
     if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
@@ -147,28 +179,20 @@ def module_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n\s*(?P<code>[^\n]*)')
-
-
-def user_source(stack_trace: str | None) -> str | None:
-    """The innermost frame of a recorded stack trace that lies outside torch and cnnshape."""
-    if not stack_trace:
-        return None
-    frames = [m for m in _FRAME.finditer(stack_trace)
-              if not m["file"].startswith((_TORCH_DIR, _CNNSHAPE_DIR))]
-    if not frames:
-        return None
-    m = frames[-1]
-    return f"{m['file']}:{m['line']}: {m['code'].strip()}"
-
-
+@functools.lru_cache(maxsize=4096)
 def _is_user_file(filename: str) -> bool:
     return not filename.startswith((_TORCH_DIR, _CNNSHAPE_DIR)) and not filename.startswith("<")
 
 
 def _frame_text(filename: str, lineno: int, code: str | None) -> str:
-    code = code if code is not None else linecache.getline(filename, lineno)
+    if code is None:
+        return _line_text(filename, lineno)
     return f"{filename}:{lineno}: {code.strip()}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _line_text(filename: str, lineno: int) -> str:
+    return f"{filename}:{lineno}: {linecache.getline(filename, lineno).strip()}"
 
 
 def user_frame() -> FrameType | None:

@@ -95,3 +95,6 @@ class Trace:
     fallback_reason: str | None = None
     #: warnings about things that ran but are probably wrong
     warnings: tuple[str, ...] = ()
+    #: where the forward reads a tensor size other than the batch into a Python value
+    #: (``x.shape[2]``, ``x.size(-1)``): sizes one trace sees as constants
+    size_reads: tuple[str, ...] = ()

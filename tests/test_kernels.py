@@ -1,0 +1,165 @@
+"""cnnshape's own meta kernels against torch's: same shape, dtype and layout wherever ours answer,
+and never an answer where torch refuses the call (ours must then hand over to torch)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnshape.trace.kernels import KERNELS, compare
+
+aten = torch.ops.aten
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def agree(func: Any, *args: Any) -> bool:
+    """Ours equals torch's (or ours declined); torch refusing means ours must decline too.
+    True when ours answered."""
+    kernel = KERNELS.get(str(func))
+    assert kernel is not None, f"no kernel for {func}"
+    ours = kernel(args, {})
+    try:
+        theirs = func(*args)
+    except Exception:
+        assert ours is None, f"{func}{[getattr(a, 'shape', a) for a in args]}: torch refuses, ours answered"
+        return False
+    if ours is not None:
+        compare(str(func), ours, theirs)
+    return ours is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(nd=st.integers(1, 3), transposed=st.booleans(), groups=st.sampled_from([1, 2, 3]),
+       c=st.integers(1, 3), k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 3), d=st.integers(1, 2),
+       op=st.integers(0, 2), w=st.integers(1, 9), bias=st.booleans(), c_mismatch=st.booleans())
+def test_convolution(nd: int, transposed: bool, groups: int, c: int, k: int, s: int, p: int, d: int, op: int,
+                     w: int, bias: bool, c_mismatch: bool) -> None:
+    c_in, c_out = c * groups + (1 if c_mismatch else 0), 2 * groups
+    weight = meta(c_in, c_out // groups, *[k] * nd) if transposed else meta(c_out, c_in // groups or 1, *[k] * nd)
+    if c_mismatch:
+        weight = meta(c_out, c, *[k] * nd) if not transposed else meta(c * groups, c_out // groups, *[k] * nd)
+    b = meta(c_out) if bias else None
+    agree(aten.convolution.default, meta(2, c_in, *[w] * nd), weight, b, [s] * nd, [p] * nd, [d] * nd,
+          transposed, [op if transposed else 0] * nd, groups)
+
+
+def test_convolution_answers_the_plain_case() -> None:
+    # floor((224 + 2·3 − 7)/2) + 1 = 112
+    out = KERNELS.get("aten.convolution.default")(
+        (meta(1, 3, 224, 224), meta(64, 3, 7, 7), None, [2, 2], [3, 3], [1, 1], False, [0, 0], 1), {})
+    assert out.shape == (1, 64, 112, 112)
+
+
+@pytest.mark.parametrize("layout", ["channels_last_input", "channels_last_weight", "strided_input", "mixed_dtype"])
+def test_unusual_layouts_and_dtypes_go_to_torch(layout: str) -> None:
+    x, w = meta(1, 8, 5, 5), meta(4, 8, 1, 1)
+    if layout == "channels_last_input":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "channels_last_weight":  # a 1x1 weight is "contiguous" either way; torch still follows it
+        w = torch.empty_strided((4, 8, 1, 1), (8, 1, 8, 8), device="meta")
+    elif layout == "strided_input":
+        x = meta(1, 8, 5, 10)[..., ::2]
+    else:
+        w = meta(4, 8, 1, 1, dtype=torch.float16)
+    args = (x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+    assert KERNELS.get("aten.convolution.default")(args, {}) is None
+    agree(aten.convolution.default, *args)
+
+
+@settings(max_examples=200, deadline=None)
+@given(nd=st.integers(2, 3), k=st.integers(1, 4), s=st.integers(0, 3), p=st.integers(0, 2), d=st.integers(1, 2),
+       ceil=st.booleans(), w=st.integers(1, 9), batched=st.booleans(), count_pad=st.booleans())
+def test_pooling(nd: int, k: int, s: int, p: int, d: int, ceil: bool, w: int, batched: bool, count_pad: bool) -> None:
+    x = meta(*([2] if batched else []), 3, *[w] * nd)
+    stride = [s] * nd if s else []
+    max_pool = getattr(aten, f"max_pool{nd}d_with_indices").default
+    avg_pool = getattr(aten, f"avg_pool{nd}d").default
+    agree(max_pool, x, [k] * nd, stride, [p] * nd, [d] * nd, ceil)
+    agree(avg_pool, x, [k] * nd, stride, [p] * nd, ceil, count_pad, None)
+    agree(getattr(aten, f"_adaptive_avg_pool{nd}d").default, x, [max(k, 1)] * nd)
+
+
+SHAPES = st.lists(st.sampled_from([1, 2, 3]), min_size=0, max_size=4).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=SHAPES, b=SHAPES, op=st.sampled_from(["add.Tensor", "mul.Tensor", "sub.Tensor", "div.Tensor",
+                                               "maximum.default", "add_.Tensor", "mul_.Tensor"]),
+       dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]), other_dtype=st.booleans(),
+       expand=st.sampled_from(["none", "first", "second"]))
+def test_binary_elementwise(a: tuple[int, ...], b: tuple[int, ...], op: str, dtype: torch.dtype,
+                            other_dtype: bool, expand: str) -> None:
+    packet, overload = op.split(".")
+    func = getattr(getattr(aten, packet), overload)
+    x, y = meta(*a, dtype=dtype), meta(*b, dtype=torch.float64 if other_dtype else dtype)
+    try:  # x.expand_as(y), as SE blocks write it (stride 0 along the expanded axes)
+        x, y = (x.expand_as(y), y) if expand == "first" else (x, y.expand_as(x)) if expand == "second" else (x, y)
+    except RuntimeError:
+        pass
+    agree(func, x, y)
+
+
+@pytest.mark.parametrize("op, args", [
+    ("relu.default", ()), ("relu_.default", ()), ("hardtanh_.default", (0.0, 6.0)), ("sigmoid.default", ()),
+    ("silu_.default", ()), ("gelu.default", ()), ("clamp.default", (0.0, None)), ("add.Scalar", (2,)),
+    ("mul.Scalar", (0.5,)), ("leaky_relu_.default", (0.1,)), ("pow.Tensor_Scalar", (2,)),
+])
+def test_unary_elementwise(op: str, args: tuple[Any, ...]) -> None:
+    packet, overload = op.split(".")
+    assert agree(getattr(getattr(aten, packet), overload), meta(2, 3, 4, 4), *args)
+
+
+def test_comparisons_have_no_kernel() -> None:
+    # their result is bool, not the inputs' dtype: torch's kernel runs
+    assert KERNELS.get("aten.gt.Tensor") is None and KERNELS.get("aten.eq.Scalar") is None
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm(training: bool) -> None:
+    c = meta(8)
+    assert agree(aten.native_batch_norm.default, meta(2, 8, 5, 5), c, c, c, c, training, 0.1, 1e-5)
+    assert not agree(aten.native_batch_norm.default, meta(2, 7, 5, 5), c, c, c, c, training, 0.1, 1e-5)
+
+
+@pytest.mark.parametrize("dims, keepdim", [([2, 3], True), ([-1, -2], False), ([1], False), ([0, 0], False)])
+def test_mean(dims: list[int], keepdim: bool) -> None:
+    agree(aten.mean.dim, meta(2, 3, 4, 5), dims, keepdim)
+    agree(aten.sum.dim_IntList, meta(2, 3, 4, 5), dims, keepdim)
+
+
+@pytest.mark.parametrize("shapes, dim", [([(2, 3, 4), (2, 5, 4)], 1), ([(2, 3, 4), (2, 3, 4)], -1),
+                                         ([(2, 3, 4), (2, 5, 5)], 1), ([(2, 3), (2, 3, 4)], 0)])
+def test_cat(shapes: list[tuple[int, ...]], dim: int) -> None:
+    agree(aten.cat.default, [meta(*s) for s in shapes], dim)
+
+
+@pytest.mark.parametrize("bias, k", [((10,), 20), ((1, 10), 20), ((3, 10), 20), ((10,), 19), ((4,), 20)])
+def test_addmm(bias: tuple[int, ...], k: int) -> None:
+    weight = meta(10, 20)  # as F.linear passes it: the transposed weight, a view
+    agree(aten.addmm.default, meta(*bias), meta(3, k), weight.t())
+
+
+def test_analysis_never_imports_dynamo() -> None:
+    # torch's Python meta kernels import torch._dynamo (~1 s) on first use; a model made of
+    # standard layers must not need any of them (construction skips initialisers, the tracers
+    # use cnnshape's kernels)
+    env = {k: v for k, v in os.environ.items() if k != "CNNSHAPE_CROSS_CHECK"}
+    code = ("import sys, cnnshape\n"
+            "for spec, shape in [('examples/resnet.py:ResNet50', '1,3,224,224'),"
+            " ('examples/mobilenet.py:MobileNetV2', '1,3,224,224'), ('examples/senet.py:SENet', '1,3,224,224')]:\n"
+            "    for tracer in ('fx', 'eager'):\n"
+            "        cnnshape.analyze(spec, shape, tracer=tracer)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
