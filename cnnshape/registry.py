@@ -2,6 +2,7 @@
 decorator that rejects duplicates. At the bottom of the house: every stage may use it."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
@@ -44,6 +45,7 @@ class Registry(Generic[K, F]):
         return len(self._table)
 
 
+@functools.cache
 def is_pointwise(op: str) -> bool:
     """Whether torch tags the ATen op ``op`` (``"aten.atan"``) as element-wise (``Tag.pointwise``):
     the output is the broadcast of the inputs. The fallback of the tables keyed by op."""

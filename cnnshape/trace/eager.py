@@ -40,6 +40,7 @@ from .meta import (
     flatten_outputs,
     input_names,
     module_attrs,
+    module_tensors,
     new_storage_bytes,
     tensor_meta,
     tensors_in,
@@ -256,7 +257,7 @@ class _EagerRecorder(TorchFunctionMode):
                 self._node(
                     name=path, kind="module", target=path, scope=path.rpartition(".")[0],
                     type_name=type(module).__name__, inputs=call.tensors, result=output,
-                    old=call.tensors + list(module.parameters()) + list(module.buffers()),
+                    old=call.tensors + module_tensors(module),
                     ops=calls, attrs=module_attrs(module), source=call.source,
                 )
             finally:

@@ -24,6 +24,7 @@ from .meta import (
     input_count_error,
     input_names,
     module_attrs,
+    module_tensors,
     new_storage_bytes,
     tensor_meta,
     tensors_in,
@@ -183,7 +184,7 @@ class _MetaRunner(fx.Interpreter):
             name = self._unique(f"{scope}.{type_name}" if scope else type_name)
         inputs_old = [t for _, t in tensor_args]
         if module is not None:
-            inputs_old += list(module.parameters()) + list(module.buffers())
+            inputs_old += module_tensors(module)
         out_tensors = [t for _, t in outputs]
         new_bytes = 0 if kind in ("output", "attribute") else new_storage_bytes(out_tensors, inputs_old)
         record = Node(

@@ -126,6 +126,8 @@ def _keyed_leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def flatten_outputs(value: Any) -> tuple[list[tuple[str, torch.Tensor]], list[tuple[str, Any]]]:
     """Split a (nested) output into keyed tensors and keyed non-tensor leaves."""
+    if isinstance(value, torch.Tensor):  # the common case, without pytree's path machinery
+        return [("", value)], []
     tensors: list[tuple[str, torch.Tensor]] = []
     others: list[tuple[str, Any]] = []
     for key, leaf in _keyed_leaves(value):
@@ -134,6 +136,10 @@ def flatten_outputs(value: Any) -> tuple[list[tuple[str, torch.Tensor]], list[tu
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (int, float, bool, str)) or value is None:
+        return []
     return [leaf for _, leaf in _keyed_leaves(value) if isinstance(leaf, torch.Tensor)]
 
 
@@ -157,6 +163,14 @@ def _plain(value: Any) -> bool:
     if isinstance(value, (tuple, list)):
         return all(_plain(v) for v in value)
     return isinstance(value, (int, float, bool, str)) or value is None
+
+
+def module_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters and buffers of ``module`` and its submodules (a torch.nn layer has no
+    submodules: its own tables are read directly, without the recursive generators)."""
+    if not module._modules:
+        return [t for table in (module._parameters, module._buffers) for t in table.values() if t is not None]
+    return [*module.parameters(), *module.buffers()]
 
 
 @functools.lru_cache(maxsize=1024)
