@@ -129,23 +129,26 @@ def analyze(
     leaves: Sequence[str | type] = (),
     train: bool = False,
     depth: int | None = None,
+    cross_check: bool | None = None,
 ) -> Report:
     """Analyse ``model`` (an ``nn.Module`` or a spec such as ``"examples/resnet.py:ResNet50"``) on
     ``inputs`` (shapes such as ``[(1, 3, 224, 224)]``, ``"1,3,224,224"`` or ``InputSpec`` s).
 
-    Nothing is computed for real: the model runs on the meta device. The model is analysed in
-    eval mode unless ``train``; a module passed in is left exactly as it was.
+    Nothing is computed for real: the model runs on the meta device, with cnnshape's own meta
+    kernels for the common ops; ``cross_check`` also runs torch's and fails on any difference
+    (default: the ``CNNSHAPE_CROSS_CHECK`` environment variable). The model is analysed in eval
+    mode unless ``train``; a module passed in is left exactly as it was.
     """
     specs = normalise_inputs(inputs)
     with _no_gc():
         module, label, notes = _resolve_model(model, args)
-        return _analyze(module, label, notes, specs, tracer, leaves, train, depth)
+        return _analyze(module, label, notes, specs, tracer, leaves, train, depth, cross_check)
 
 
 def _analyze(module: nn.Module, label: str, notes: tuple[str, ...], specs: tuple[InputSpec, ...], tracer: str,
-             leaves: Sequence[str | type], train: bool, depth: int | None) -> Report:
+             leaves: Sequence[str | type], train: bool, depth: int | None, cross_check: bool | None) -> Report:
     with on_meta(module, train):
-        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module)), module)
+        graph = build_graph(trace(module, specs, tracer, resolve_leaves(leaves, module), cross_check), module)
         analysis = analyse(graph)
         size_note = minimum_note(graph)
         notes += (size_note,) if size_note else ()
