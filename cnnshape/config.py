@@ -4,6 +4,7 @@ the file. No torch.
 """
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,7 +83,9 @@ def model_config(name: str, table: Any, where: str, base: Path = Path(".")) -> M
         raise ConfigError(f"{where}: expected a table of settings, not {table!r}")
     unknown = [k for k in table if k not in KEYS]
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}. Known keys: {', '.join(KEYS)}")
+        close = difflib.get_close_matches(unknown[0], KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}. Known keys: {', '.join(KEYS)}")
     if not isinstance(table.get("model"), str) or not table["model"].strip():
         raise ConfigError(f"{where}: key 'model' is required: a spec such as \"src/net.py:Classifier\"")
     inputs = _string_list(table.get("input", ["1,3,224,224"]), f"{where}: key 'input'")
@@ -122,25 +125,72 @@ def find_config(cwd: Path) -> Path:
 
 
 def load_config(path: Path) -> tuple[ModelConfig, ...]:
-    """All model tables of a config file, in file order."""
+    """All model tables of a config file, in file order. Any key outside them is an error that
+    says where it belongs."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}); TOML files "
+                          "are UTF-8: save it again as UTF-8 (not UTF-16)") from e
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from e
-    if path.name == "pyproject.toml":
-        section, prefix = data.get("tool", {}).get("cnnshape"), "tool.cnnshape"
-        if section is None:
-            raise ConfigError(f"{path}: no [tool.cnnshape.models.<name>] table; add one per model to check")
-    else:
-        section, prefix = data, ""
-    models = section.get("models") if isinstance(section, dict) else None
-    if not isinstance(models, dict) or not models:
-        table = f"{prefix + '.' if prefix else ''}models.<name>"
-        raise ConfigError(f"{path}: no [{table}] table; add one per model to check")
+    section, prefix = _section(path, data)
+    models = section.get("models")
+    if models is not None and not isinstance(models, dict):
+        raise ConfigError(f"{path}: '{prefix}models' must hold one table per model "
+                          f"([{prefix}models.<name>]), not {models!r}")
+    if not models:
+        raise ConfigError(f"{path}: no [{prefix}models.<name>] table; add one per model to check")
     base = path.parent
+    for name, table in models.items():
+        if isinstance(table, dict):
+            continue
+        if name in KEYS:
+            raise ConfigError(f"{path} [{prefix}models]: key {name!r} belongs in a model's table "
+                              f"[{prefix}models.<name>], not directly in [{prefix}models]")
+        raise ConfigError(f"{path} [{prefix}models]: {name!r} must be a table [{prefix}models.{name}] "
+                          f"with a 'model' key, not {table!r}")
     return tuple(
-        model_config(name, table, f"{path} [{prefix + '.' if prefix else ''}models.{name}]", base)
+        model_config(name, table, f"{path} [{prefix}models.{name}]", base)
         for name, table in models.items()
     )
+
+
+def _section(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The table that holds ``models`` ([tool.cnnshape] in pyproject.toml, the file itself
+    otherwise) and its prefix for messages; it may hold nothing else."""
+    if path.name == "pyproject.toml":
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: 'tool' must be a table ([tool.cnnshape.models.<name>]), not {tool!r}")
+        section, prefix, name = tool.get("cnnshape"), "tool.cnnshape.", "[tool.cnnshape]"
+        if section is None:
+            hint = (" ([models.<name>] tables at the top level belong under [tool.cnnshape.models.<name>] in "
+                    "pyproject.toml)") if "models" in data else ""
+            raise ConfigError(f"{path}: no [tool.cnnshape.models.<name>] table; add one per model to check{hint}")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: 'tool.cnnshape' must be a table ([tool.cnnshape.models.<name>]), "
+                              f"not {section!r}")
+    else:
+        section, prefix, name = data, "", "the top level"
+        tool = data.get("tool")
+        if "models" not in data and isinstance(tool, dict) and "cnnshape" in tool:
+            raise ConfigError(f"{path}: [tool.cnnshape...] tables belong in pyproject.toml; in {path.name} "
+                              "the tables are [models.<name>], without the tool.cnnshape prefix")
+    for key, value in section.items():
+        if key == "models":
+            continue
+        if key == "model" and isinstance(value, dict):
+            fix = f"did you mean [{prefix}models.<name>] (models, plural)?"
+        elif key in KEYS:
+            fix = (f"it belongs in a model's table [{prefix}models.<name>]: each model has its own "
+                   f"{'budgets' if key in BUDGET_KEYS else 'settings'}")
+        else:
+            fix = f"{name} holds only [{prefix}models.<name>] tables"
+        raise ConfigError(f"{path} {name if name.startswith('[') else '(' + name + ')'}: "
+                          f"unknown key {key!r}; {fix}")
+    return section, prefix
