@@ -129,7 +129,7 @@ class Change:
         """Growth in percent of ``before``; None where there is no non-zero ``before``."""
         if not self.before or self.after is None:
             return None
-        return 100.0 * self.difference / self.before
+        return 100 * self.difference / self.before  # int / int: exact for any size of figure
 
 
 @dataclass(frozen=True)
@@ -156,29 +156,78 @@ def snapshot(report: Report, model: str | None = None) -> Snapshot:
     )
 
 
+#: the largest figure a file may hold: torch counts elements and bytes in int64
+MAX_FIGURE = 2**63 - 1
+#: the largest --max-growth, in percent: beyond it a growth limit checks nothing
+MAX_GROWTH = Decimal(10**6)
+
+
+_MISSING: Any = object()  #: a key a file does not have
+
+
+def _count(value: Any, what: str) -> int:
+    """``value`` if it is a whole number in 0..MAX_FIGURE (not a bool, float or string), else a
+    ConfigError saying what ``what`` holds."""
+    if type(value) is not int or not 0 <= value <= MAX_FIGURE:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        kind = "missing" if value is _MISSING else f"{shown}, not a non-negative integer"
+        raise ConfigError(f"{what} is {kind}")
+    return value
+
+
+def _table(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a JSON object, not {'missing' if value is _MISSING else repr(value)}")
+    return value
+
+
+def _shapes_of(value: Any, what: str) -> tuple[Shape, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list of shapes such as [[1, 1000]], not {value!r}")
+    shapes = []
+    for i, shape in enumerate(value):
+        if not isinstance(shape, list):
+            raise ConfigError(f"{what}[{i}] must be a list of sizes such as [1, 1000], not {shape!r}")
+        shapes.append(tuple(_count(d, f"{what}[{i}][{j}]") for j, d in enumerate(shape)))
+    return tuple(shapes)
+
+
 def snapshot_from_report_dict(data: Mapping[str, Any], where: str) -> Snapshot:
     """A :class:`Snapshot` from a JSON report (schema ``cnnshape.report/1``) at any depth: rows
     are summed by their top-level name; a row whose parameters are shared with an earlier row
-    adds none."""
+    adds none. Every figure it reads must be a non-negative integer."""
     if not isinstance(data, Mapping) or data.get("schema") != REPORT_SCHEMA:
         raise ConfigError(
             f"{where}: not a cnnshape JSON report (expected \"schema\": \"{REPORT_SCHEMA}\"). "
             "Write one with `cnnshape summary SPEC --format json -o FILE`."
         )
+    fix = " Write the report again with `cnnshape summary SPEC --format json -o FILE`."
     try:
-        totals = data["totals"]
-        figures = tuple(Figure(name, int(totals[attr])) for name, (_, attr, _) in FIGURES.items())
-        outputs = tuple(tuple(int(d) for d in o["shape"]) for o in data["outputs"])
+        totals = _table(data.get("totals", _MISSING), f"{where}: 'totals'")
+        figures = tuple(Figure(name, _count(totals.get(attr, _MISSING), f"{where}: totals.{attr}"))
+                        for name, (_, attr, _) in FIGURES.items())
+        outputs = tuple(_shapes_of([_table(o, f"{where}: outputs[{i}]").get("shape", _MISSING)
+                                    for i, o in enumerate(data["outputs"])], f"{where}: outputs' shape"))
         sums: dict[str, list[int]] = {}
-        for row in data["layers"]:
+        layers = data["layers"]
+        if not isinstance(layers, list):
+            raise ConfigError(f"{where}: 'layers' must be a list of rows, not {layers!r}")
+        for i, row in enumerate(layers):
+            row = _table(row, f"{where}: layers[{i}]")
+            name = row["name"]
+            if not isinstance(name, str) or type(row["depth"]) is not int:
+                raise ConfigError(f"{where}: layers[{i}]: 'name' must be a string and 'depth' an integer")
             if row["kind"] in ("input", "output") or row["depth"] < 1:
                 continue
-            top = row["name"] if row["depth"] == 1 else row["name"].split(".")[0]
+            top = name if row["depth"] == 1 else name.split(".")[0]
             acc = sums.setdefault(top, [0, 0])
-            acc[0] += int(row["params"]) if row.get("shared_with") is None else 0
-            acc[1] += int(row["macs"])
+            params = _count(row["params"], f"{where}: layers[{i}] ({name}).params")
+            acc[0] += params if row.get("shared_with") is None else 0
+            acc[1] += _count(row["macs"], f"{where}: layers[{i}] ({name}).macs")
+    except ConfigError as e:
+        raise ConfigError(f"{e}.{fix}") from None
     except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: malformed cnnshape JSON report ({type(e).__name__}: {e})") from e
+        raise ConfigError(f"{where}: malformed cnnshape JSON report ({type(e).__name__}: {e}).{fix}") from e
     modules = tuple(ModuleFigures(name, p, m) for name, (p, m) in sums.items())
     return Snapshot(str(data.get("model", where)), figures, outputs, modules)
 
@@ -188,27 +237,49 @@ def baseline_to_dict(snapshots: Sequence[Snapshot]) -> dict[str, Any]:
 
 
 def baseline_from_dict(data: Any, where: str) -> dict[str, Snapshot]:
-    """Parse a baseline file's JSON (schema ``cnnshape.baseline/1``) into snapshots by model."""
+    """Parse a baseline file's JSON (schema ``cnnshape.baseline/1``) into snapshots by model.
+
+    Every model must have all of FIGURES, each a non-negative integer (not 3.7, true or -5), and
+    its outputs and modules must be well-formed; otherwise a ConfigError names the file, the model
+    and the figure. A figure left out is never silently not compared."""
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
         raise ConfigError(
             f"{where}: not a cnnshape baseline (expected \"schema\": \"{BASELINE_SCHEMA}\"). "
             "Write one with `cnnshape check --write-baseline FILE`."
         )
+    fix = " Record the baseline again with `cnnshape check --write-baseline FILE`."
+    models = data.get("models", _MISSING)
+    if not isinstance(models, dict):
+        raise ConfigError(f"{where}: 'models' must be a JSON object of models, not "
+                          f"{'missing' if models is _MISSING else repr(models)}.{fix}")
     out: dict[str, Snapshot] = {}
     try:
-        for name, entry in data["models"].items():
+        for name, entry in models.items():
+            at = f"{where}: model {name!r}"
+            entry = _table(entry, at)
+            figures = _table(entry.get("figures", _MISSING), f"{at}: 'figures'")
+            modules = _table(entry.get("modules", {}), f"{at}: 'modules'")
             out[name] = Snapshot(
                 model=name,
-                figures=tuple(Figure(f, int(entry["figures"][f])) for f in FIGURES if f in entry["figures"]),
-                outputs=tuple(tuple(int(d) for d in s) for s in entry.get("outputs", [])),
+                figures=tuple(Figure(f, _count(figures.get(f, _MISSING), f"{at}: figure {f!r}")) for f in FIGURES),
+                outputs=_shapes_of(entry.get("outputs", []), f"{at}: outputs"),
                 modules=tuple(
-                    ModuleFigures(m, int(v["params"]), int(v["macs"]))
-                    for m, v in entry.get("modules", {}).items()
+                    ModuleFigures(m, *(_count(_table(v, f"{at}: module {m!r}").get(k, _MISSING),
+                                              f"{at}: module {m!r} {k!r}") for k in ("params", "macs")))
+                    for m, v in modules.items()
                 ),
             )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ConfigError(f"{where}: malformed baseline ({type(e).__name__}: {e})") from e
+    except ConfigError as e:
+        raise ConfigError(f"{e}.{fix}") from None
     return out
+
+
+def check_growth(max_growth: Decimal, name: str = "--max-growth") -> Decimal:
+    """``max_growth`` (percent, already non-negative) if at most MAX_GROWTH."""
+    if max_growth > MAX_GROWTH:
+        raise ConfigError(f"{name} {max_growth}%: a growth limit above {MAX_GROWTH:,}% checks nothing; give a "
+                          "percentage such as 5%, or leave --max-growth out to only show the before/after table")
+    return max_growth
 
 
 def check_budgets(snap: Snapshot, budgets: Sequence[Budget],

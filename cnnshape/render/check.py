@@ -46,7 +46,7 @@ def _headroom(r: Result) -> str:
     sign = "+" if h >= 0 else "-"
     text = f"{sign}{fmt_value(r.figure, abs(h))}"
     assert isinstance(r.limit, int)
-    return f"{text} ({100.0 * h / r.limit:+.2f}%)" if r.limit else text
+    return f"{text} ({100 * h / r.limit:+.2f}%)" if r.limit else text  # int / int: no float overflow
 
 
 def _status(r: Result) -> str:
@@ -66,7 +66,7 @@ def message(r: Result) -> str:
         return f"{r.model}: output shape {_value(r)} {verb} the expected {_limit(r)}"
     if r.source == "baseline":
         assert isinstance(r.value, int) and isinstance(r.limit, int) and r.baseline is not None
-        growth = f"{100.0 * (r.value - r.baseline) / r.baseline:+.2f}%" if r.baseline else "from 0"
+        growth = f"{100 * (r.value - r.baseline) / r.baseline:+.2f}%" if r.baseline else "from 0"
         verb = "within" if r.passed else "exceeds"
         return (f"{r.model}: {name} {fmt_value(r.figure, r.value)} vs baseline "
                 f"{fmt_value(r.figure, r.baseline)} ({growth}) {verb} the allowed growth "
