@@ -20,6 +20,14 @@ DTYPES: dict[str, str] = {
     "bool": "bool",
 }
 
+#: bytes per element of each dtype (torch's element_size), to check a shape fits torch's int64 sizes
+ITEMSIZE: dict[str, int] = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8,
+    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+}
+#: torch counts elements and bytes in int64
+MAX_BYTES = 2**63 - 1
+
 FORM = "comma-separated positive integers with an optional dtype, e.g. 1,3,224,224 or 1,128:int64"
 
 
@@ -35,35 +43,49 @@ class InputSpec:
         return dims if self.dtype == "float32" else f"{dims}:{self.dtype}"
 
 
+def _clip(text: str, width: int = 60) -> str:
+    """``text``, shortened with "..." when longer than ``width`` (a 5,000-digit size in a message)."""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def parse_input(text: str) -> InputSpec:
     """Parse one ``--input`` value."""
+    shown = _clip(text)
     raw = text.strip()
     dims_text, _, dtype_text = raw.partition(":")
     dtype_key = dtype_text.strip().lower() or "float32"
     if dtype_key not in DTYPES:
         known = ", ".join(sorted(set(DTYPES.values())))
         raise InputError(
-            f"--input {text!r}: unknown dtype {dtype_text!r}. Known dtypes: {known}. "
+            f"--input {shown!r}: unknown dtype {_clip(dtype_text)!r}. Known dtypes: {known}. "
             f"Expected {FORM}."
         )
     # "1x3x224x224" is accepted too, when no comma is used
     parts = [p.strip() for p in (dims_text.split(",") if "," in dims_text else dims_text.split("x"))]
     if not dims_text.strip() or any(p == "" for p in parts):
-        raise InputError(f"--input {text!r}: empty dimension. Expected {FORM}.")
+        raise InputError(f"--input {shown!r}: empty dimension. Expected {FORM}.")
     dims: list[int] = []
     for part in parts:
         try:
             value = int(part)
         except ValueError:
-            raise InputError(
-                f"--input {text!r}: {part!r} is not an integer. Expected {FORM}."
-            ) from None
+            what = "is far too large a size" if part.isdigit() else "is not an integer"
+            raise InputError(f"--input {shown!r}: {_clip(part)!r} {what}. Expected {FORM}.") from None
         if value <= 0:
             raise InputError(
-                f"--input {text!r}: every size must be at least 1, got {value}. Expected {FORM}."
+                f"--input {shown!r}: every size must be at least 1, got {value}. Expected {FORM}."
             )
         dims.append(value)
-    return InputSpec(tuple(dims), DTYPES[dtype_key])
+    dtype = DTYPES[dtype_key]
+    nbytes = ITEMSIZE[dtype]
+    for d in dims:
+        nbytes *= d
+        if nbytes > MAX_BYTES:
+            raise InputError(
+                f"--input {shown!r}: a tensor of this shape and dtype would hold more than 2^63 - 1 bytes, "
+                "which torch cannot describe even on the meta device. Give smaller sizes."
+            )
+    return InputSpec(tuple(dims), dtype)
 
 
 def normalise_inputs(inputs: object) -> tuple[InputSpec, ...]:
