@@ -17,6 +17,10 @@ class InputError(CnnshapeError):
     """An ``--input`` spec is malformed (not about whether it fits the model)."""
 
 
+class OutputError(CnnshapeError):
+    """An output file (``-o``, ``--write-baseline``, ``--junit-file``) could not be written."""
+
+
 class LoadError(CnnshapeError):
     """The model spec could not be resolved into an ``nn.Module``."""
 
