@@ -59,9 +59,10 @@ def check(
         from .. import check as chk
         from ..config import BUDGET_KEYS, ModelConfig, find_config, load_config, parse_shapes
         from ..errors import ConfigError
-        from ..files import atomic_write_text
+        from ..files import atomic_write_text, check_writable
         from ..render import check as render
         from ..units import parse_percent
+        from .isolation import after_run
 
         flags = {"max-params": max_params, "max-macs": max_macs,
                  "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
@@ -82,10 +83,12 @@ def check(
                                   "for configured models put it in the config file")
             models = load_config(config if config is not None else find_config(Path(".")))
             cli_args = None
-        growth = parse_percent(max_growth, "--max-growth") if max_growth is not None else None
+        growth = chk.check_growth(parse_percent(max_growth, "--max-growth")) if max_growth is not None else None
         if growth is not None and baseline is None:
             raise ConfigError("--max-growth needs --baseline FILE to compare with")
         old = _read_baseline(baseline, chk) if baseline is not None else {}
+        check_writable(write_baseline, "--write-baseline")
+        check_writable(junit_file, "--junit-file")
 
         snaps = [_analyse(m, i, len(models), cli_args) for i, m in enumerate(models, 1)]
         results: list[chk.Result] = []
@@ -100,10 +103,15 @@ def check(
                     typer.echo(f"note: {m.name} is not in {baseline}; not compared "
                                "(record it with --write-baseline)", err=True)
         if write_baseline is not None:
-            atomic_write_text(write_baseline, json.dumps(chk.baseline_to_dict(snaps), indent=2) + "\n")
-            typer.echo(f"wrote baseline for {len(snaps)} model(s) to {write_baseline}", err=True)
+            path, data = write_baseline, json.dumps(chk.baseline_to_dict(snaps), indent=2) + "\n"
+
+            def record() -> None:
+                atomic_write_text(path, data, "--write-baseline")
+                typer.echo(f"wrote baseline for {len(snaps)} model(s) to {path}", err=True)
+
+            after_run(record)
         if junit_file is not None:
-            write_output(render.render_junit(results), junit_file)
+            write_output(render.render_junit(results), junit_file, "--junit-file")
         tables = "\n\n".join(render.render_comparison(c) for c in comparisons)
         if format is CheckFormat.json:
             text = render.render_json(results, comparisons)
@@ -116,7 +124,7 @@ def check(
         write_output(text, None)
         return EXIT_FAIL if chk.failed(results) else 0
 
-    code = guarded(run, traceback)
+    code = guarded(run, traceback, spec)
     if code:
         raise typer.Exit(code)
 
@@ -132,12 +140,14 @@ def _analyse(m: Any, index: int, total: int, cli_args: list[str] | None) -> Any:
     from ..api import analyze
     from ..check import snapshot
     from ..errors import CnnshapeError
-    from ..load import parse_args
+    from .common import parse_cli_args
+    from .isolation import argv_for
 
     if total > 1:
         typer.echo(f"[{index}/{total}] {m.name}: {m.model} ({', '.join(m.inputs)})", err=True)
     try:
-        report = analyze(m.model, list(m.inputs), args=m.args or parse_args(cli_args), tracer=m.tracer)
+        with argv_for(m.model):
+            report = analyze(m.model, list(m.inputs), args=m.args or parse_cli_args(cli_args), tracer=m.tracer)
     except CnnshapeError as e:
         if total > 1:
             raise type(e)(f"{m.name}: {e}") from e

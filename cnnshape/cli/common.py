@@ -4,7 +4,6 @@ Nothing here imports torch: ``cnnshape --help`` stays fast.
 """
 from __future__ import annotations
 
-import sys
 import traceback as tb
 from collections.abc import Callable
 from enum import Enum
@@ -67,19 +66,43 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def guarded(fn: Callable[[], T], show_traceback: bool) -> T:
-    """Run ``fn``; a cnnshape error becomes its message and exit 2, anything else a one-line
-    report of an unexpected failure (exit 2). ``--traceback`` adds the Python traceback."""
+def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None) -> T:
+    """Run ``fn`` with the model's code isolated (``isolation.isolated``: its own sys.argv, its
+    stdout sent to stderr), then do cnnshape's deferred writes (stdout, ``-o`` files), only if
+    ``fn`` succeeded.
+
+    A cnnshape error becomes its message and exit 2; a ``sys.exit`` or ``KeyboardInterrupt`` from
+    the model's code a message saying so and exit 2 (cnnshape's own code raises ``typer.Exit``,
+    never ``SystemExit``, and the user's Ctrl-C is exit 130); anything else a one-line report of an
+    unexpected failure (exit 2). ``--traceback`` adds the Python traceback."""
+    from . import isolation
+
+    argv0 = isolation.model_argv0(model)
+    run = isolation.ModelRun(argv0)
+    model_done = False
     try:
-        return fn()
+        with isolation.isolated(argv0) as run:
+            result = fn()
+        model_done = True
+        for write in run.after:
+            write()
+        return result
     except typer.Exit:
         raise
     except CnnshapeError as e:
         if show_traceback:
             tb.print_exc()
         fail(str(e))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    except SystemExit as e:
+        if show_traceback:
+            tb.print_exc()
+        fail(isolation.exit_message(e, argv0))
+    except KeyboardInterrupt as e:
+        if run.interrupted or model_done:  # the user's Ctrl-C
+            raise typer.Exit(130) from None
+        if show_traceback:
+            tb.print_exc()
+        fail(isolation.interrupt_message(e))
     except Exception as e:  # a bug in cnnshape or the model's code that no diagnosis covered
         if show_traceback:
             tb.print_exc()
@@ -94,21 +117,47 @@ def parse_inputs(inputs: list[str] | None) -> list[Any]:
     return [parse_input(text) for text in (inputs or [DEFAULT_INPUT])]
 
 
+def parse_cli_args(args: list[str] | None) -> dict[str, Any]:
+    """The ``--arg KEY=VALUE`` values as keyword arguments. Values are read as Python literals
+    (``ast.literal_eval``: never evaluated as code); a bare word stays a string. A key given twice,
+    or a value too deeply nested or too long to read, is an error naming the ``--arg``."""
+    from ..errors import ConfigError
+    from ..load import parse_args
+
+    kwargs: dict[str, Any] = {}
+    for pair in args or []:
+        shown = pair if len(pair) <= 60 else pair[:57] + "..."
+        try:
+            parsed = parse_args([pair])
+        except (MemoryError, RecursionError) as e:
+            raise ConfigError(f"--arg {shown!r}: the value is too long or too deeply nested to read as a "
+                              f"Python literal ({type(e).__name__}); pass a simpler value") from None
+        except (TypeError, ValueError) as e:  # e.g. {{}}: a set of dicts, not a literal
+            raise ConfigError(f"--arg {shown!r}: the value is not a valid Python literal ({e})") from None
+        for key, value in parsed.items():
+            if key in kwargs:
+                raise ConfigError(f"--arg {key}=... is given twice; give each constructor argument once")
+            kwargs[key] = value
+    return kwargs
+
+
 def analyze_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None, tracer: Tracer,
                      leaves: list[str] | None, train: bool = False, depth: int | None = None) -> Any:
     """Parse the shared options and call :func:`cnnshape.analyze` (imports torch)."""
     from ..api import analyze
-    from ..load import parse_args
 
-    return analyze(spec, parse_inputs(inputs), args=parse_args(args), tracer=tracer.value,
+    return analyze(spec, parse_inputs(inputs), args=parse_cli_args(args), tracer=tracer.value,
                    leaves=leaves or (), train=train, depth=depth)
 
 
-def write_output(text: str, path: str | None) -> None:
-    """Print ``text``, or write it to ``path`` atomically."""
+def write_output(text: str, path: str | None, what: str = "--output") -> None:
+    """Print ``text`` (to the real stdout, after the model's code has run), or write it to
+    ``path`` atomically; ``what`` names the option in error messages."""
+    from .isolation import after_run, emit
+
     if path is None or path == "-":
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        emit(text if text.endswith("\n") else text + "\n")
         return
     from ..files import atomic_write_text
 
-    atomic_write_text(path, text)
+    after_run(lambda: atomic_write_text(path, text, what))

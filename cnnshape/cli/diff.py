@@ -22,7 +22,7 @@ def diff(
         from ..render import check as render
         from ..units import parse_percent
 
-        growth = parse_percent(max_growth, "--max-growth") if max_growth is not None else None
+        growth = chk.check_growth(parse_percent(max_growth, "--max-growth")) if max_growth is not None else None
         before, after = (chk.snapshot_from_report_dict(_read_json(p), p) for p in (old, new))
         comparison = chk.compare(before, after, growth)
         parts = [render.render_comparison(comparison)]

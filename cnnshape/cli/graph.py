@@ -1,7 +1,6 @@
 """``cnnshape graph``: the architecture as a Graphviz diagram (.dot, .svg, .png or .pdf)."""
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +20,7 @@ from .common import (
     analyze_from_cli,
     fail,
     guarded,
+    write_output,
 )
 
 #: kept in step with cnnshape.render.graphviz.GRAPH_FORMATS (that module imports torch-side code)
@@ -58,16 +58,19 @@ def graph(
                  f"{', '.join('.' + f for f in FORMATS)}")
 
     def run() -> None:
-        from ..files import atomic_write_bytes
+        from ..files import atomic_write_bytes, check_writable
         from ..render.graphviz import render_graph, require_dot
+        from .isolation import after_run
+
+        check_writable(output, "--output")
 
         if fmt != "dot":
             require_dot()  # before the (possibly long) analysis
         report = analyze_from_cli(spec, input, arg, tracer, leaf, train)
         data = render_graph(report.to_graphviz(depth=depth, rankdir=rankdir.value), fmt)
         if output is None or output == "-":
-            sys.stdout.write(data.decode("utf-8"))
+            write_output(data.decode("utf-8"), None)
         else:
-            atomic_write_bytes(output, data)
+            after_run(lambda: atomic_write_bytes(output, data, "--output"))
 
-    guarded(run, traceback)
+    guarded(run, traceback, spec)

@@ -48,9 +48,11 @@ def rf(
         if (layer is None) != (at is None):
             raise ConfigError("--layer and --at go together: e.g. --layer layer4 --at 3,3")
         index = _parse_at(at) if at is not None else None
+        from ..files import check_writable
         from ..query import unit_box
         from ..render.receptive_field import box_text, rf_json, rf_table
 
+        check_writable(output, "--output")
         report = analyze_from_cli(spec, input, arg, tracer, leaf)
         if layer is not None and index is not None:
             box = unit_box(report, layer, index)
@@ -59,4 +61,4 @@ def rf(
             text = rf_json(report) if format == TableOrJson.json else rf_table(report)
         write_output(text, output)
 
-    guarded(run, traceback)
+    guarded(run, traceback, spec)

@@ -16,6 +16,7 @@ from .common import (
     Tracer,
     TracerOpt,
     guarded,
+    parse_cli_args,
     parse_inputs,
     write_output,
 )
@@ -40,12 +41,33 @@ def sizes(
 
     def run() -> None:
         from ..api import sizes as analyse_sizes
-        from ..load import parse_args
+        from ..files import check_writable
         from ..render.sizes import render_sizes_json, render_sizes_text
 
-        report = analyse_sizes(spec, parse_inputs(input), axes=axis, layers=layers, args=parse_args(arg),
+        check_writable(output, "--output")
+        specs = parse_inputs(input)
+        _check_studied_sizes(specs[0].shape, axis)
+        report = analyse_sizes(spec, specs, axes=axis, layers=layers, args=parse_cli_args(arg),
                                tracer=tracer.value, leaves=leaf or ())
         render = render_sizes_json if format is TableOrJson.json else render_sizes_text
         write_output(render(report, layers), output)
 
-    guarded(run, traceback)
+    guarded(run, traceback, spec)
+
+
+def _check_studied_sizes(shape: tuple[int, ...], axes: list[int] | None) -> None:
+    """The studied sizes of the first input must lie in the range `sizes` evaluates."""
+    from ..analyse.sizes import MAX_UP_TO, default_axes
+    from ..errors import ConfigError
+
+    studied = [a for a in (default_axes(shape) if axes is None else axes) if 0 <= a < len(shape)]
+    big = [a for a in studied if shape[a] > MAX_UP_TO]
+    if big:
+        a = big[0]
+        example = ",".join(str(224 if i in big else d) for i, d in enumerate(shape))
+        raise ConfigError(
+            f"--input {','.join(map(str, shape))}: dim {a} is {shape[a]:,}, above {MAX_UP_TO:,}, the largest "
+            f"size `cnnshape sizes` studies. Give a working example within that range, e.g. --input "
+            f"{example}: the answer covers every size up to {MAX_UP_TO:,}; `cnnshape summary` gives the "
+            f"figures at {shape[a]:,}."
+        )

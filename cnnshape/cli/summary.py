@@ -21,6 +21,7 @@ from .common import (
     Train,
     analyze_from_cli,
     guarded,
+    parse_cli_args,
     parse_inputs,
     write_output,
 )
@@ -55,7 +56,10 @@ def summary(
     """Per-layer output shapes, parameters, MACs/FLOPs and memory, with totals."""
 
     def run() -> Any:
+        from ..files import check_writable
         from ..render import formats
+
+        check_writable(output, "--output")
 
         report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth)
         if verify:
@@ -72,7 +76,7 @@ def summary(
         write_output(text, output)
         return report.verification
 
-    verification = guarded(run, traceback)
+    verification = guarded(run, traceback, spec)
     if verification is not None and not verification.ok:
         raise typer.Exit(EXIT_FAIL)
 
@@ -83,9 +87,8 @@ def _verified(report: Any, spec: str, inputs: list[str] | None, args: list[str] 
     """``report`` with the outcome of a real forward pass attached."""
     from dataclasses import replace
 
-    from ..load import parse_args
     from ..verify import verify
 
-    result = verify(spec, parse_inputs(inputs), report, args=parse_args(args), leaves=leaves or (), train=train,
+    result = verify(spec, parse_inputs(inputs), report, args=parse_cli_args(args), leaves=leaves or (), train=train,
                     device=device, dtype=dtype.value if dtype else None, repeat=repeat)
     return replace(report, verification=result)
