@@ -12,7 +12,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
+from cnnshape import analyze
 from cnnshape.trace.kernels import KERNELS, compare
 
 aten = torch.ops.aten
@@ -163,3 +165,41 @@ def test_analysis_never_imports_dynamo() -> None:
             "print('torch._dynamo' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+class EveryLayer(nn.Module):
+    """Each torch.nn layer cnnshape calls without its forward (cnnshape/trace/layers.py), in the
+    configurations that change the ATen calls torch makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.ReLU(), nn.ReLU6(),
+            nn.ReLU6(inplace=True), nn.Conv2d(8, 8, 3, stride=2, dilation=2, groups=4, bias=False),
+            nn.BatchNorm2d(8, eps=1e-3, affine=False), nn.SiLU(inplace=True), nn.Hardswish(), nn.Hardsigmoid(), nn.Tanh(),
+            nn.MaxPool2d(3), nn.ConvTranspose2d(8, 8, 4, 2, 1, output_padding=1), nn.Sigmoid(),
+            nn.MaxPool2d(2, 1, 1, ceil_mode=True), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+            nn.AvgPool2d(2), nn.Dropout(0.5), nn.Identity(), nn.AdaptiveAvgPool2d((3, None)),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 6), nn.BatchNorm1d(6), nn.Linear(6, 4, bias=False),
+        )
+        self.video = nn.Sequential(nn.Conv3d(2, 4, 3, padding=1), nn.BatchNorm3d(4), nn.MaxPool3d(2), nn.AvgPool3d(2),
+                                   nn.ConvTranspose3d(4, 2, 2, 2))
+        self.signal = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ConvTranspose1d(4, 2, 3), nn.Flatten(0, 1))
+
+    def forward(self, x: torch.Tensor, v: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.body(x), self.video(v), self.signal(s)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_layers_called_directly_record_what_their_forward_records(train: bool) -> None:
+    # cross_check runs every such layer's forward too and fails if its calls or output differ
+    report = analyze(EveryLayer(), [(2, 3, 33, 33), (1, 2, 8, 8, 8), (2, 2, 10)], tracer="fx", train=train,
+                     cross_check=True)
+    # the head: 8 channels pooled to 1x1, Linear(8, 6), BatchNorm1d, Linear(6, 4)
+    assert [o.shape for o in report.outputs] == [(2, 4), (1, 2, 4, 4, 4), (4, 10)]
+
+
+def test_eval_batch_norm_without_momentum() -> None:
+    # momentum=None (cumulative average) passes 0.0 to native_batch_norm in eval mode
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, momentum=None))
+    assert analyze(model, [(1, 3, 5, 5)], cross_check=True).outputs[0].shape == (1, 4, 5, 5)

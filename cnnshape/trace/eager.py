@@ -16,10 +16,11 @@ can trace.
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import functools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
@@ -202,12 +203,23 @@ class _EagerRecorder(TorchFunctionMode):
         self._add(node, out_tensors)
 
     def add_input(self, name: str, t: torch.Tensor) -> None:
-        self._node(name=name, kind="input", target=name, scope="", type_name="input",
-                   inputs=[], result=t, old=[])
+        with self._own_calls():
+            self._node(name=name, kind="input", target=name, scope="", type_name="input",
+                       inputs=[], result=t, old=[])
 
     def add_output(self, result: Any) -> None:
-        self._node(name="output", kind="output", target="output", scope="", type_name="output",
-                   inputs=tensors_in(result), result=result, old=[])
+        with self._own_calls():
+            self._node(name="output", kind="output", target="output", scope="", type_name="output",
+                       inputs=tensors_in(result), result=result, old=[])
+
+    @contextlib.contextmanager
+    def _own_calls(self) -> Iterator[None]:
+        """cnnshape's own tensor calls (``t.shape`` in a record) are not the model's."""
+        self.internal = True
+        try:
+            yield
+        finally:
+            self.internal = False
 
     # -- module hooks -------------------------------------------------------------------------
     def install(self) -> list[RemovableHandle]:
@@ -236,12 +248,9 @@ class _EagerRecorder(TorchFunctionMode):
             self.leaf_depth += 1
             if self.leaf_depth > 1:
                 return
-            self.internal = True
-            try:
+            with self._own_calls():
                 self.ops.take()
                 self.leaf = _LeafCall(module, path, tensors_in((args, kwargs)), caller_source())
-            finally:
-                self.internal = False
         return hook
 
     def _leaf_exit(self, path: str) -> Callable[..., None]:
@@ -252,16 +261,13 @@ class _EagerRecorder(TorchFunctionMode):
             calls = self.ops.take()
             call, self.leaf = self.leaf, None
             assert call is not None
-            self.internal = True
-            try:
+            with self._own_calls():
                 self._node(
                     name=path, kind="module", target=path, scope=path.rpartition(".")[0],
                     type_name=type(module).__name__, inputs=call.tensors, result=output,
                     old=call.tensors + module_tensors(module),
                     ops=calls, attrs=module_attrs(module), source=call.source,
                 )
-            finally:
-                self.internal = False
         return hook
 
     # -- functional ops -------------------------------------------------------------------------
@@ -272,7 +278,7 @@ class _EagerRecorder(TorchFunctionMode):
         frame = user_frame()
         kind, base = function_name(func, operator_at(frame))
         source = caller_source()
-        if _reads_size(func, args, kwargs):
+        if source is not None and _reads_size(func, args, kwargs):
             self.size_reads.append(source or base)
         tensors = tensors_in((args, kwargs))
         self.ops.take()

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.utils._device import _device_constructors
 
-from ..errors import ShapeError, TraceError
+from ..errors import InternalError, ShapeError, TraceError
+from . import layers
 from .diagnose import Failure, explain
 from .meta import (
     OpRecorder,
@@ -30,6 +32,9 @@ from .meta import (
     tensors_in,
 )
 from .records import Node, NodeKind, Trace
+
+#: torch's tensor factories that take ``device=`` (torch.zeros, torch.arange, torch.tensor, ...)
+_FACTORIES = frozenset(_device_constructors())
 
 
 class _Tracer(fx.Tracer):
@@ -101,9 +106,10 @@ def _scope(n: fx.Node) -> str:
 class _MetaRunner(fx.Interpreter):
     """Runs each fx node on meta tensors and emits one :class:`Node` record per tensor-producing node."""
 
-    def __init__(self, graph: fx.Graph, model: nn.Module, cross_check: bool = False) -> None:
+    def __init__(self, graph: fx.Graph, model: nn.Module, device: torch.device, cross_check: bool = False) -> None:
         super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
+        self.device = device
         self.recorder = OpRecorder(cross_check)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
@@ -111,6 +117,40 @@ class _MetaRunner(fx.Interpreter):
         self.calls: Counter[str] = Counter()
         self.failure: tuple[str, BaseException] | None = None
 
+
+    def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Tensors the forward creates itself (``torch.zeros(...)``, ``torch.arange(...)``) land
+        where the inputs live: meta for the analysis, a real device when --verify replays the
+        nodes. (Per call, rather than a ``torch.device`` mode over the whole run: such a mode
+        sends every ``torch.nn.functional`` call through torch's slow override path.)"""
+        if target in _FACTORIES and kwargs.get("device") is None:
+            kwargs = {**kwargs, "device": self.device}
+        return super().call_function(target, args, kwargs)
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        module = self.fetch_attr(target)
+        if not type(module).__module__.startswith("torch."):
+            with torch.device(self.device):  # a --leaf block: the user's code runs inside
+                return super().call_module(target, args, kwargs)
+        plan = layers.plan(module, args, kwargs)
+        if plan is None:
+            return super().call_module(target, args, kwargs)
+        result = layers.run(args, plan)  # dispatched to the recorder like the forward's own calls
+        if self.recorder.cross_check:
+            self._cross_check(target, module, args, kwargs, result)
+        return result
+
+    def _cross_check(self, target: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     result: Any) -> None:
+        """The layer's own forward must record the same ATen calls and give the same output."""
+        ours = self.recorder.take()
+        theirs_result = module(*args, **kwargs)
+        theirs = self.recorder.take()
+        if ours != theirs or flatten_outputs(result)[0][0][1].shape != flatten_outputs(theirs_result)[0][0][1].shape:
+            raise InternalError(
+                f"cnnshape bug: calling {type(module).__name__} {target!r} directly gives {ours}, its forward "
+                f"{theirs}. Please report this with the model.")
+        self.recorder.calls.extend(ours)
 
     def _tensor_args(self, n: fx.Node) -> list[tuple[fx.Node, torch.Tensor]]:
         found: list[tuple[fx.Node, torch.Tensor]] = []
@@ -128,13 +168,9 @@ class _MetaRunner(fx.Interpreter):
         tensor_args = self._tensor_args(n)
         module = self.model.get_submodule(str(n.target)) if n.op == "call_module" else None
         try:
-            if n.op == "placeholder":
-                result = super().run_node(n)
-                calls: tuple = ()
-            else:
-                with self.recorder:
-                    result = super().run_node(n)
-                calls = self.recorder.take()
+            self.recorder.take()
+            result = super().run_node(n)
+            calls = self.recorder.take()
         except Exception as e:
             self.recorder.take()
             if n.op == "placeholder":
@@ -240,12 +276,10 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
     input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
     graph = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(graph, model, inputs)
-    runner = _MetaRunner(graph, model, cross_check)
-    # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
-    # inputs live: meta for the analysis, a real device when --verify runs the same nodes for real.
     device = inputs[0].device if inputs else torch.device("meta")
+    runner = _MetaRunner(graph, model, device, cross_check)
     try:
-        with torch.no_grad(), torch.device(device):
+        with torch.no_grad(), runner.recorder:
             runner.run(*args)
     except Exception:
         if runner.failure is None:
