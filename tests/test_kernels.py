@@ -176,7 +176,8 @@ class EveryLayer(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.ReLU(), nn.ReLU6(),
             nn.ReLU6(inplace=True), nn.Conv2d(8, 8, 3, stride=2, dilation=2, groups=4, bias=False),
-            nn.BatchNorm2d(8, eps=1e-3, affine=False), nn.SiLU(inplace=True), nn.Hardswish(), nn.Hardsigmoid(), nn.Tanh(),
+            nn.BatchNorm2d(8, eps=1e-3, affine=False), nn.SiLU(inplace=True), nn.Hardswish(), nn.Hardsigmoid(),
+            nn.Tanh(),
             nn.MaxPool2d(3), nn.ConvTranspose2d(8, 8, 4, 2, 1, output_padding=1), nn.Sigmoid(),
             nn.MaxPool2d(2, 1, 1, ceil_mode=True), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
             nn.AvgPool2d(2), nn.Dropout(0.5), nn.Identity(), nn.AdaptiveAvgPool2d((3, None)),
@@ -203,3 +204,14 @@ def test_eval_batch_norm_without_momentum() -> None:
     # momentum=None (cumulative average) passes 0.0 to native_batch_norm in eval mode
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, momentum=None))
     assert analyze(model, [(1, 3, 5, 5)], cross_check=True).outputs[0].shape == (1, 4, 5, 5)
+
+
+def test_trailing_defaults_left_out_by_the_dispatcher_are_put_back() -> None:
+    # torch dispatches max_pool2d(x, 3, 2, 1) as (x, [3, 3], [2, 2], [1, 1]): dilation and
+    # ceil_mode are left out; ours must still answer, with floor((112 + 2 − 3)/2) + 1 = 56
+    from cnnshape.trace.kernels import run
+    out = run(aten.max_pool2d_with_indices.default, (meta(1, 64, 112, 112), [3, 3], [2, 2], [1, 1]), {},
+              cross_check=True)
+    assert out[0].shape == (1, 64, 56, 56)
+    assert KERNELS.get("aten.max_pool2d_with_indices.default")(
+        (meta(1, 64, 112, 112), [3, 3], [2, 2], [1, 1]), {}) is None  # the kernel alone needs all six

@@ -13,6 +13,7 @@ any difference; the test suite runs every example that way.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -364,10 +365,30 @@ def cat(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
 # --- dispatch ---------------------------------------------------------------------------------
 
 
+@functools.cache
+def _defaults(func: Any) -> tuple[Any, ...]:
+    """The schema defaults of ``func``'s positional arguments (``_NONE`` where there is none)."""
+    return tuple(a.default_value if a.has_default_value() else _NONE
+                 for a in func._schema.arguments if not a.kwarg_only)
+
+
+_NONE = object()
+
+
+def _padded(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with the trailing defaults the dispatcher leaves out put back (kernels read every
+    argument by position)."""
+    defaults = _defaults(func)
+    if len(args) >= len(defaults):
+        return args
+    rest = defaults[len(args):]
+    return args if _NONE in rest else (*args, *rest)
+
+
 def run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], cross_check: bool = False) -> Any:
     """``func(*args, **kwargs)`` on meta tensors, by our kernel when one handles the call."""
     kernel = KERNELS.get(str(func))
-    out = kernel(args, kwargs) if kernel is not None else None
+    out = kernel(_padded(func, args), kwargs) if kernel is not None else None
     if out is None:
         return func(*args, **kwargs)
     if cross_check:
