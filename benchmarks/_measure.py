@@ -53,9 +53,20 @@ class Result:
     failure: str | None = None
 
 
+#: Commands run as after ``pip install .``, which byte-compiles the package: with
+#: PYTHONDONTWRITEBYTECODE set (some shells and CI images set it) every process would compile
+#: cnnshape's sources again, which no installed copy does.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _byte_compile() -> None:
+    subprocess.run([PY, "-m", "compileall", "-q", "cnnshape", "examples", "benchmarks"], cwd=ROOT, env=_ENV,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 def measure_once(argv: list[str], timeout: float | None = None) -> Result:
     out = subprocess.run([PY, "-c", _WRAPPER, str(timeout or 0), *argv], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=_ENV)
     run = json.loads(out.stdout)
     if run["rc"] is None:
         return Result(None, None, f"timeout after {timeout:g} s")
@@ -67,6 +78,7 @@ def measure_once(argv: list[str], timeout: float | None = None) -> Result:
 
 def measure_rows(rows: Mapping[K, list[str]], repeat: int, timeout: float | None = None) -> dict[K, Result]:
     """Run every row ``repeat`` times, interleaved; a row that fails or times out once is not rerun."""
+    _byte_compile()
     walls: dict[K, list[float]] = {key: [] for key in rows}
     rsss: dict[K, list[float]] = {key: [] for key in rows}
     failed: dict[K, Result] = {}
