@@ -290,7 +290,7 @@ def build_report(
         input_bytes=sum(n.output.nbytes for n in input_nodes if n.output),
         complete=not unsupported,
     )
-    all_notes = list(notes)
+    all_notes = list(notes) + list(analysis.notes)
     if graph.trace.fallback_reason:
         all_notes.append(f"traced with the eager tracer: {graph.trace.fallback_reason}")
     if pt.unused_params:

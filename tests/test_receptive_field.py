@@ -474,3 +474,146 @@ def test_untabled_pointwise_ops_and_glu_keep_the_rf():
     over_channels = analyze(Gated(1), [(1, 3, 16, 16)])
     assert [a.size for a in rf_of(over_channels, "atan").axes] == [3, 3]
     assert rf_of(analyze(Gated(3), [(1, 3, 16, 16)]), "glu").kind == "unknown"
+
+
+# --- split with sizes (Inception-NeXt, FasterNet) and channel shuffles (ShuffleNetV2) ----------
+
+
+class InceptionDWConv(nn.Module):
+    """Inception-NeXt's token mixer: the channels split by a list of sizes into an identity part,
+    a 3x3, a 1x11 and an 11x1 depthwise conv, concatenated back."""
+
+    def __init__(self, channels: int = 64, band: int = 11) -> None:
+        super().__init__()
+        gc = channels // 8
+        self.hw = nn.Conv2d(gc, gc, 3, padding=1, groups=gc)
+        self.w = nn.Conv2d(gc, gc, (1, band), padding=(0, band // 2), groups=gc)
+        self.h = nn.Conv2d(gc, gc, (band, 1), padding=(band // 2, 0), groups=gc)
+        self.sizes = [channels - 3 * gc, gc, gc, gc]
+
+    def forward(self, x):
+        x_id, x_hw, x_w, x_h = torch.split(x, self.sizes, dim=1)
+        return torch.cat((x_id, self.hw(x_hw), self.w(x_w), self.h(x_h)), dim=1)
+
+
+class PartialConvBlock(nn.Module):
+    """FasterNet's block: a 3x3 conv on the first quarter of the channels (``x.split([16, 48])``),
+    then a 1x1 MLP, added to the input."""
+
+    def __init__(self, channels: int = 64) -> None:
+        super().__init__()
+        self.part = channels // 4
+        self.conv = nn.Conv2d(self.part, self.part, 3, padding=1, bias=False)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.ReLU(), nn.Conv2d(2 * channels, channels, 1))
+
+    def forward(self, x):
+        x1, x2 = x.split([self.part, x.shape[1] - self.part], dim=1)
+        return x + self.mlp(torch.cat((self.conv(x1), x2), 1))
+
+
+class SplitSizesNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 64, 4, stride=4)
+        self.mixer = InceptionDWConv()
+        self.mix = nn.Conv2d(64, 64, 1)
+        self.pconv = PartialConvBlock()
+        self.thirds = nn.Conv2d(16, 16, 5, padding=2)
+
+    def forward(self, x):
+        # the RF is one box per tensor, the union over its channels: the 1x1 convs mix every
+        # channel into every other, so each part a conv picks out sees that union too
+        x = self.pconv(self.mix(self.mixer(self.stem(x))))
+        a, b, c = x.split([16, 16, 32], dim=1)
+        return torch.cat([self.thirds(a), b, c], 1)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_split_with_sizes_keeps_the_rf(tracer):
+    # stem k4 s4: r 4, j 4. Mixer: the union of identity (4), 3x3 (4 + 2*4 = 12) and the 1x11 /
+    # 11x1 bands (4 + 10*4 = 44 along their axis): 44 on both axes. PConv 3x3: 44 + 2*4 = 52.
+    # The 5x5 on the first 16 channels: 52 + 4*4 = 68. The gradient confirms each box.
+    report = analyze(SplitSizesNet(), [(1, 3, 96, 96)], tracer=tracer)
+    assert [a.size for a in rf_of(report, "mixer.cat").axes] == [44, 44]
+    assert [a.size for a in rf_of(report, "output").axes] == [68, 68]
+    assert rf_of(report, "output").aligned
+    for index in ((12, 12), (0, 5), (23, 17)):
+        check(SplitSizesNet(), (1, 3, 96, 96), index=index, report=report)
+
+
+def channel_shuffle(x, groups):
+    """torchvision's ShuffleNetV2 channel shuffle, verbatim."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision's ShuffleNetV2 InvertedResidual: stride 2 runs both branches on the input;
+    stride 1 splits the channels with ``chunk(2)`` and convolves one half; then the shuffle."""
+
+    def __init__(self, inp: int, oup: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        half = oup // 2
+
+        def dw(c: int) -> nn.Conv2d:
+            return nn.Conv2d(c, c, 3, stride, 1, bias=False, groups=c)
+
+        self.branch1 = nn.Sequential(dw(inp), nn.BatchNorm2d(inp), nn.Conv2d(inp, half, 1, bias=False),
+                                     nn.BatchNorm2d(half), nn.ReLU()) if stride > 1 else nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+            dw(half), nn.BatchNorm2d(half), nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2Small(nn.Module):
+    """ShuffleNetV2 x1.0's stem and first stages (24 -> 116 -> 232 channels)."""
+
+    def __init__(self, stages: tuple[tuple[int, int], ...] = ((116, 3),)) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU())
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        units, inp = [], 24
+        for oup, repeats in stages:
+            units += [ShuffleUnit(inp, oup, 2)] + [ShuffleUnit(oup, oup, 1) for _ in range(repeats - 1)]
+            inp = oup
+        self.stages = nn.Sequential(*units)
+        self.conv5 = nn.Conv2d(inp, 64, 1)
+
+    def forward(self, x):
+        return self.conv5(self.stages(self.maxpool(self.conv1(x))))
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_channel_shuffle_keeps_the_rf(tracer):
+    # conv 3x3 s2: r 3, j 2; maxpool 3 s2: 3 + 2*2 = 7, j 4; unit 1 (stride 2): both branches end
+    # in a 3x3 s2 depthwise conv: 7 + 2*4 = 15, j 8; units 2 and 3 (stride 1): the convolved half
+    # adds 2*8 each, 31 then 47 (the other half keeps less: the union is the larger box)
+    model = ShuffleNetV2Small()
+    report = analyze(model, [(1, 3, 64, 64)], tracer=tracer)
+    sizes = [rf_of(report, name).axes[0].size for name in ("stages.0.view_1", "stages.1.view_1", "stages.2.view_1")]
+    assert sizes == [15, 31, 47]
+    assert not any(row.receptive_field and row.receptive_field.kind in ("unknown", "flat") for row in report.layers)
+    for index in ((4, 4), (0, 0), (7, 2)):
+        check(model, (1, 3, 64, 64), index=index, report=report)
+
+
+def test_channel_shuffle_on_a_1x1_map():
+    # 16 -> conv s2: 8 -> pool: 4 -> stage 1: 2 -> stage 2: 1: the shuffle views a 1x1 map, where
+    # size-1 dims could hold the axes anywhere; the spatial dims stay where they were. Every unit
+    # sees the whole 16x16 input (gradient)
+    model = ShuffleNetV2Small(((116, 2), (232, 2)))
+    report = analyze(model, [(1, 3, 16, 16)])
+    assert rf_of(report, "output").kind == "spatial"
+    check(model, (1, 3, 16, 16), index=(0, 0), report=report)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from ..registry import Registry, is_pointwise
 from ..trace.records import Node, OpCall, TensorMeta
+from .args import arg
 
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
@@ -119,6 +120,9 @@ class ReceptiveField:
     shape: tuple[int, ...] = ()
     #: where each axis lives in that tensor (kind ``spatial``)
     places: tuple[Place, ...] = ()
+    #: kind ``unknown`` because the analysis itself raised (a cnnshape bug), here or on the way:
+    #: the exception as ``"TypeError: ..."``
+    failure: str | None = None
 
     @property
     def is_global(self) -> bool:
@@ -223,12 +227,6 @@ RF_RULES: Registry[str, Rule] = Registry("receptive_field")
 AxisMap = Callable[[int, AxisRF], AxisRF]
 
 
-def _arg(call: OpCall, i: int, name: str, default: object = None) -> Any:
-    if i < len(call.args):
-        return call.args[i]
-    return dict(call.kwargs).get(name, default)
-
-
 def _out_shape(call: OpCall) -> tuple[int, ...]:
     return call.outputs[0].shape if call.outputs else ()
 
@@ -296,13 +294,13 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     with i·s in [o + p − d·(k−1), o + p], at most n = ceil((d·(k−1)+1)/s) of them, so
     r_out = r_in + (n−1)·j_in (the largest over units), j_out = j_in/s and
     start_out = start_in + (p − d·(k−1)/2)/s · j_in (the centre of that window)."""
-    weight: TensorMeta = call.args[1]
+    weight: TensorMeta = arg(call, "weight")
     nd = len(weight.shape) - 2
     kernel = weight.shape[2:]
-    stride = _per_axis(_arg(call, 3, "stride"), nd, 1)
-    padding = _per_axis(_arg(call, 4, "padding"), nd, 0)
-    dilation = _per_axis(_arg(call, 5, "dilation"), nd, 1)
-    if not bool(_arg(call, 6, "transposed", False)):
+    stride = _per_axis(arg(call, "stride"), nd, 1)
+    padding = _per_axis(arg(call, "padding"), nd, 0)
+    dilation = _per_axis(arg(call, "dilation"), nd, 1)
+    if not bool(arg(call, "transposed", default=False)):
         return window(call, rf, kernel, stride, padding, dilation)
 
     def transposed(i: int, a: AxisRF) -> AxisRF:
@@ -321,10 +319,10 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def max_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, dilation=1, ceil_mode): the window recurrence."""
     nd = _window_rank(call)
-    kernel = _per_axis(_arg(call, 1, "kernel_size"), nd, 1)
-    stride = _per_axis(_arg(call, 2, "stride") or kernel, nd, 1)
-    return window(call, rf, kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0),
-                  _per_axis(_arg(call, 4, "dilation"), nd, 1))
+    kernel = _per_axis(arg(call, "kernel_size"), nd, 1)
+    stride = _per_axis(arg(call, "stride") or kernel, nd, 1)
+    return window(call, rf, kernel, stride, _per_axis(arg(call, "padding"), nd, 0),
+                  _per_axis(arg(call, "dilation"), nd, 1))
 
 
 def _window_rank(call: OpCall) -> int:
@@ -340,9 +338,9 @@ def _window_rank(call: OpCall) -> int:
 def avg_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, ceil_mode, ...): no dilation."""
     nd = _window_rank(call)
-    kernel = _per_axis(_arg(call, 1, "kernel_size"), nd, 1)
-    stride = _per_axis(_arg(call, 2, "stride") or kernel, nd, 1)
-    return window(call, rf, kernel, stride, _per_axis(_arg(call, 3, "padding"), nd, 0), (1,) * nd)
+    kernel = _per_axis(arg(call, "kernel_size"), nd, 1)
+    stride = _per_axis(arg(call, "stride") or kernel, nd, 1)
+    return window(call, rf, kernel, stride, _per_axis(arg(call, "padding"), nd, 0), (1,) * nd)
 
 
 @RF_RULES.register("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
@@ -354,7 +352,7 @@ def adaptive_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     a pool with kernel = stride = W/n. Otherwise torch's windows [floor(i·W/n), ceil((i+1)·W/n))
     vary in size and are not on a regular grid: kernel = the largest window, stride W/n, and the
     RF is marked not aligned."""
-    x: TensorMeta = call.args[0]
+    x: TensorMeta = arg(call, "self", "input")
     nd = _window_rank(call)
     ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
 
@@ -379,9 +377,9 @@ def _resample(taps: int | None) -> Rule:
 
     @_spatial_only
     def rule(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-        x: TensorMeta = call.args[0]
+        x: TensorMeta = arg(call, "self", "input")
         nd = _window_rank(call)
-        align = taps is not None and bool(_arg(call, 2, "align_corners", False))
+        align = taps is not None and bool(arg(call, "align_corners", default=False))
         n_taps = taps or 1
         ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
 
@@ -423,7 +421,7 @@ RF_RULES.add(_resample(4), "aten.upsample_bicubic2d", "aten._upsample_bicubic2d_
 def pad(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Padding (pairs from the last dim backwards) moves unit 0 left by the left pad:
     start_out = start_in − p_left·j_in. Reflected/replicated border units are treated like zeros."""
-    pads = tuple(_arg(call, 1, "pad"))
+    pads = tuple(arg(call, "pad", "padding"))
     nd = len(pads) // 2
     lefts = [int(pads[2 * (nd - 1 - i)]) for i in range(nd)]
     return _sliding(call, rf, nd, lambda i, a: window_axis(a, 1, 1, lefts[i], 1))
@@ -434,7 +432,7 @@ def glu(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """a·sigmoid(b) of the two halves along ``dim``: along channels every unit sees what it saw;
     along a spatial axis unit i combines units i and i + W/2, which no start/jump describes."""
     if rf.kind == "spatial":
-        dim = int(_arg(call, 1, "dim", -1)) % len(rf.shape)
+        dim = int(arg(call, "dim")) % len(rf.shape)
         if any(p.dim == dim for p in rf.places):
             return _unknown("glu along a spatial axis", _out_shape(call), rf.aligned)
     return unchanged(call, rf)
@@ -475,7 +473,7 @@ def cat(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    dim = int(_arg(call, 1, "dim", 0)) % len(out)
+    dim = int(arg(call, "dim")) % len(out)
     along_spatial = any(p.dim == dim for p in rf.places)
     return replace(rf, shape=out, aligned=rf.aligned and not along_spatial,
                    places=tuple(replace(p, extent=out[p.dim]) if p.whole else p for p in rf.places))
@@ -519,15 +517,34 @@ def reshape_place(place: Place, before: Sequence[int], after: Sequence[int]) -> 
     return fits[0] if len(fits) == 1 else None
 
 
+def _kept_block(rf: ReceptiveField, after: Sequence[int]) -> int | None:
+    """A reshape that leaves the dims holding the axes as they are, splitting or merging only the
+    dims before them (a channel shuffle: b, c, h, w -> b, g, c/g, h, w) or after them: how far
+    those dims move. Row-major order keeps them intact when the same run of sizes appears in
+    ``after`` behind dims of the same total size. None when not so, or when size-1 dims let the
+    run sit in more than one place."""
+    before = rf.shape
+    lo, hi = min(p.dim for p in rf.places), max(p.dim for p in rf.places) + 1
+    block, lead = tuple(before[lo:hi]), _numel(before[:lo])
+    starts = [s for s in range(len(after) - len(block) + 1)
+              if tuple(after[s:s + len(block)]) == block and _numel(after[:s]) == lead]
+    return starts[0] - lo if len(starts) == 1 else None
+
+
 @RF_RULES.register("aten.view", "aten._unsafe_view", "aten.reshape", "aten._reshape_alias",
                    "aten.flatten", "aten.unflatten", "aten.view_as")
 def reshape(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Views and reshapes keep element order: each axis is followed to the dim (and the stride
-    inside it) it lands in (``reshape_place``); flattening H and W packs both into one dim.
-    When that is ambiguous the layout is lost (``flat``)."""
+    """Views and reshapes keep element order. One that only splits or merges dims besides the
+    spatial ones (a channel shuffle) moves those dims as a block (``_kept_block``); otherwise each
+    axis is followed to the dim (and the stride inside it) it lands in (``reshape_place``), so
+    flattening H and W packs both into one dim. When that is ambiguous the layout is lost
+    (``flat``)."""
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
+    shift = _kept_block(rf, out)
+    if shift is not None:
+        return replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
     places = []
     for p in rf.places:
         moved = reshape_place(p, rf.shape, out)
@@ -541,7 +558,7 @@ def reshape(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def unsqueeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A size-1 dim inserted at ``dim``: the axes at or after it move one dim on."""
     out = _out_shape(call)
-    at = int(_arg(call, 1, "dim", 0)) % len(out)
+    at = int(arg(call, "dim")) % len(out)
     return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
@@ -550,7 +567,7 @@ def squeeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Size-1 dims removed (all of them, or the given ones): later axes move back; an axis that
     was itself removed can no longer be followed."""
     rank = len(rf.shape)
-    given = _arg(call, 1, "dim")
+    given = arg(call, "dim")
     dims = set(_dims(given, rank)) if given is not None else set(range(rank))
     gone = sorted(d for d in dims if rf.shape[d] == 1)
     return _moved(rf, _out_shape(call), lambda p: None if p.dim in gone else p.dim - sum(d < p.dim for d in gone))
@@ -575,7 +592,7 @@ def as_strided(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def stack(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A new dim at ``dim``: the axes at or after it move one dim on."""
     out = _out_shape(call)
-    at = int(_arg(call, 1, "dim", 0)) % len(out)
+    at = int(arg(call, "dim")) % len(out)
     return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
@@ -585,15 +602,15 @@ def permute(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     rank = len(out)
     if call.op == "aten.permute":
-        order = [int(d) % rank for d in call.args[1]]
+        order = [int(d) % rank for d in arg(call, "dims")]
     elif call.op == "aten.movedim":
-        src, dst = _dims(_arg(call, 1, "source"), rank), _dims(_arg(call, 2, "destination"), rank)
+        src, dst = _dims(arg(call, "source"), rank), _dims(arg(call, "destination"), rank)
         rest = iter(d for d in range(rank) if d not in src)
         by_dst = dict(zip(dst, src))
         order = [by_dst[d] if d in by_dst else next(rest) for d in range(rank)]
     else:
-        a = int(_arg(call, 1, "dim0", 0)) % rank if call.op != "aten.t" else 0
-        b = int(_arg(call, 2, "dim1", 1)) % rank if call.op != "aten.t" else min(1, rank - 1)
+        a = int(arg(call, "dim0")) % rank if call.op != "aten.t" else 0
+        b = int(arg(call, "dim1")) % rank if call.op != "aten.t" else min(1, rank - 1)
         order = list(range(rank))
         order[a], order[b] = order[b], order[a]
     return _moved(rf, out, lambda p: order.index(p.dim))
@@ -606,16 +623,16 @@ def slice_(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     if rf.kind != "spatial":
         return replace(rf, shape=out)
     rank = len(rf.shape)
-    dim = int(_arg(call, 1, "dim", 0)) % rank
+    dim = int(arg(call, "dim")) % rank
     hit = [i for i, p in enumerate(rf.places) if p.dim == dim]
     if not hit:
         return replace(rf, shape=out)
     if not rf.places[hit[0]].whole or len(hit) > 1:
         return _unknown(f"{call.op} across packed spatial axes", out, rf.aligned)
-    begin = _arg(call, 2, "start", 0) or 0
+    begin = arg(call, "start") or 0
     size = rf.shape[dim]
     begin = max(0, begin + size if begin < 0 else min(begin, size))
-    step = int(_arg(call, 4, "step", 1) or 1)
+    step = int(arg(call, "step") or 1)
     axes, places = list(rf.axes), list(rf.places)
     a = axes[hit[0]]
     source: Source | None = ("window", (step, -begin, 0), (a,)) if a.source else None
@@ -635,7 +652,7 @@ def select(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    dim = int(_arg(call, 1, "dim", 0)) % len(rf.shape)
+    dim = int(arg(call, "dim")) % len(rf.shape)
     if any(p.dim == dim for p in rf.places):
         if call.op == "aten.select":
             return _unknown(f"{call.op} of one position along a spatial axis", out, rf.aligned)
@@ -667,9 +684,11 @@ def _reduce_over(call: OpCall, rf: ReceptiveField, dims: list[int], keepdim: boo
 def reduction(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A reduction over a spatial dim (global pooling) makes that axis global; over all of them,
     the RF is global. Over channels only: unchanged."""
-    rank = len(rf.shape) if rf.shape else len(call.args[0].shape)
-    dims = _dims(_arg(call, 1, "dim"), rank)
-    keepdim = bool(_arg(call, 2, "keepdim", False))
+    if arg(call, "other") is not None:  # max(a, b), min(a, b): element-wise
+        return unchanged(call, rf)
+    rank = len(rf.shape) if rf.shape else len(arg(call, "self").shape)
+    dims = _dims(arg(call, "dim"), rank)
+    keepdim = bool(arg(call, "keepdim", default=False))
     return _reduce_over(call, rf, dims, keepdim)
 
 
@@ -677,8 +696,8 @@ def reduction(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
                    "aten.log_softmax", "aten.cumsum", "aten.cumprod")
 def softmax(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Normalising over a spatial dim (or over a flattened map, as attention does) sees all of it."""
-    rank = len(rf.shape) if rf.shape else len(call.args[0].shape)
-    return _reduce_over(call, rf, _dims(_arg(call, 1, "dim"), rank), keepdim=True)
+    rank = len(rf.shape) if rf.shape else len(arg(call, "self").shape)
+    return _reduce_over(call, rf, _dims(arg(call, "dim"), rank), keepdim=True)
 
 
 @RF_RULES.register("aten.mm", "aten.addmm")
@@ -688,7 +707,7 @@ def linear(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     Linear over channels is a 1x1 conv. An axis in the contracted columns (a Linear over spatial
     features), or the followed tensor as B: global."""
     out = _out_shape(call)
-    a: TensorMeta = call.args[1 if call.op == "aten.addmm" else 0]
+    a: TensorMeta = arg(call, "mat1", "self")
     if rf.kind == "spatial" and a.shape == rf.shape and all(p.dim == 0 for p in rf.places):
         return replace(rf, shape=out)
     return _global(out, rf.aligned)
@@ -741,6 +760,15 @@ def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
     return rf
 
 
+def _piece(rf: ReceptiveField, shape: tuple[int, ...]) -> ReceptiveField | None:
+    """``rf`` for a piece of its tensor split along another dim (a chunk or split piece, with its
+    own channel count): the axes stay. None when ``shape`` changes a dim holding an axis."""
+    if rf.kind != "spatial" or rf.shape == shape:
+        return replace(rf, shape=shape)
+    same_axes = len(rf.shape) == len(shape) and all(rf.shape[p.dim] == shape[p.dim] for p in rf.places)
+    return replace(rf, shape=shape) if same_axes else None
+
+
 def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
     """The RF of one node given its producers' RFs (None: the tensor does not derive from an image)."""
     out = node.output
@@ -748,27 +776,46 @@ def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveFie
         if out is None or len(out.shape) < 3:
             return None
         return identity(len(out.shape) - 2, out.shape)
+    if len(inputs) == len(node.input_metas):
+        # a producer with several outputs (the eager tracer's split: no getitem node) gives the RF
+        # of its first one: each consumer takes the piece it reads
+        inputs = [rf if rf is None else _piece(rf, meta.shape) or rf for rf, meta in zip(inputs, node.input_metas)]
     known = [rf for rf in inputs if rf is not None]
     if not known or out is None:
         return None
     if node.kind == "output":
         return known[0]
     rf = apply_ops(node, merge(known))
-    if rf.kind != "spatial" or rf.shape == out.shape:
-        return replace(rf, shape=out.shape)
-    # a piece of a split along another dim (getitem of chunk/split) keeps the axes
-    same_axes = len(rf.shape) == len(out.shape) and all(rf.shape[p.dim] == out.shape[p.dim] for p in rf.places)
-    if same_axes:
-        return replace(rf, shape=out.shape)
+    piece = _piece(rf, out.shape)  # a getitem of chunk/split keeps the axes
+    if piece is not None:
+        return piece
     return _unknown(f"{node.type} (output {out} does not match the followed tensor)", out.shape, rf.aligned)
 
 
 def analyse_receptive_fields(nodes: Sequence[Node]) -> dict[str, ReceptiveField | None]:
-    """RF of every node, in execution order."""
+    """RF of every node, in execution order. A node whose analysis raises (a bug in a rule) is
+    ``unknown`` with the exception as its ``failure``, and so is everything derived from it; the
+    other nodes keep their RF."""
     rfs: dict[str, ReceptiveField | None] = {}
     for node in nodes:
-        rfs[node.name] = node_rf(node, [rfs.get(name) for name in node.inputs])
+        try:
+            rfs[node.name] = node_rf(node, [rfs.get(name) for name in node.inputs])
+        except Exception as e:  # a bug here must not take the other analyses down: reported, not hidden
+            rfs[node.name] = failed(e, node.output.shape if node.output else ())
     return rfs
+
+
+def error_text(e: BaseException, limit: int = 200) -> str:
+    """``"TypeError: <the first line of its message>"``, shortened to ``limit`` characters."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def failed(e: BaseException, shape: tuple[int, ...]) -> ReceptiveField:
+    """The RF of a node whose analysis raised ``e``: unknown, naming the bug."""
+    text = error_text(e)
+    return ReceptiveField("unknown", unknown_op=f"cnnshape bug ({text})", shape=shape, failure=text)
 
 
 def unit_box(axis: AxisRF, index: int, extent: int) -> tuple[int, int, int, int]:
