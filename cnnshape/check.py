@@ -197,9 +197,12 @@ def snapshot_from_report_dict(data: Mapping[str, Any], where: str) -> Snapshot:
     are summed by their top-level name; a row whose parameters are shared with an earlier row
     adds none. Every figure it reads must be a non-negative integer."""
     if not isinstance(data, Mapping) or data.get("schema") != REPORT_SCHEMA:
+        found = data.get("schema") if isinstance(data, Mapping) else None
+        hint = (" It is a baseline: compare a model with it by `cnnshape check SPEC --baseline FILE`."
+                if found == BASELINE_SCHEMA else "")
         raise ConfigError(
             f"{where}: not a cnnshape JSON report (expected \"schema\": \"{REPORT_SCHEMA}\"). "
-            "Write one with `cnnshape summary SPEC --format json -o FILE`."
+            f"Write one with `cnnshape summary SPEC --format json -o FILE`.{hint}"
         )
     fix = " Write the report again with `cnnshape summary SPEC --format json -o FILE`."
     try:

@@ -100,6 +100,10 @@ def model_config(name: str, table: Any, where: str, base: Path = Path(".")) -> M
     tracer = table.get("tracer", "auto")
     if tracer not in TRACERS:
         raise ConfigError(f"{where}: key 'tracer' must be one of {', '.join(TRACERS)}, not {tracer!r}")
+    for key in BUDGET_KEYS:
+        if isinstance(table.get(key), float):
+            raise ConfigError(f"{where}: key {key!r}: {table[key]!r} is a TOML float; write a whole number "
+                              f"({key} = 25000000) or a string with a unit ({key} = \"25M\")")
     budgets = tuple(Budget(figure, parse(table[key], f"{where}: key {key!r}"))
                     for key, (figure, parse) in BUDGET_KEYS.items() if key in table)
     expect = None

@@ -53,6 +53,8 @@ def _why(e: OSError) -> str:
 def _target(path: str | Path, what: str) -> tuple[Path, str, os.stat_result | None]:
     """The resolved target of ``path``, how to show it, and its stat (None: it does not exist yet);
     an OutputError when it is a folder or cannot be a file."""
+    if not str(path):
+        raise OutputError(f"{what} is an empty path: give a file name")
     try:
         st: os.stat_result | None = os.stat(path)  # through symlinks
     except FileNotFoundError:  # not there yet, or a dangling symlink
@@ -76,6 +78,9 @@ def check_writable(path: str | Path | None, what: str = "output file") -> None:
     if path is None or str(path) == "-":
         return
     target, shown, st = _target(path, what)
+    if st is not None and stat.S_ISREG(st.st_mode) and not os.access(target, os.W_OK):
+        raise OutputError(f"cannot write {what} {shown}: the file is read-only. Make it writable "
+                          "(chmod u+w) or give another file.")
     if st is None:
         for parent in target.parents:
             if parent.exists():
@@ -88,6 +93,10 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str = "output file")
     """Write ``data`` to ``path`` (see the module docstring); ``what`` (``"--output"``,
     ``"--write-baseline"``) goes into the messages."""
     target, shown, st = _target(path, what)
+    if st is not None and stat.S_ISREG(st.st_mode) and not os.access(target, os.W_OK):
+        # a rename would replace it anyway: a read-only file is the user's "do not overwrite"
+        raise OutputError(f"cannot write {what} {shown}: the file is read-only. Make it writable "
+                          "(chmod u+w) or give another file.")
     try:
         if st is not None and (not stat.S_ISREG(st.st_mode) or _through_fd(path)):
             _write_in_place(target, data)  # a device, a pipe, the shell's stdout: never replace it

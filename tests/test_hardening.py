@@ -378,3 +378,104 @@ def test_huge_growth_limit_and_budget(tmp_path: Path, baseline: tuple[str, dict]
     assert result.returncode == 0, result.stderr
     limit = json.loads(result.stdout)["results"][0]["limit"]
     assert limit >= 10**399  # units.parse_count reads it with 28 significant digits
+
+
+# --- found while hardening: more of the same -----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ("rf", "-f", "json"), ("sizes", "-f", "json"), ("graph",),
+])
+def test_model_prints_keep_every_machine_format_clean(printing: str, command: tuple[str, ...]) -> None:
+    result = run(command[0], printing, "--input", "1,3,8,8", *command[1:])
+    assert result.returncode == 0, result.stderr
+    if command[0] == "graph":
+        assert result.stdout.startswith("digraph")
+    else:
+        json.loads(result.stdout)
+    _printed_to_stderr(result)
+
+
+def test_check_that_checks_nothing_is_exit_2(tmp_path: Path) -> None:
+    spec = conv_model(tmp_path)
+    fails(run("check", spec, "--input", "1,3,8,8", "-f", "json"), "nothing to check", "--max-params",
+          "does not pass")
+    (tmp_path / "cnnshape.toml").write_text('[models.a]\nmodel = "net.py:Net"\ninput = ["1,3,8,8"]\n')
+    fails(run("check", cwd=tmp_path), "nothing to check for a", "has none of max-params")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "cnnshape.baseline/1", "models": {}}))
+    fails(run("check", spec, "--input", "1,3,8,8", "--baseline", str(other), "--max-growth", "5%"),
+          "nothing to check", f"not in {other}")
+
+
+def test_baseline_matches_another_spelling_of_the_spec(tmp_path: Path) -> None:
+    conv_model(tmp_path)
+    recorded = run("check", "net.py:Net", "--input", "1,3,8,8", "--write-baseline", "b.json", cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    result = run("check", "./net.py:Net", "--input", "1,3,8,8", "--baseline", "b.json", "--max-growth", "0%",
+                 "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["comparisons"]) == 1 and "not compared" not in result.stderr
+
+
+def test_outputs_never_overwrite_inputs(tmp_path: Path) -> None:
+    spec = conv_model(tmp_path)
+    source = (tmp_path / "net.py").read_text()
+    fails(run("summary", spec, "-o", str(tmp_path / "net.py")), "--output", "the model's source file")
+    base = tmp_path / "b.json"
+    base.write_text('{"schema": "cnnshape.baseline/1", "models": {}}')
+    fails(run("check", spec, "--max-params", "1M", "--baseline", str(base), "--junit-file", str(base)),
+          "--junit-file", "is the --baseline file")
+    fails(run("check", spec, "--max-params", "1M", "--write-baseline", str(tmp_path / "x.json"),
+              "--junit-file", str(tmp_path / "x.json")), "name the same file")
+    assert (tmp_path / "net.py").read_text() == source and "models" in base.read_text()
+    fails(run("summary", spec, "-o", ""), "--output is an empty path")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_output_file_is_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("keep\n")
+    out.chmod(0o444)
+    fails(run("summary", conv_model(tmp_path), "-o", str(out)), "read-only")
+    assert out.read_text() == "keep\n"
+
+
+def test_float_budget_in_config(tmp_path: Path) -> None:
+    conv_model(tmp_path)
+    (tmp_path / "cnnshape.toml").write_text('[models.a]\nmodel = "net.py:Net"\nmax-params = 1.5e6\n')
+    fails(run("check", cwd=tmp_path), "key 'max-params': 1500000.0 is a TOML float", '"25M"')
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGPIPE semantics")
+def test_closed_stdout_is_quiet(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cnnshape", "summary", "examples/resnet.py:ResNet18",
+                             "-f", "json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| head` that has already gone
+    err = proc.stderr.read()
+    assert proc.wait(timeout=180) == 141 and err == ""
+
+
+def test_model_chdir_does_not_move_outputs(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    conv_model(tmp_path, top=f"os.chdir({str(elsewhere)!r})\n")
+    result = run("summary", "net.py:Net", "--input", "1,3,8,8", "-f", "json", "-o", "out.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["totals"]["params"] == 112
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_format_junit_with_junit_file_prints_junit(tmp_path: Path) -> None:
+    junit = tmp_path / "j.xml"
+    result = run("check", conv_model(tmp_path), "--input", "1,3,8,8", "--max-params", "1M", "--format", "junit",
+                 "--junit-file", str(junit))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<?xml") and junit.read_text().strip() == result.stdout.strip()
+
+
+def test_diff_given_a_baseline_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"schema": "cnnshape.baseline/1", "models": {}}))
+    fails(run("diff", str(path), str(path)), "not a cnnshape JSON report", "It is a baseline", "--baseline FILE")

@@ -6,13 +6,26 @@ failed, 2 the configuration is wrong or a model could not be loaded or analysed.
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .common import DEFAULT_INPUT, EXIT_FAIL, Args, Inputs, Traceback, Tracer, TracerOpt, guarded, write_output
+from .common import (
+    DEFAULT_INPUT,
+    EXIT_FAIL,
+    Args,
+    Inputs,
+    Traceback,
+    Tracer,
+    TracerOpt,
+    check_outputs,
+    guarded,
+    model_file,
+    write_output,
+)
 
 
 class CheckFormat(str, Enum):
@@ -59,7 +72,7 @@ def check(
         from .. import check as chk
         from ..config import BUDGET_KEYS, ModelConfig, find_config, load_config, parse_shapes
         from ..errors import ConfigError
-        from ..files import atomic_write_text, check_writable
+        from ..files import atomic_write_text
         from ..render import check as render
         from ..units import parse_percent
         from .isolation import after_run
@@ -74,34 +87,59 @@ def check(
             expect = parse_shapes(expect_output, "--expect-output") if expect_output else None
             inputs = tuple(input or [DEFAULT_INPUT])
             models: tuple[ModelConfig, ...] = (ModelConfig(spec, spec, inputs, {}, tracer.value, budgets, expect),)
-            cli_args = arg
+            cli_args, config_path = arg, None
         else:
             given = [f"--{k}" for k, v in flags.items() if v is not None]
             given += ["--expect-output"] * bool(expect_output) + ["--input"] * bool(input) + ["--arg"] * bool(arg)
             if given:
                 raise ConfigError(f"{given[0]} applies to a SPEC given on the command line; "
                                   "for configured models put it in the config file")
-            models = load_config(config if config is not None else find_config(Path(".")))
+            config_path = config if config is not None else find_config(Path("."))
+            models = load_config(config_path)
             cli_args = None
         growth = chk.check_growth(parse_percent(max_growth, "--max-growth")) if max_growth is not None else None
         if growth is not None and baseline is None:
             raise ConfigError("--max-growth needs --baseline FILE to compare with")
         old = _read_baseline(baseline, chk) if baseline is not None else {}
-        check_writable(write_baseline, "--write-baseline")
-        check_writable(junit_file, "--junit-file")
+        keep = {f"the source file of {m.name}": model_file(m.model) for m in models}
+        keep.update({"the config file": str(config_path) if config_path is not None else None,
+                     "the --baseline file": baseline})
+        check_outputs({"--junit-file": junit_file}, keep)
+        keep.pop("the --baseline file")  # --write-baseline may update the baseline it compares with
+        check_outputs({"--write-baseline": write_baseline, "--junit-file": junit_file}, keep)
 
+        def nothing_to_check(names: list[str]) -> ConfigError:
+            keys = [*BUDGET_KEYS, "expect-output"]
+            missing = (f"give a budget or an expectation ({', '.join('--' + k for k in keys)})" if spec is not None
+                       else f"{'its table' if len(names) == 1 else 'their tables'} in the config file "
+                            f"{'has' if len(names) == 1 else 'have'} none of {', '.join(keys)}")
+            tail = f", and {'it is' if len(names) == 1 else 'they are'} not in {baseline}" \
+                if baseline is not None else " or --baseline FILE"
+            return ConfigError(f"nothing to check for {', '.join(names)}: {missing}{tail}. A check that "
+                               "checks nothing does not pass.")
+
+        if baseline is None and write_baseline is None and not any(m.budgets or m.expect_output for m in models):
+            raise nothing_to_check([m.name for m in models])  # before a possibly long analysis
         snaps = [_analyse(m, i, len(models), cli_args) for i, m in enumerate(models, 1)]
         results: list[chk.Result] = []
         comparisons: list[chk.Comparison] = []
+        unchecked = []
         for m, snap in zip(models, snaps):
-            results += chk.check_budgets(snap, m.budgets, m.expect_output)
-            if baseline is not None:
-                if m.name in old:
-                    comparisons.append(chk.compare(old[m.name], snap, growth))
-                    results += comparisons[-1].results
-                else:
-                    typer.echo(f"note: {m.name} is not in {baseline}; not compared "
-                               "(record it with --write-baseline)", err=True)
+            own = chk.check_budgets(snap, m.budgets, m.expect_output)
+            results += own
+            before = _in_baseline(m.name, old, spec is not None) if baseline is not None else None
+            if before is not None:
+                comparisons.append(chk.compare(before, snap, growth))
+                results += comparisons[-1].results
+            elif baseline is not None:
+                typer.echo(f"note: {m.name} is not in {baseline}; not compared "
+                           "(record it with --write-baseline)", err=True)
+            if not own and before is None:
+                unchecked.append(m.name)
+        if len(unchecked) == len(models) and write_baseline is None:
+            raise nothing_to_check(unchecked)
+        for name in unchecked if len(models) > 1 else ():
+            typer.echo(f"note: nothing checked for {name} (no budget, expect-output or baseline entry)", err=True)
         if write_baseline is not None:
             path, data = write_baseline, json.dumps(chk.baseline_to_dict(snaps), indent=2) + "\n"
 
@@ -115,7 +153,7 @@ def check(
         tables = "\n\n".join(render.render_comparison(c) for c in comparisons)
         if format is CheckFormat.json:
             text = render.render_json(results, comparisons)
-        elif format is CheckFormat.junit and junit_file is None:
+        elif format is CheckFormat.junit:
             text = render.render_junit(results)
         elif format is CheckFormat.github:
             text = "\n\n".join(t for t in (render.render_github(results), tables) if t)
@@ -127,6 +165,23 @@ def check(
     code = guarded(run, traceback, spec)
     if code:
         raise typer.Exit(code)
+
+
+def _in_baseline(name: str, old: dict[str, Any], is_spec: bool) -> Any:
+    """The baseline snapshot recorded for model ``name``; for a SPEC given on the command line
+    also one recorded under another spelling of the same file (``./net.py:Net``, an absolute
+    path), relative paths being relative to the current folder."""
+    if name in old or not is_spec:
+        return old.get(name)
+    same = [snap for key, snap in old.items() if _spec_key(key) == _spec_key(name)]
+    return same[0] if len(same) == 1 else None
+
+
+def _spec_key(spec: str) -> tuple[str, str]:
+    where, _, attr = spec.rpartition(":")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        where = os.path.normcase(os.path.realpath(where))
+    return where, attr
 
 
 def _read_baseline(path: str, chk: Any) -> dict[str, Any]:
@@ -141,12 +196,12 @@ def _analyse(m: Any, index: int, total: int, cli_args: list[str] | None) -> Any:
     from ..check import snapshot
     from ..errors import CnnshapeError
     from .common import parse_cli_args
-    from .isolation import argv_for
+    from .isolation import model_scope
 
     if total > 1:
         typer.echo(f"[{index}/{total}] {m.name}: {m.model} ({', '.join(m.inputs)})", err=True)
     try:
-        with argv_for(m.model):
+        with model_scope(m.model):
             report = analyze(m.model, list(m.inputs), args=m.args or parse_cli_args(cli_args), tracer=m.tracer)
     except CnnshapeError as e:
         if total > 1:

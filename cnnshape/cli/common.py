@@ -150,6 +150,35 @@ def analyze_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None
                    leaves=leaves or (), train=train, depth=depth)
 
 
+def model_file(spec: str) -> str | None:
+    """The file of a ``file.py:Name`` spec (None for ``package.module:Name``)."""
+    where, sep, _ = spec.rpartition(":")
+    return where if sep and (where.endswith(".py") or "/" in where or "\\" in where) else None
+
+
+def check_outputs(outputs: dict[str, str | None], keep: dict[str, str | None]) -> None:
+    """Before the analysis: every output path (option -> path) can be a file, none is one of the
+    files to ``keep`` (what -> path: the model's source, the config, the baseline), and no two
+    options write the same file."""
+    import os
+
+    from ..errors import ConfigError
+    from ..files import check_writable
+
+    def same(a: str, b: str) -> bool:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+    given = [(option, path) for option, path in outputs.items() if path is not None and path != "-"]
+    for i, (option, path) in enumerate(given):
+        check_writable(path, option)
+        for what, kept in keep.items():
+            if kept is not None and same(path, kept):
+                raise ConfigError(f"{option} {path} is {what}: writing there would overwrite it. Give another file.")
+        for other, other_path in given[:i]:
+            if same(path, other_path):
+                raise ConfigError(f"{other} and {option} name the same file {path}: give each its own.")
+
+
 def write_output(text: str, path: str | None, what: str = "--output") -> None:
     """Print ``text`` (to the real stdout, after the model's code has run), or write it to
     ``path`` atomically; ``what`` names the option in error messages."""

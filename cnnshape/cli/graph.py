@@ -18,8 +18,10 @@ from .common import (
     TracerOpt,
     Train,
     analyze_from_cli,
+    check_outputs,
     fail,
     guarded,
+    model_file,
     write_output,
 )
 
@@ -58,11 +60,11 @@ def graph(
                  f"{', '.join('.' + f for f in FORMATS)}")
 
     def run() -> None:
-        from ..files import atomic_write_bytes, check_writable
+        from ..files import atomic_write_bytes
         from ..render.graphviz import render_graph, require_dot
         from .isolation import after_run
 
-        check_writable(output, "--output")
+        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
 
         if fmt != "dot":
             require_dot()  # before the (possibly long) analysis

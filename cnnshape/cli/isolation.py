@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
+import typer
+
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
@@ -60,32 +62,48 @@ def after_run(action: Callable[[], object]) -> None:
 
 
 def emit(text: str) -> None:
-    """Write cnnshape's own ``text`` to the real stdout (see :func:`after_run`)."""
+    """Write cnnshape's own ``text`` to the real stdout (see :func:`after_run`). When the reader has
+    gone (``cnnshape ... | head``), stop quietly with 141, as a tool killed by SIGPIPE does."""
     def write() -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
 
     after_run(write)
 
 
 @contextlib.contextmanager
-def argv_for(spec: str) -> Iterator[None]:
-    """``sys.argv`` is ``[model file]`` inside (one model of several in ``cnnshape check``)."""
-    saved = sys.argv
+def model_scope(spec: str) -> Iterator[None]:
+    """One model of several (``cnnshape check`` with a config): ``sys.argv`` is ``[its file]``
+    inside, and the working folder is restored after it, in case its code changed it."""
+    saved, cwd = sys.argv, os.getcwd()
     sys.argv = [model_argv0(spec)]
     try:
         yield
     finally:
         sys.argv = saved
+        _chdir_back(cwd)
+
+
+def _chdir_back(cwd: str) -> None:
+    """Return to ``cwd``: relative output paths and config paths mean what they meant before the
+    model's code ran (it may ``os.chdir``)."""
+    with contextlib.suppress(OSError):
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
 
 
 @contextlib.contextmanager
 def isolated(argv0: str) -> Iterator[ModelRun]:
     """Run the body with the model's code isolated (see the module docstring). On exit, sys.argv,
-    stdout and the SIGINT handler are restored; the deferred writes are left in ``run.after``."""
+    stdout, the working folder and the SIGINT handler are restored; the deferred writes are left in ``run.after``."""
     global _current
     run = ModelRun(argv0)
-    saved_argv, saved_stdout, outer = sys.argv, sys.stdout, _current
+    saved_argv, saved_stdout, outer, cwd = sys.argv, sys.stdout, _current, os.getcwd()
     saved_fd = _redirect_stdout_fd()
     restore_sigint = _watch_sigint(run)
     sys.argv = [argv0]
@@ -97,6 +115,7 @@ def isolated(argv0: str) -> Iterator[ModelRun]:
         _current = outer
         sys.argv = saved_argv
         sys.stdout = saved_stdout
+        _chdir_back(cwd)
         _restore_stdout_fd(saved_fd)
         restore_sigint()
 

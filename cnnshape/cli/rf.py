@@ -18,7 +18,9 @@ from .common import (
     Tracer,
     TracerOpt,
     analyze_from_cli,
+    check_outputs,
     guarded,
+    model_file,
     write_output,
 )
 
@@ -48,11 +50,10 @@ def rf(
         if (layer is None) != (at is None):
             raise ConfigError("--layer and --at go together: e.g. --layer layer4 --at 3,3")
         index = _parse_at(at) if at is not None else None
-        from ..files import check_writable
         from ..query import unit_box
         from ..render.receptive_field import box_text, rf_json, rf_table
 
-        check_writable(output, "--output")
+        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
         report = analyze_from_cli(spec, input, arg, tracer, leaf)
         if layer is not None and index is not None:
             box = unit_box(report, layer, index)

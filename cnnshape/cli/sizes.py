@@ -15,7 +15,9 @@ from .common import (
     Traceback,
     Tracer,
     TracerOpt,
+    check_outputs,
     guarded,
+    model_file,
     parse_cli_args,
     parse_inputs,
     write_output,
@@ -41,10 +43,9 @@ def sizes(
 
     def run() -> None:
         from ..api import sizes as analyse_sizes
-        from ..files import check_writable
         from ..render.sizes import render_sizes_json, render_sizes_text
 
-        check_writable(output, "--output")
+        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
         specs = parse_inputs(input)
         _check_studied_sizes(specs[0].shape, axis)
         report = analyse_sizes(spec, specs, axes=axis, layers=layers, args=parse_cli_args(arg),

@@ -20,7 +20,9 @@ from .common import (
     TracerOpt,
     Train,
     analyze_from_cli,
+    check_outputs,
     guarded,
+    model_file,
     parse_cli_args,
     parse_inputs,
     write_output,
@@ -56,10 +58,9 @@ def summary(
     """Per-layer output shapes, parameters, MACs/FLOPs and memory, with totals."""
 
     def run() -> Any:
-        from ..files import check_writable
         from ..render import formats
 
-        check_writable(output, "--output")
+        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
 
         report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth)
         if verify:
