@@ -647,7 +647,7 @@ class _Pool:
     def wrap(self, value: Any) -> Any:
         if isinstance(value, TensorMeta):
             return self.resolve(value)
-        if isinstance(value, tuple):
+        if isinstance(value, tuple) and not all(type(v) is int for v in value):  # (1, 1) strides: as they are
             return tuple(self.wrap(v) for v in value)
         return value
 
