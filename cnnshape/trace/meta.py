@@ -51,10 +51,17 @@ def make_inputs(specs: Iterable[InputSpec], device: str = "meta") -> list[torch.
     return [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=device) for s in specs]
 
 
+_PLAIN_TYPES = frozenset({int, float, bool, str, type(None)})
+
+
 def _freeze(value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, torch.Tensor):
         return tensor_meta(value)
     if isinstance(value, (list, tuple)):
+        if all(type(v) is int for v in value):  # sizes, strides, paddings
+            return tuple(value)
         return tuple(_freeze(v) for v in value)
     if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
         return str(value)
