@@ -215,3 +215,23 @@ def test_trailing_defaults_left_out_by_the_dispatcher_are_put_back() -> None:
     assert out[0].shape == (1, 64, 56, 56)
     assert KERNELS.get("aten.max_pool2d_with_indices.default")(
         (meta(1, 64, 112, 112), [3, 3], [2, 2], [1, 1]), {}) is None  # the kernel alone needs all six
+
+
+def test_cli_cross_check_catches_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a conv kernel that answers one channel too many: only --cross-check can notice
+    from typer.testing import CliRunner
+
+    from cnnshape.cli import app
+    from cnnshape.trace import kernels
+
+    right = KERNELS.get("aten.convolution.default")
+
+    def wrong(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        out = right(args, kwargs)
+        return None if out is None else meta(out.shape[0], out.shape[1] + 1, *out.shape[2:])
+
+    monkeypatch.setitem(kernels.KERNELS._table, "aten.convolution.default", wrong)
+    monkeypatch.delenv("CNNSHAPE_CROSS_CHECK")
+    argv = ["summary", "examples/lenet.py:LeNet5", "--input", "1,1,32,32"]
+    checked = CliRunner().invoke(app, [*argv, "--cross-check"])
+    assert checked.exit_code == 2 and "meta kernel for aten.convolution.default" in checked.output

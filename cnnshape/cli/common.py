@@ -142,12 +142,13 @@ def parse_cli_args(args: list[str] | None) -> dict[str, Any]:
 
 
 def analyze_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None, tracer: Tracer,
-                     leaves: list[str] | None, train: bool = False, depth: int | None = None) -> Any:
+                     leaves: list[str] | None, train: bool = False, depth: int | None = None,
+                     cross_check: bool = False) -> Any:
     """Parse the shared options and call :func:`cnnshape.analyze` (imports torch)."""
     from ..api import analyze
 
     return analyze(spec, parse_inputs(inputs), args=parse_cli_args(args), tracer=tracer.value,
-                   leaves=leaves or (), train=train, depth=depth)
+                   leaves=leaves or (), train=train, depth=depth, cross_check=cross_check or None)
 
 
 def model_file(spec: str) -> str | None:

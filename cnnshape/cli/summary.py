@@ -44,6 +44,9 @@ def summary(
     tracer: TracerOpt = Tracer.auto,
     leaf: Leaves = None,
     train: Train = False,
+    cross_check: Annotated[bool, typer.Option(
+        "--cross-check", help="Also run torch's own meta kernel beside each of cnnshape's (conv, batch norm, "
+        "element-wise, pooling, ...) and fail on any difference; slower.")] = False,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Confirm every layer's shape and dtype with one real forward pass (random weights "
         "and inputs); exit 1 on any mismatch.")] = False,
@@ -62,7 +65,7 @@ def summary(
 
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
 
-        report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth)
+        report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth, cross_check)
         if verify:
             report = _verified(report, spec, input, arg, leaf, train, device, repeat, dtype).collapse(depth)
         text = formats.render(report, format.value)
