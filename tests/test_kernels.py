@@ -146,6 +146,12 @@ def test_cat(shapes: list[tuple[int, ...]], dim: int) -> None:
     agree(aten.cat.default, [meta(*s) for s in shapes], dim)
 
 
+@pytest.mark.parametrize("shapes, dim", [([(2, 3), (2, 3), (2, 3)], 0), ([(2, 3), (2, 3)], -1), ([(2, 3), (2, 3)], 2),
+                                         ([(2, 3), (2, 4)], 0), ([(2, 3)], -4)])
+def test_stack(shapes: list[tuple[int, ...]], dim: int) -> None:
+    agree(aten.stack.default, [meta(*s) for s in shapes], dim)
+
+
 @pytest.mark.parametrize("bias, k", [((10,), 20), ((1, 10), 20), ((3, 10), 20), ((10,), 19), ((4,), 20)])
 def test_addmm(bias: tuple[int, ...], k: int) -> None:
     weight = meta(10, 20)  # as F.linear passes it: the transposed weight, a view

@@ -362,6 +362,23 @@ def cat(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
     return _empty(shape, dtype)
 
 
+@KERNELS.register("aten.stack.default")
+def stack(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """Equal shapes, joined along a new axis ``dim``."""
+    if kwargs or len(args) != 2 or not isinstance(args[0], (list, tuple)) or not args[0]:
+        return None
+    tensors, dim = list(args[0]), args[1]
+    dtype = _plain(*tensors)
+    if dtype is None or not isinstance(dim, int) or any(t.shape != tensors[0].shape for t in tensors):
+        return None
+    rank = tensors[0].dim() + 1
+    if not -rank <= dim < rank:
+        return None
+    shape = list(tensors[0].shape)
+    shape.insert(dim % rank, len(tensors))
+    return _empty(shape, dtype)
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 
