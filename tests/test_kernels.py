@@ -202,7 +202,12 @@ def test_layers_called_directly_record_what_their_forward_records(train: bool) -
     # cross_check runs every such layer's forward too and fails if its calls or output differ
     report = analyze(EveryLayer(), [(2, 3, 33, 33), (1, 2, 8, 8, 8), (2, 2, 10)], tracer="fx", train=train,
                      cross_check=True)
-    # the head: 8 channels pooled to 1x1, Linear(8, 6), BatchNorm1d, Linear(6, 4)
+    # body, per side: 33 -> conv p1: 33 -> k3 s2 d2 (span 5): floor((33 − 5)/2) + 1 = 15 -> maxpool 3: 5 ->
+    # convT k4 s2 p1 op1: (5 − 1)·2 − 2 + 3 + 1 + 1 = 11 -> maxpool k2 s1 p1 ceil: 12 -> avgpool k3 s2 p1 ceil:
+    # ceil((12 + 2 − 3)/2) + 1 = 7 -> avgpool 2: 3 -> adaptive (3, None): 3x3 -> adaptive 1 -> flatten 8 ->
+    # Linear(8, 6), BatchNorm1d, Linear(6, 4): (2, 4).
+    # video: 8 -> conv p1: 8 -> maxpool 2: 4 -> avgpool 2: 2 -> convT k2 s2: (2 − 1)·2 + 2 = 4.
+    # signal: 10 -> conv k3: 8 -> convT k3: 10 -> Flatten(0, 1) of 2x2x10: 4x10.
     assert [o.shape for o in report.outputs] == [(2, 4), (1, 2, 4, 4, 4), (4, 10)]
 
 
