@@ -29,7 +29,6 @@ from typing import Any, Literal
 
 from ..registry import Registry, is_pointwise
 from ..trace.records import Node, OpCall, TensorMeta
-from .args import arg
 
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
@@ -294,13 +293,13 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     with i·s in [o + p − d·(k−1), o + p], at most n = ceil((d·(k−1)+1)/s) of them, so
     r_out = r_in + (n−1)·j_in (the largest over units), j_out = j_in/s and
     start_out = start_in + (p − d·(k−1)/2)/s · j_in (the centre of that window)."""
-    weight: TensorMeta = arg(call, "weight")
+    weight: TensorMeta = call.arg("weight")
     nd = len(weight.shape) - 2
     kernel = weight.shape[2:]
-    stride = _per_axis(arg(call, "stride"), nd, 1)
-    padding = _per_axis(arg(call, "padding"), nd, 0)
-    dilation = _per_axis(arg(call, "dilation"), nd, 1)
-    if not bool(arg(call, "transposed", default=False)):
+    stride = _per_axis(call.arg("stride"), nd, 1)
+    padding = _per_axis(call.arg("padding"), nd, 0)
+    dilation = _per_axis(call.arg("dilation"), nd, 1)
+    if not bool(call.arg("transposed", default=False)):
         return window(call, rf, kernel, stride, padding, dilation)
 
     def transposed(i: int, a: AxisRF) -> AxisRF:
@@ -319,10 +318,10 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def max_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, dilation=1, ceil_mode): the window recurrence."""
     nd = _window_rank(call)
-    kernel = _per_axis(arg(call, "kernel_size"), nd, 1)
-    stride = _per_axis(arg(call, "stride") or kernel, nd, 1)
-    return window(call, rf, kernel, stride, _per_axis(arg(call, "padding"), nd, 0),
-                  _per_axis(arg(call, "dilation"), nd, 1))
+    kernel = _per_axis(call.arg("kernel_size"), nd, 1)
+    stride = _per_axis(call.arg("stride") or kernel, nd, 1)
+    return window(call, rf, kernel, stride, _per_axis(call.arg("padding"), nd, 0),
+                  _per_axis(call.arg("dilation"), nd, 1))
 
 
 def _window_rank(call: OpCall) -> int:
@@ -338,9 +337,9 @@ def _window_rank(call: OpCall) -> int:
 def avg_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """(input, kernel, stride=kernel, padding=0, ceil_mode, ...): no dilation."""
     nd = _window_rank(call)
-    kernel = _per_axis(arg(call, "kernel_size"), nd, 1)
-    stride = _per_axis(arg(call, "stride") or kernel, nd, 1)
-    return window(call, rf, kernel, stride, _per_axis(arg(call, "padding"), nd, 0), (1,) * nd)
+    kernel = _per_axis(call.arg("kernel_size"), nd, 1)
+    stride = _per_axis(call.arg("stride") or kernel, nd, 1)
+    return window(call, rf, kernel, stride, _per_axis(call.arg("padding"), nd, 0), (1,) * nd)
 
 
 @RF_RULES.register("aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d", "aten.adaptive_avg_pool1d",
@@ -352,7 +351,7 @@ def adaptive_pool(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     a pool with kernel = stride = W/n. Otherwise torch's windows [floor(i·W/n), ceil((i+1)·W/n))
     vary in size and are not on a regular grid: kernel = the largest window, stride W/n, and the
     RF is marked not aligned."""
-    x: TensorMeta = arg(call, "self", "input")
+    x: TensorMeta = call.arg("self", "input")
     nd = _window_rank(call)
     ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
 
@@ -377,9 +376,9 @@ def _resample(taps: int | None) -> Rule:
 
     @_spatial_only
     def rule(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-        x: TensorMeta = arg(call, "self", "input")
+        x: TensorMeta = call.arg("self", "input")
         nd = _window_rank(call)
-        align = taps is not None and bool(arg(call, "align_corners", default=False))
+        align = taps is not None and bool(call.arg("align_corners", default=False))
         n_taps = taps or 1
         ins, outs = x.shape[-nd:], _out_shape(call)[-nd:]
 
@@ -421,7 +420,7 @@ RF_RULES.add(_resample(4), "aten.upsample_bicubic2d", "aten._upsample_bicubic2d_
 def pad(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Padding (pairs from the last dim backwards) moves unit 0 left by the left pad:
     start_out = start_in − p_left·j_in. Reflected/replicated border units are treated like zeros."""
-    pads = tuple(arg(call, "pad", "padding"))
+    pads = tuple(call.arg("pad", "padding"))
     nd = len(pads) // 2
     lefts = [int(pads[2 * (nd - 1 - i)]) for i in range(nd)]
     return _sliding(call, rf, nd, lambda i, a: window_axis(a, 1, 1, lefts[i], 1))
@@ -432,7 +431,7 @@ def glu(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """a·sigmoid(b) of the two halves along ``dim``: along channels every unit sees what it saw;
     along a spatial axis unit i combines units i and i + W/2, which no start/jump describes."""
     if rf.kind == "spatial":
-        dim = int(arg(call, "dim")) % len(rf.shape)
+        dim = int(call.arg("dim")) % len(rf.shape)
         if any(p.dim == dim for p in rf.places):
             return _unknown("glu along a spatial axis", _out_shape(call), rf.aligned)
     return unchanged(call, rf)
@@ -473,7 +472,7 @@ def cat(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    dim = int(arg(call, "dim")) % len(out)
+    dim = int(call.arg("dim")) % len(out)
     along_spatial = any(p.dim == dim for p in rf.places)
     return replace(rf, shape=out, aligned=rf.aligned and not along_spatial,
                    places=tuple(replace(p, extent=out[p.dim]) if p.whole else p for p in rf.places))
@@ -558,7 +557,7 @@ def reshape(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def unsqueeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A size-1 dim inserted at ``dim``: the axes at or after it move one dim on."""
     out = _out_shape(call)
-    at = int(arg(call, "dim")) % len(out)
+    at = int(call.arg("dim")) % len(out)
     return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
@@ -567,7 +566,7 @@ def squeeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Size-1 dims removed (all of them, or the given ones): later axes move back; an axis that
     was itself removed can no longer be followed."""
     rank = len(rf.shape)
-    given = arg(call, "dim")
+    given = call.arg("dim")
     dims = set(_dims(given, rank)) if given is not None else set(range(rank))
     gone = sorted(d for d in dims if rf.shape[d] == 1)
     return _moved(rf, _out_shape(call), lambda p: None if p.dim in gone else p.dim - sum(d < p.dim for d in gone))
@@ -592,7 +591,7 @@ def as_strided(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 def stack(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A new dim at ``dim``: the axes at or after it move one dim on."""
     out = _out_shape(call)
-    at = int(arg(call, "dim")) % len(out)
+    at = int(call.arg("dim")) % len(out)
     return _moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
@@ -602,15 +601,15 @@ def permute(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     rank = len(out)
     if call.op == "aten.permute":
-        order = [int(d) % rank for d in arg(call, "dims")]
+        order = [int(d) % rank for d in call.arg("dims")]
     elif call.op == "aten.movedim":
-        src, dst = _dims(arg(call, "source"), rank), _dims(arg(call, "destination"), rank)
+        src, dst = _dims(call.arg("source"), rank), _dims(call.arg("destination"), rank)
         rest = iter(d for d in range(rank) if d not in src)
         by_dst = dict(zip(dst, src))
         order = [by_dst[d] if d in by_dst else next(rest) for d in range(rank)]
     else:
-        a = int(arg(call, "dim0")) % rank if call.op != "aten.t" else 0
-        b = int(arg(call, "dim1")) % rank if call.op != "aten.t" else min(1, rank - 1)
+        a = int(call.arg("dim0")) % rank if call.op != "aten.t" else 0
+        b = int(call.arg("dim1")) % rank if call.op != "aten.t" else min(1, rank - 1)
         order = list(range(rank))
         order[a], order[b] = order[b], order[a]
     return _moved(rf, out, lambda p: order.index(p.dim))
@@ -623,16 +622,16 @@ def slice_(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     if rf.kind != "spatial":
         return replace(rf, shape=out)
     rank = len(rf.shape)
-    dim = int(arg(call, "dim")) % rank
+    dim = int(call.arg("dim")) % rank
     hit = [i for i, p in enumerate(rf.places) if p.dim == dim]
     if not hit:
         return replace(rf, shape=out)
     if not rf.places[hit[0]].whole or len(hit) > 1:
         return _unknown(f"{call.op} across packed spatial axes", out, rf.aligned)
-    begin = arg(call, "start") or 0
+    begin = call.arg("start") or 0
     size = rf.shape[dim]
     begin = max(0, begin + size if begin < 0 else min(begin, size))
-    step = int(arg(call, "step") or 1)
+    step = int(call.arg("step") or 1)
     axes, places = list(rf.axes), list(rf.places)
     a = axes[hit[0]]
     source: Source | None = ("window", (step, -begin, 0), (a,)) if a.source else None
@@ -652,7 +651,7 @@ def select(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     out = _out_shape(call)
     if rf.kind != "spatial":
         return replace(rf, shape=out)
-    dim = int(arg(call, "dim")) % len(rf.shape)
+    dim = int(call.arg("dim")) % len(rf.shape)
     if any(p.dim == dim for p in rf.places):
         if call.op == "aten.select":
             return _unknown(f"{call.op} of one position along a spatial axis", out, rf.aligned)
@@ -684,11 +683,11 @@ def _reduce_over(call: OpCall, rf: ReceptiveField, dims: list[int], keepdim: boo
 def reduction(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """A reduction over a spatial dim (global pooling) makes that axis global; over all of them,
     the RF is global. Over channels only: unchanged."""
-    if arg(call, "other") is not None:  # max(a, b), min(a, b): element-wise
+    if call.arg("other") is not None:  # max(a, b), min(a, b): element-wise
         return unchanged(call, rf)
-    rank = len(rf.shape) if rf.shape else len(arg(call, "self").shape)
-    dims = _dims(arg(call, "dim"), rank)
-    keepdim = bool(arg(call, "keepdim", default=False))
+    rank = len(rf.shape) if rf.shape else len(call.arg("self").shape)
+    dims = _dims(call.arg("dim"), rank)
+    keepdim = bool(call.arg("keepdim", default=False))
     return _reduce_over(call, rf, dims, keepdim)
 
 
@@ -696,8 +695,8 @@ def reduction(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
                    "aten.log_softmax", "aten.cumsum", "aten.cumprod")
 def softmax(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Normalising over a spatial dim (or over a flattened map, as attention does) sees all of it."""
-    rank = len(rf.shape) if rf.shape else len(arg(call, "self").shape)
-    return _reduce_over(call, rf, _dims(arg(call, "dim"), rank), keepdim=True)
+    rank = len(rf.shape) if rf.shape else len(call.arg("self").shape)
+    return _reduce_over(call, rf, _dims(call.arg("dim"), rank), keepdim=True)
 
 
 @RF_RULES.register("aten.mm", "aten.addmm")
@@ -707,7 +706,7 @@ def linear(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     Linear over channels is a 1x1 conv. An axis in the contracted columns (a Linear over spatial
     features), or the followed tensor as B: global."""
     out = _out_shape(call)
-    a: TensorMeta = arg(call, "mat1", "self")
+    a: TensorMeta = call.arg("mat1", "self")
     if rf.kind == "spatial" and a.shape == rf.shape and all(p.dim == 0 for p in rf.places):
         return replace(rf, shape=out)
     return _global(out, rf.aligned)

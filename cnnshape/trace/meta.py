@@ -108,6 +108,7 @@ class OpRecorder(TorchDispatchMode):
                 _freeze(args),
                 tuple((k, _freeze(v)) for k, v in kwargs.items()),
                 tuple(tensor_meta(o) for o in outs if isinstance(o, torch.Tensor)),
+                getattr(func, "_overloadname", "default"),
             )
         )
         return out

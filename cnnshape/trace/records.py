@@ -42,6 +42,28 @@ class OpCall:
     args: tuple[Any, ...]
     kwargs: tuple[tuple[str, Any], ...]
     outputs: tuple[TensorMeta, ...]
+    #: the overload that ran (``"default"``, ``"Tensor"``, ``"sizes"``): which schema names the args
+    overload: str = "default"
+
+    def bound(self) -> dict[str, Any]:
+        """Every argument by its schema name, the schema's defaults filling those not given."""
+        from .schema import signature
+
+        names, defaults = signature(self.op, self.overload, len(self.args), tuple(k for k, _ in self.kwargs))
+        bound = dict(defaults)
+        bound.update(zip(names, self.args))
+        bound.update(self.kwargs)
+        return bound
+
+    def arg(self, *names: str, default: Any = None) -> Any:
+        """The value of the first of ``names`` the call's schema has (given, or its default);
+        ``default`` when it has none of them. ``call.arg("pad", "padding")`` reads both
+        ``constant_pad_nd(self, pad)`` and ``reflection_pad2d(self, padding)``."""
+        bound = self.bound()
+        for name in names:
+            if name in bound:
+                return bound[name]
+        return default
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Recorded ATen calls read by argument name (cnnshape/analyse/args.py): each value is the one the
+"""Recorded ATen calls read by argument name (``OpCall.arg``, bound with the overload the recorder saw): each value is the one the
 Python call passed, whichever overload torch dispatched to and however the value was passed."""
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnshape.analyse.args import arg, bind
 from cnnshape.trace.meta import OpRecorder
 
 
@@ -42,15 +41,15 @@ def recorded(fn, op):
     (lambda x: F.max_pool2d(x, 3, 2), "aten.max_pool2d_with_indices", "stride", (2, 2)),
 ])
 def test_argument_by_name(fn, op, name, value):
-    assert arg(recorded(fn, op), name) == value
+    assert recorded(fn, op).arg(name) == value
 
 
 def test_names_that_differ_between_ops_and_absent_names():
     # constant_pad_nd(self, pad, value) and reflection_pad2d(self, padding)
     constant = recorded(lambda x: F.pad(x, (1, 2, 3, 4)), "aten.constant_pad_nd")
     reflect = recorded(lambda x: F.pad(x, (1, 2, 3, 4), mode="reflect"), "aten.reflection_pad2d")
-    assert arg(constant, "pad", "padding") == arg(reflect, "pad", "padding") == (1, 2, 3, 4)
+    assert constant.arg("pad", "padding") == reflect.arg("pad", "padding") == (1, 2, 3, 4)
     # max.dim(self, dim, keepdim): no `other` (that is max.other, element-wise); every name bound
     call = recorded(lambda x: x.max(dim=1), "aten.max")
-    assert arg(call, "other", default="none") == "none"
-    assert bind(call) == {"self": call.args[0], "dim": 1, "keepdim": False}
+    assert call.arg("other", default="none") == "none"
+    assert call.bound() == {"self": call.args[0], "dim": 1, "keepdim": False}
