@@ -1,0 +1,210 @@
+"""Expressions of the input size: a tensor dimension as a function of the studied size ``s``.
+
+The expressions are compositions of floor-affine integer maps (conv/pool windows, transposed
+convolutions, padding, upsampling, flattening) plus the constraints that merges impose, hence
+eventually periodic: each knows its period, and they are evaluated exactly (Python ints, no torch).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from ...arith import pool_out
+from ...trace.records import TensorMeta
+
+
+class Expr:
+    """A dimension as a function of the input size; ``value`` gets the values of earlier
+    expressions (by ``id``) and returns None where the size is invalid."""
+
+    id: int = -1
+    #: the node whose size rule created it
+    node: str = ""
+    #: (P, k): value(s + P) = value(s) + k once s is large enough
+    period: tuple[int, int] = (1, 0)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        raise NotImplementedError
+
+
+Shape = tuple  #: of int | Expr
+
+
+class Var(Expr):
+    period = (1, 1)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        return s
+
+
+class Floor(Expr):
+    """floor((a·x + b)/c), defined when x is and the result is ≥ 1 (a layer output)."""
+
+    def __init__(self, src: Expr, a: int, b: int, c: int) -> None:
+        g = math.gcd(a, b, c)
+        self.src, self.a, self.b, self.c = src, a // g, b // g, c // g
+        p, k = src.period
+        m = self.c // math.gcd(self.c, self.a * k) if k else 1
+        self.period = (p * m, self.a * k * m // self.c)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        x = vals[self.src.id]
+        if x is None:
+            return None
+        out = (self.a * x + self.b) // self.c
+        return out if out >= 1 else None
+
+
+class CeilPool(Expr):
+    """A ``ceil_mode=True`` pooling window whose last window may be dropped (arith.pool_out)."""
+
+    def __init__(self, src: Expr, kernel: int, stride: int, padding: int, dilation: int) -> None:
+        self.src, self.kernel, self.stride, self.padding, self.dilation = src, kernel, stride, padding, dilation
+        p, k = src.period
+        m = stride // math.gcd(stride, k) if k else 1
+        self.period = (p * m, k * m // stride)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        x = vals[self.src.id]
+        if x is None:
+            return None
+        out = pool_out(x, self.kernel, self.stride, self.padding, self.dilation, ceil_mode=True)
+        return out if out >= 1 else None
+
+
+class Scale(Expr):
+    """floor(x·scale) with a non-integer scale, in floating point as ``F.interpolate`` does."""
+
+    def __init__(self, src: Expr, scale: float) -> None:
+        self.src, self.scale = src, scale
+        frac = Fraction(scale).limit_denominator(10**6)
+        p, k = src.period
+        m = frac.denominator // math.gcd(frac.denominator, frac.numerator * k) if k else 1
+        self.period = (p * m, int(frac * k * m))
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        x = vals[self.src.id]
+        if x is None:
+            return None
+        out = math.floor(float(x) * self.scale)
+        return out if out >= 1 else None
+
+
+def _lcm_period(parts: Sequence[Any]) -> tuple[int, int]:
+    periods = [p.period for p in parts if isinstance(p, Expr)]
+    big = math.lcm(*(p for p, _ in periods))
+    return big, max(k * (big // p) for p, k in periods)
+
+
+class Merge(Expr):
+    """Sizes meeting at a merge. ``equal`` (cat): all equal. ``broadcast`` (add, mul): equal or 1,
+    the result is the common non-1 size. ``inplace`` (add_): the first size; the others equal it or are 1."""
+
+    def __init__(self, parts: Sequence[Any], mode: str, where: str) -> None:
+        self.parts, self.mode, self.where = tuple(parts), mode, where
+        self.period = _lcm_period(self.parts)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        xs = [vals[p.id] if isinstance(p, Expr) else p for p in self.parts]
+        if any(x is None for x in xs):
+            return None
+        if self.mode == "equal":
+            return xs[0] if all(x == xs[0] for x in xs) else None
+        if self.mode == "inplace":
+            return xs[0] if all(x in (xs[0], 1) for x in xs) else None
+        big = {x for x in xs if x != 1}
+        if len(big) > 1:
+            return None
+        return big.pop() if big else 1
+
+
+class Sum(Expr):
+    """Concatenation along the dimension: the sum of the parts."""
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        self.parts = tuple(parts)
+        self.period = _lcm_period(self.parts)
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        xs = [vals[p.id] if isinstance(p, Expr) else p for p in self.parts]
+        return None if any(x is None for x in xs) else sum(xs)  # type: ignore[arg-type]
+
+
+class Fixed(Expr):
+    """A constraint: ``src`` must equal ``size`` (Linear input features, a constant reshape)."""
+
+    def __init__(self, src: Expr, size: int, where: str) -> None:
+        self.src, self.size, self.where = src, size, where
+        self.period = src.period
+
+    def value(self, vals: list[int | None], s: int) -> int | None:
+        return self.size if vals[self.src.id] == self.size else None
+
+
+def evaluate(exprs: Sequence[Expr], s: int) -> list[int | None]:
+    """Every expression's value at size ``s`` (None where the size is invalid), by ``id``."""
+    vals: list[int | None] = [None] * len(exprs)
+    for e in exprs:
+        vals[e.id] = e.value(vals, s)
+    return vals
+
+
+class Uncharacterised(Exception):
+    """An op with no size rule touches a dimension that depends on the input size."""
+
+
+# ---------------------------------------------------------------- building the expressions
+
+@dataclass
+class T:
+    """A tensor argument of an op: its traced meta and its shape as expressions."""
+
+    meta: TensorMeta
+    shape: Shape
+
+    @property
+    def symbolic(self) -> bool:
+        return any(isinstance(d, Expr) for d in self.shape)
+
+
+class Builder:
+    """Creates expressions in evaluation order (every source before its users)."""
+
+    def __init__(self) -> None:
+        self.exprs: list[Expr] = []
+        self.node = ""
+        #: the tensor inputs of the node being built
+        self.inputs: list[T] = []
+
+    def add(self, e: Expr) -> Expr:
+        e.id, e.node = len(self.exprs), self.node
+        self.exprs.append(e)
+        return e
+
+    def floor(self, x: Any, a: int, b: int, c: int) -> Any:
+        if not isinstance(x, Expr):
+            return (a * x + b) // c
+        if (a, b, c) == (1, 0, 1):
+            return x
+        return self.add(Floor(x, a, b, c))
+
+    def merge(self, parts: Sequence[Any], mode: str) -> Any:
+        syms = [p for p in parts if isinstance(p, Expr)]
+        if not syms:
+            if mode == "equal" or mode == "inplace":
+                return parts[0]
+            return max(parts)
+        rest = [p for p in parts if p is not syms[0]]
+        if not rest or (mode != "equal" and all(p == 1 for p in rest if not isinstance(p, Expr))
+                        and all(p is syms[0] for p in rest if isinstance(p, Expr))):
+            if mode != "inplace" or parts[0] is syms[0]:
+                return syms[0]
+        return self.add(Merge(parts, mode, self.node))
+
+    def fixed(self, x: Any, size: int) -> int:
+        if isinstance(x, Expr):
+            self.add(Fixed(x, size, self.node))
+        return size
