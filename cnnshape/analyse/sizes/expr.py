@@ -158,7 +158,7 @@ class Uncharacterised(Exception):
 
 # ---------------------------------------------------------------- building the expressions
 
-@dataclass
+@dataclass(frozen=True)
 class T:
     """A tensor argument of an op: its traced meta and its shape as expressions."""
 
@@ -170,14 +170,16 @@ class T:
         return any(isinstance(d, Expr) for d in self.shape)
 
 
-class Builder:
-    """Creates expressions in evaluation order (every source before its users)."""
+@dataclass(frozen=True)
+class NodeBuilder:
+    """What the size rules of one node's ops build with: the node's name, which every expression
+    they create records, the node's tensor inputs, and the flow's list of expressions, which it
+    extends in evaluation order (every source before its users). The traversal makes one per node."""
 
-    def __init__(self) -> None:
-        self.exprs: list[Expr] = []
-        self.node = ""
-        #: the tensor inputs of the node being built
-        self.inputs: list[T] = []
+    node: str
+    inputs: tuple[T, ...]
+    #: shared by the builders of all the nodes of one flow; only ever appended to
+    exprs: list[Expr]
 
     def add(self, e: Expr) -> Expr:
         e.id, e.node = len(self.exprs), self.node

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...trace.records import Node, TensorMeta
-from .expr import Builder, Expr, Shape, T, Uncharacterised, Var
+from .expr import Expr, NodeBuilder, Shape, T, Uncharacterised, Var
 from .rules import rule_for, tensors
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ class _Pool:
     """Matches an op's tensor arguments (known only by their meta) to the node's inputs and to
     the outputs of earlier ops in the same node; anything else (a parameter) is constant."""
 
-    def __init__(self, inputs: list[T]) -> None:
+    def __init__(self, inputs: tuple[T, ...]) -> None:
         self.inputs = inputs
         self.used = [False] * len(inputs)
         self.produced: list[T] = []
@@ -43,11 +43,11 @@ class _Pool:
         return value
 
 
-def node_shapes(node: Node, inputs: list[T], b: Builder) -> list[Shape]:
-    if not any(t.symbolic for t in inputs):
+def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
+    """The shapes of the node's outputs, built by the size rules of the ops it ran."""
+    if not any(t.symbolic for t in b.inputs):
         return [m.shape for _, m in node.outputs]
-    pool = _Pool(inputs)
-    b.inputs = inputs
+    pool = _Pool(b.inputs)
     for call in node.ops:
         args = pool.wrap(call.args)
         rule = rule_for(call.op)
@@ -62,7 +62,7 @@ def node_shapes(node: Node, inputs: list[T], b: Builder) -> list[Shape]:
     for _, meta in node.outputs:
         match = next((t for t in reversed(pool.produced) if t.meta == meta), None)
         if match is None:
-            match = next((t for t in inputs if t.meta == meta), None)
+            match = next((t for t in b.inputs if t.meta == meta), None)
         if match is None:
             raise Uncharacterised("its output matches none of its ops' results")
         out.append(match.shape)
@@ -79,12 +79,11 @@ class Flow:
 
 
 def build_flow(graph: ModelGraph, axis: int) -> Flow:
-    b = Builder()
-    var = b.add(Var())
+    exprs: list[Expr] = []
+    var = NodeBuilder("", (), exprs).add(Var())
     shapes: dict[str, list[tuple[str, Shape]]] = {}
     first_input = True
     for node in graph.nodes:
-        b.node = node.name
         if node.kind == "input":
             shape: Shape = node.outputs[0][1].shape if node.outputs else ()
             if first_input:
@@ -92,7 +91,7 @@ def build_flow(graph: ModelGraph, axis: int) -> Flow:
                 first_input = False
             shapes[node.name] = [("", shape)]
             continue
-        inputs: list[Any] = []
+        inputs: list[T] = []
         taken: dict[Any, Any] = {}
         for source, meta in zip(node.inputs, node.input_metas):
             outs = shapes.get(source, [])
@@ -101,11 +100,11 @@ def build_flow(graph: ModelGraph, axis: int) -> Flow:
             taken[(source, meta)] = index + 1
             inputs.append(T(meta, candidates[index % len(candidates)] if candidates else meta.shape))
         try:
-            computed = node_shapes(node, inputs, b)
+            computed = node_shapes(node, NodeBuilder(node.name, tuple(inputs), exprs))
         except Uncharacterised as e:
-            return Flow(tuple(b.exprs), shapes, f"{node.name} ({node.type}): {e}")
+            return Flow(tuple(exprs), shapes, f"{node.name} ({node.type}): {e}")
         shapes[node.name] = [(key, s) for (key, _), s in zip(node.outputs, computed)]
-    return Flow(tuple(b.exprs), shapes, None)
+    return Flow(tuple(exprs), shapes, None)
 
 
 def _traced(shape: Shape, meta: TensorMeta) -> bool:

@@ -13,9 +13,9 @@ from typing import Any
 from ...arith import as_tuple, pool_out
 from ...registry import Registry, is_pointwise
 from ...trace.records import OpCall, TensorMeta
-from .expr import Builder, CeilPool, Expr, Scale, Shape, Sum, T, Uncharacterised
+from .expr import CeilPool, Expr, NodeBuilder, Scale, Shape, Sum, T, Uncharacterised
 
-SizeRule = Callable[[OpCall, tuple, Builder], list[Shape]]
+SizeRule = Callable[[OpCall, tuple, NodeBuilder], list[Shape]]
 SIZE_RULES: Registry[str, SizeRule] = Registry("size rules")
 
 
@@ -33,7 +33,7 @@ def _others_const(call: OpCall, out_shapes: list[Shape]) -> list[Shape]:
 
 # -- windows
 @SIZE_RULES.register("aten.convolution")
-def _convolution(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _convolution(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
     groups): conv_out per spatial axis, conv_transpose_out when transposed; channels fixed."""
     x, weight = args[0], args[1]
@@ -58,7 +58,7 @@ def _convolution(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
     return [tuple(dims)]
 
 
-def _window(b: Builder, x: T, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+def _window(b: NodeBuilder, x: T, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
             dilation: Sequence[int], ceil_mode: bool) -> Shape:
     nd = len(kernel)
     stride = stride or kernel
@@ -93,7 +93,7 @@ def _ceil_drops(kernel: int, stride: int, padding: int, dilation: int) -> bool:
 
 @SIZE_RULES.register("aten.max_pool1d_with_indices", "aten.max_pool2d_with_indices",
                      "aten.max_pool3d_with_indices", "aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d")
-def _max_pool(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _max_pool(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(input, kernel, stride=kernel, padding=0, dilation=1, ceil_mode=False): pool_out."""
     kernel = args[1]
     stride = args[2] if len(args) > 2 else ()
@@ -105,7 +105,7 @@ def _max_pool(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
-def _avg_pool(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _avg_pool(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(input, kernel, stride=kernel, padding=0, ceil_mode=False, ...): pool_out, dilation 1."""
     kernel = args[1]
     stride = args[2] if len(args) > 2 else ()
@@ -116,7 +116,7 @@ def _avg_pool(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 @SIZE_RULES.register("aten._adaptive_avg_pool1d", "aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d",
                      "aten.adaptive_max_pool1d", "aten.adaptive_max_pool2d", "aten.adaptive_max_pool3d")
-def _adaptive(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _adaptive(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Adaptive pooling: the spatial output is the constant ``output_size``."""
     x, nd = args[0], len(args[1])
     out = call.outputs[0].shape
@@ -125,7 +125,7 @@ def _adaptive(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.mean", "aten.sum", "aten.amax", "aten.amin", "aten.max", "aten.min")
-def _reduce(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _reduce(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Reductions: the reduced dims become 1 (keepdim) or disappear; a full reduction is a scalar."""
     x = args[0]
     dims = args[1] if len(args) > 1 else None
@@ -145,7 +145,7 @@ def _reduce(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
                      "aten._upsample_nearest_exact1d", "aten._upsample_nearest_exact2d",
                      "aten._upsample_nearest_exact3d", "aten.upsample_linear1d", "aten.upsample_bilinear2d",
                      "aten.upsample_bicubic2d", "aten.upsample_trilinear3d")
-def _upsample(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _upsample(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(input, output_size, [align_corners], scales...): floor(W·scale) when a scale factor was
     given, the constant output_size otherwise."""
     x, size = args[0], args[1]
@@ -168,7 +168,7 @@ def _upsample(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 @SIZE_RULES.register("aten.constant_pad_nd", "aten.replication_pad1d", "aten.replication_pad2d",
                      "aten.replication_pad3d", "aten.reflection_pad1d", "aten.reflection_pad2d",
                      "aten.reflection_pad3d")
-def _pad(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _pad(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(input, pad): W + left + right, pairs from the last dim backwards. Reflection needs
     W > max(left, right)."""
     x, pad = args[0], args[1]
@@ -195,13 +195,13 @@ _FIRST_SHAPE = (
 
 
 @SIZE_RULES.register(*_FIRST_SHAPE)
-def _first_shape(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _first_shape(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Normalisation, dropout, softmax, copies: output 0 has the input's shape (statistics are constant)."""
     return _others_const(call, [_first(args).shape])
 
 
 @SIZE_RULES.register("aten.native_layer_norm")
-def _layer_norm(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _layer_norm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(input, normalized_shape, weight, bias, eps) -> (out, mean, rstd): out has the input's shape;
     the normalised (trailing) dims must equal ``normalized_shape`` (the weight's); mean and rstd
     keep the leading dims and have size 1 in the normalised ones."""
@@ -222,7 +222,7 @@ def tensors(args: Any) -> list[T]:
     return []
 
 
-def _pointwise(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _pointwise(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Broadcasting: per aligned dim, sizes equal or 1; in-place ops keep the first operand's size."""
     operands = tensors(args)
     rank = max(len(t.shape) for t in operands)
@@ -239,7 +239,7 @@ def _trace_value(d: Any, traced: int) -> int:
 
 # -- reshaping
 @SIZE_RULES.register("aten.view", "aten._unsafe_view", "aten.reshape")
-def _view(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _view(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Dims are grouped into blocks with equal products at the traced size. A block of input dims
     merged into one output dim (flatten) multiplies; a constant target size is a constraint;
     a -1 target takes what is left. Splitting a size-dependent dim is not characterised."""
@@ -283,7 +283,7 @@ def _view(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.unsqueeze")
-def _unsqueeze(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _unsqueeze(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     x, dim = args[0], args[1]
     dims = list(x.shape)
     dims.insert(dim % (len(dims) + 1), 1)
@@ -291,7 +291,7 @@ def _unsqueeze(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.squeeze")
-def _squeeze(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _squeeze(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """A size-dependent dim squeezed at size 1 only disappears for that size: not characterised."""
     x = args[0]
     chosen = args[1] if len(args) > 1 else tuple(range(len(x.shape)))
@@ -302,13 +302,13 @@ def _squeeze(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.permute")
-def _permute(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _permute(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     x = args[0]
     return [tuple(x.shape[d % len(x.shape)] for d in args[1])]
 
 
 @SIZE_RULES.register("aten.transpose", "aten.t", "aten.numpy_T")
-def _transpose(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _transpose(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     x = args[0]
     dims = list(x.shape)
     d0, d1 = (args[1], args[2]) if len(args) > 2 else (0, len(dims) - 1)
@@ -317,7 +317,7 @@ def _transpose(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.expand")
-def _expand(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _expand(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """-1 keeps the dim; a size-dependent dim expanded to a constant must be 1 or that constant.
     ``y.expand_as(x)``: the node also consumes ``x``, whose shape is the target, so the target
     sizes are ``x``'s (they follow the input size) rather than constants."""
@@ -331,7 +331,7 @@ def _expand(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.slice")
-def _slice(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _slice(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """Only the full slice of a size-dependent dim (``x[:, :, :]``) is characterised."""
     x = args[0]
     dim = args[1] if len(args) > 1 else 0
@@ -349,7 +349,7 @@ def _slice(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.select")
-def _select(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _select(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     x, dim = args[0], args[1] % len(args[0].shape)
     if isinstance(x.shape[dim], Expr):
         raise Uncharacterised("indexing into a size-dependent dim")
@@ -357,7 +357,7 @@ def _select(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.split", "aten.split_with_sizes", "aten.unbind")
-def _split(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _split(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     x = args[0]
     dim = (args[2] if len(args) > 2 else 0) if call.op != "aten.unbind" else (args[1] if len(args) > 1 else 0)
     dim %= len(x.shape)
@@ -369,7 +369,7 @@ def _split(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 # -- merges and matrix products
 @SIZE_RULES.register("aten.cat")
-def _cat(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _cat(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """All dims but ``dim`` equal (no broadcasting); ``dim`` is the sum."""
     tensors = [t for t in args[0] if len(t.meta.shape) > 1 or t.meta.shape != (0,)]
     dim = (args[1] if len(args) > 1 else 0) % len(tensors[0].shape)
@@ -383,7 +383,7 @@ def _cat(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.stack")
-def _stack(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _stack(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     tensors = list(args[0])
     dim = (args[1] if len(args) > 1 else 0) % (len(tensors[0].shape) + 1)
     dims = [b.merge([t.shape[i] for t in tensors], "equal") for i in range(len(tensors[0].shape))]
@@ -391,7 +391,7 @@ def _stack(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
     return [tuple(dims)]
 
 
-def _matmul(b: Builder, m1: T, m2: T) -> Shape:
+def _matmul(b: NodeBuilder, m1: T, m2: T) -> Shape:
     """(..., n, k) @ (..., k, p): the contracted sizes must be equal."""
     b.merge([m1.shape[-1], m2.shape[-2]], "equal")
     lead1, lead2 = m1.shape[:-2], m2.shape[:-2]
@@ -402,12 +402,12 @@ def _matmul(b: Builder, m1: T, m2: T) -> Shape:
 
 
 @SIZE_RULES.register("aten.mm", "aten.bmm")
-def _mm(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _mm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     return [_matmul(b, args[0], args[1])]
 
 
 @SIZE_RULES.register("aten.addmm", "aten.baddbmm")
-def _addmm(call: OpCall, args: tuple, b: Builder) -> list[Shape]:
+def _addmm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     """(bias, m1, m2): a Linear layer; its input features are the contracted size."""
     return [_matmul(b, args[1], args[2])]
 
