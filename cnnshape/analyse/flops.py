@@ -34,20 +34,20 @@ Formula = Callable[[OpCall], Cost]
 FLOPS: Registry[str, Formula] = Registry("flops")
 
 
-def _t(call: OpCall, i: int) -> TensorMeta:
-    value = call.args[i]
-    assert isinstance(value, TensorMeta), f"{call.op}: argument {i} is not a tensor"
+def _t(call: OpCall, *names: str) -> TensorMeta:
+    """The tensor argument of ``call`` named by the first of ``names`` its schema has."""
+    value = call.arg(*names)
+    assert isinstance(value, TensorMeta), f"{call.op}: argument {names[0]!r} is not a tensor"
     return value
+
+
+def _input(call: OpCall) -> TensorMeta:
+    """The operand: ``self`` in most schemas, ``input`` in the convolution and norm ones."""
+    return _t(call, "self", "input")
 
 
 def _out(call: OpCall) -> TensorMeta:
     return call.outputs[0]
-
-
-def _arg(call: OpCall, i: int, name: str, default: object = None) -> object:
-    if i < len(call.args):
-        return call.args[i]
-    return dict(call.kwargs).get(name, default)
 
 
 # --- ops with MACs --------------------------------------------------------------------------
@@ -61,18 +61,19 @@ def conv(call: OpCall) -> Cost:
     MACs = N·prod(out spatial)·prod(weight shape). A transposed conv scatters each *input*
     element over Cout/groups·prod(kernel) outputs: MACs = N·prod(in spatial)·prod(weight shape).
     FLOPs = 2·MACs + one add per output element for the bias."""
-    x, w, out = _t(call, 0), _t(call, 1), _out(call)
-    transposed = bool(_arg(call, 6, "transposed", False)) if call.op != "aten.cudnn_convolution_transpose" else True
+    x, w, out = _input(call), _t(call, "weight"), _out(call)
+    # cudnn_convolution_transpose has no ``transposed`` argument: it is one
+    transposed = call.op == "aten.cudnn_convolution_transpose" or bool(call.arg("transposed", default=False))
     spatial = (x if transposed else out).shape[2:]
     macs = x.shape[0] * prod(spatial) * prod(w.shape)
-    has_bias = isinstance(_arg(call, 2, "bias"), TensorMeta)
+    has_bias = isinstance(call.arg("bias"), TensorMeta)
     return Cost(macs, 2 * macs + (out.numel if has_bias else 0))
 
 
 @FLOPS.register("aten.mm")
 def mm(call: OpCall) -> Cost:
     """(m×k)·(k×n): m·n·k MACs."""
-    a, b = _t(call, 0), _t(call, 1)
+    a, b = _t(call, "self"), _t(call, "mat2")
     macs = a.shape[0] * a.shape[1] * b.shape[1]
     return Cost(macs, 2 * macs)
 
@@ -80,7 +81,7 @@ def mm(call: OpCall) -> Cost:
 @FLOPS.register("aten.addmm")
 def addmm(call: OpCall) -> Cost:
     """bias + (m×k)·(k×n): m·n·k MACs; FLOPs add one per output element for the bias."""
-    a, b = _t(call, 1), _t(call, 2)
+    a, b = _t(call, "mat1"), _t(call, "mat2")
     macs = a.shape[0] * a.shape[1] * b.shape[1]
     return Cost(macs, 2 * macs + _out(call).numel)
 
@@ -88,7 +89,7 @@ def addmm(call: OpCall) -> Cost:
 @FLOPS.register("aten.bmm")
 def bmm(call: OpCall) -> Cost:
     """batch of (m×k)·(k×n): b·m·n·k MACs."""
-    a, b = _t(call, 0), _t(call, 1)
+    a, b = _t(call, "self"), _t(call, "mat2")
     macs = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
     return Cost(macs, 2 * macs)
 
@@ -96,7 +97,7 @@ def bmm(call: OpCall) -> Cost:
 @FLOPS.register("aten.baddbmm")
 def baddbmm(call: OpCall) -> Cost:
     """bias + batched product: b·m·n·k MACs, plus one FLOP per output element for the add."""
-    a, b = _t(call, 1), _t(call, 2)
+    a, b = _t(call, "batch1"), _t(call, "batch2")
     macs = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
     return Cost(macs, 2 * macs + _out(call).numel)
 
@@ -104,7 +105,7 @@ def baddbmm(call: OpCall) -> Cost:
 @FLOPS.register("aten.mv", "aten.dot", "aten.vdot")
 def mv(call: OpCall) -> Cost:
     """matrix·vector m·n MACs, vector·vector n MACs (torch's FlopCounterMode does not count these)."""
-    macs = prod(_t(call, 0).shape)
+    macs = prod(_t(call, "self").shape)
     return Cost(macs, 2 * macs)
 
 
@@ -115,7 +116,7 @@ def mv(call: OpCall) -> Cost:
 def sdpa(call: OpCall) -> Cost:
     """softmax(Q·Kᵀ)·V with Q (b,h,s_q,d), K (b,h,s_k,d), V (b,h,s_k,d_v):
     b·h·s_q·s_k·(d + d_v) MACs; FLOPs add the softmax at 3 per score."""
-    q, k, v = _t(call, 0), _t(call, 1), _t(call, 2)
+    q, k, v = _t(call, "query"), _t(call, "key"), _t(call, "value")
     *batch, s_q, d = q.shape
     s_k, d_v = k.shape[-2], v.shape[-1]
     scores = prod(batch) * s_q * s_k
@@ -130,7 +131,7 @@ def per_element(flops_per_element: int, on: str = "output") -> Formula:
     """Factory: ``flops_per_element`` FLOPs for every element of the op's output (or first input)."""
 
     def formula(call: OpCall) -> Cost:
-        meta = _out(call) if on == "output" else _t(call, 0)
+        meta = _out(call) if on == "output" else _input(call)
         return Cost(0, flops_per_element * meta.numel)
 
     formula.__doc__ = f"{flops_per_element} FLOP(s) per {on} element."
@@ -176,34 +177,28 @@ FLOPS.add(per_element(3, on="input"), "aten.var", "aten.std", "aten.var_mean", "
 def batch_norm(call: OpCall) -> Cost:
     """Inference (running statistics): scale and shift folded, 2 per element. Training
     (statistics of the batch): mean 1 + variance 2 + normalise 2, plus 2 for the affine."""
-    x = _t(call, 0)
-    training = call.op == "aten._batch_norm_with_update" or (
-        call.op != "aten._native_batch_norm_legit_no_training"
-        and call.op != "aten._batch_norm_no_update"
-        and bool(_arg(call, 5, "training", False))
-    )
+    x = _input(call)
+    # _batch_norm_with_update always updates the statistics; the no_training/no_update ops never
+    # do and have no ``training`` argument
+    training = call.op == "aten._batch_norm_with_update" or bool(call.arg("training", default=False))
     if not training:
         return Cost(0, 2 * x.numel)
-    affine = isinstance(_arg(call, 1, "weight"), TensorMeta)
+    affine = isinstance(call.arg("weight"), TensorMeta)
     return Cost(0, (5 + (2 if affine else 0)) * x.numel)
 
 
-#: index of the weight argument of each normalisation that computes its statistics on the fly
-_NORM_WEIGHT_ARG = {"aten.native_layer_norm": 2, "aten.native_group_norm": 1, "aten._fused_rms_norm": 2}
-
-
-@FLOPS.register(*_NORM_WEIGHT_ARG)
+@FLOPS.register("aten.native_layer_norm", "aten.native_group_norm", "aten._fused_rms_norm")
 def norm_with_statistics(call: OpCall) -> Cost:
     """Statistics computed on the fly: mean 1 + variance 2 + normalise 2 per element, plus 2 for
     the affine weight and bias when present."""
-    x = _t(call, 0)
-    affine = isinstance(_arg(call, _NORM_WEIGHT_ARG[call.op], "weight"), TensorMeta)
+    x = _input(call)
+    affine = isinstance(call.arg("weight"), TensorMeta)
     return Cost(0, (5 + (2 if affine else 0)) * x.numel)
 
 
 def _window_pool(call: OpCall) -> Cost:
     """prod(kernel) FLOPs per output element (comparisons for max, additions for average)."""
-    kernel = _arg(call, 1, "kernel_size")
+    kernel = call.arg("kernel_size")
     nd = len(_out(call).shape) - 2 if len(_out(call).shape) > 2 else 1
     k = kernel if isinstance(kernel, tuple) else (kernel,)
     k = k * nd if len(k) == 1 else k
