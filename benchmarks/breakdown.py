@@ -33,15 +33,20 @@ def main() -> None:
     phases.append(("import torch", T() - start))
 
     start = T()
-    from cnnshape.analyse import analyse
     from cnnshape.analyse.sizes import minimum_note
-    from cnnshape.api import on_meta
     from cnnshape.graph import build_graph
     from cnnshape.inputs import normalise_inputs
     from cnnshape.load import load_model, parse_args
     from cnnshape.render import formats
-    from cnnshape.report import build_report
-    from cnnshape.trace import trace
+    try:  # the layout since the structure step
+        from cnnshape.analyse.analysis import analyse
+        from cnnshape.pipeline import build_report, on_meta
+        from cnnshape.trace.tracers import trace
+    except ImportError:  # the first build, measured side by side
+        from cnnshape.analyse import analyse  # type: ignore[attr-defined,no-redef]
+        from cnnshape.api import on_meta  # type: ignore[attr-defined,no-redef]
+        from cnnshape.report import build_report  # type: ignore[attr-defined,no-redef]
+        from cnnshape.trace import trace  # type: ignore[attr-defined,no-redef]
     phases.append(("import cnnshape", T() - start))
 
     gc.disable()  # as analyze() does
@@ -66,7 +71,8 @@ def main() -> None:
             note = minimum_note(graph)
         phases.append(("accepted-sizes note", T() - start))
         start = T()
-        report = build_report(graph, analysis, model=opts.spec, inputs=specs, notes=(note,) if note else ())
+        extra = {"inputs": specs} if "inputs" in inspect.signature(build_report).parameters else {}
+        report = build_report(graph, analysis, model=opts.spec, notes=(note,) if note else (), **extra)
         phases.append(("report", T() - start))
     start = T()
     formats.render(report, "table")

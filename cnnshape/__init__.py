@@ -15,9 +15,11 @@ from typing import Any
 from .errors import (
     CnnshapeError,
     ConfigError,
+    EnvironmentFault,
     InputError,
     InternalError,
     LoadError,
+    OutputError,
     ShapeError,
     TraceError,
 )
@@ -33,7 +35,10 @@ _LAZY = {
     "LayerRecord": ("cnnshape.report", "LayerRecord"),
     "Totals": ("cnnshape.report", "Totals"),
     "InputSpec": ("cnnshape.inputs", "InputSpec"),
-    "verify": ("cnnshape.verify", "verify"),
+    "Request": ("cnnshape.request", "Request"),
+    "Cost": ("cnnshape.analyse.flops", "Cost"),
+    "verify": ("cnnshape.api", "verify"),
+    "sizes": ("cnnshape.api", "sizes"),
 }
 
 
@@ -47,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "analyze", "verify", "Report", "LayerRecord", "Totals", "InputSpec", "CnnshapeError", "ConfigError",
-    "InputError", "InternalError", "LoadError", "ShapeError", "TraceError", "__version__",
+    "analyze", "sizes", "verify", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
+    "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
+    "TraceError", "__version__",
 ]

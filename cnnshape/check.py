@@ -12,15 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .report import Report
-
-BASELINE_SCHEMA = "cnnshape.baseline/1"
-REPORT_SCHEMA = "cnnshape.report/1"
+from .errors import ConfigError, param
+from .report import Report, group_at
+from .vocab import BASELINE_SCHEMA, REPORT_SCHEMA
 
 #: figure name -> (unit, Report.totals attribute, human label)
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -222,7 +218,7 @@ def snapshot_from_report_dict(data: Mapping[str, Any], where: str) -> Snapshot:
                 raise ConfigError(f"{where}: layers[{i}]: 'name' must be a string and 'depth' an integer")
             if row["kind"] in ("input", "output") or row["depth"] < 1:
                 continue
-            top = name if row["depth"] == 1 else name.split(".")[0]
+            top = group_at(name, 1)
             acc = sums.setdefault(top, [0, 0])
             params = _count(row["params"], f"{where}: layers[{i}] ({name}).params")
             acc[0] += params if row.get("shared_with") is None else 0
@@ -277,11 +273,12 @@ def baseline_from_dict(data: Any, where: str) -> dict[str, Snapshot]:
     return out
 
 
-def check_growth(max_growth: Decimal, name: str = "--max-growth") -> Decimal:
+def check_growth(max_growth: Decimal) -> Decimal:
     """``max_growth`` (percent, already non-negative) if at most MAX_GROWTH."""
     if max_growth > MAX_GROWTH:
-        raise ConfigError(f"{name} {max_growth}%: a growth limit above {MAX_GROWTH:,}% checks nothing; give a "
-                          "percentage such as 5%, or leave --max-growth out to only show the before/after table")
+        flag = param("max_growth")
+        raise ConfigError(f"{flag} {max_growth}%: a growth limit above {MAX_GROWTH:,}% checks nothing; give a "
+                          f"percentage such as 5%, or leave {flag} out to only show the before/after table")
     return max_growth
 
 

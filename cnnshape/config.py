@@ -15,13 +15,12 @@ from .check import Budget, Shape
 from .errors import CnnshapeError, ConfigError
 from .inputs import parse_input
 from .units import parse_bytes, parse_count
+from .vocab import DEFAULT_INPUT, TRACERS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-
-TRACERS = ("auto", "fx", "eager")
 
 #: config key -> (budget figure, parser)
 BUDGET_KEYS: dict[str, tuple[str, Callable[[Any, str], int]]] = {
@@ -37,7 +36,7 @@ KEYS = ("model", "input", "args", "tracer", "expect-output", *BUDGET_KEYS)
 class ModelConfig:
     name: str
     model: str
-    inputs: tuple[str, ...] = ("1,3,224,224",)
+    inputs: tuple[str, ...] = (DEFAULT_INPUT,)
     args: dict[str, Any] = field(default_factory=dict)
     tracer: str = "auto"
     budgets: tuple[Budget, ...] = ()
@@ -88,7 +87,7 @@ def model_config(name: str, table: Any, where: str, base: Path = Path(".")) -> M
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}. Known keys: {', '.join(KEYS)}")
     if not isinstance(table.get("model"), str) or not table["model"].strip():
         raise ConfigError(f"{where}: key 'model' is required: a spec such as \"src/net.py:Classifier\"")
-    inputs = _string_list(table.get("input", ["1,3,224,224"]), f"{where}: key 'input'")
+    inputs = _string_list(table.get("input", [DEFAULT_INPUT]), f"{where}: key 'input'")
     for text in inputs:
         try:
             parse_input(text)

@@ -1,18 +1,14 @@
-"""The traced model as a graph: frozen node records, a networkx DiGraph of tensor edges, and the
-module hierarchy (qualified name -> class name) used to group and collapse rows."""
+"""The traced model as a graph: frozen node records in execution order, their tensor edges, and
+the module hierarchy (qualified name -> class name) used to group and collapse rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .trace.records import Node, TensorMeta, Trace
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -45,17 +41,6 @@ class ModelGraph:
         for node in self.trace.nodes:
             for source, meta in zip(node.inputs, node.input_metas):
                 yield Edge(source, node.name, meta)
-
-    def digraph(self) -> nx.MultiDiGraph:
-        """The graph as networkx: nodes carry their record as ``record``, edges their ``meta``."""
-        import networkx as nx  # imported here: ~0.3 s that a summary does not need
-
-        g = nx.MultiDiGraph()
-        for node in self.trace.nodes:
-            g.add_node(node.name, record=node)
-        for edge in self.edges():
-            g.add_edge(edge.source, edge.target, meta=edge.meta)
-        return g
 
 
 def build_graph(trace: Trace, model: nn.Module) -> ModelGraph:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InputError
+from .errors import InputError, param
 
 #: dtype names accepted after the colon, mapped to the ``torch`` attribute name.
 DTYPES: dict[str, str] = {
@@ -57,23 +57,23 @@ def parse_input(text: str) -> InputSpec:
     if dtype_key not in DTYPES:
         known = ", ".join(sorted(set(DTYPES.values())))
         raise InputError(
-            f"--input {shown!r}: unknown dtype {_clip(dtype_text)!r}. Known dtypes: {known}. "
+            f"{param('inputs')} {shown!r}: unknown dtype {_clip(dtype_text)!r}. Known dtypes: {known}. "
             f"Expected {FORM}."
         )
     # "1x3x224x224" is accepted too, when no comma is used
     parts = [p.strip() for p in (dims_text.split(",") if "," in dims_text else dims_text.split("x"))]
     if not dims_text.strip() or any(p == "" for p in parts):
-        raise InputError(f"--input {shown!r}: empty dimension. Expected {FORM}.")
+        raise InputError(f"{param('inputs')} {shown!r}: empty dimension. Expected {FORM}.")
     dims: list[int] = []
     for part in parts:
         try:
             value = int(part)
         except ValueError:
             what = "is far too large a size" if part.isdigit() else "is not an integer"
-            raise InputError(f"--input {shown!r}: {_clip(part)!r} {what}. Expected {FORM}.") from None
+            raise InputError(f"{param('inputs')} {shown!r}: {_clip(part)!r} {what}. Expected {FORM}.") from None
         if value <= 0:
             raise InputError(
-                f"--input {shown!r}: every size must be at least 1, got {value}. Expected {FORM}."
+                f"{param('inputs')} {shown!r}: every size must be at least 1, got {value}. Expected {FORM}."
             )
         dims.append(value)
     dtype = DTYPES[dtype_key]
@@ -82,7 +82,7 @@ def parse_input(text: str) -> InputSpec:
         nbytes *= d
         if nbytes > MAX_BYTES:
             raise InputError(
-                f"--input {shown!r}: a tensor of this shape and dtype would hold more than 2^63 - 1 bytes, "
+                f"{param('inputs')} {shown!r}: a tensor of this shape and dtype would hold more than 2^63 - 1 bytes, "
                 "which torch cannot describe even on the meta device. Give smaller sizes."
             )
     return InputSpec(tuple(dims), dtype)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .construct import build_on_meta
-from .errors import ConfigError, LoadError
+from .errors import ConfigError, LoadError, param
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ def parse_args(pairs: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise ConfigError(
-                f"--arg {pair!r}: expected KEY=VALUE with a Python identifier as KEY, e.g. --arg num_classes=10"
+                f"{param('args')} {pair!r}: expected KEY=VALUE with a Python identifier as KEY, "
+                f"e.g. {param('args')} num_classes=10"
             )
         try:
             kwargs[key] = ast.literal_eval(value.strip())
@@ -138,7 +139,7 @@ def _user_line(exc: BaseException) -> str:
 def _construct(target: Any, kwargs: dict[str, Any], label: str) -> nn.Module:
     if isinstance(target, nn.Module):
         if kwargs:
-            raise ConfigError(f"{label} is a module instance; --arg does not apply to it")
+            raise ConfigError(f"{label} is a module instance; {param('args')} does not apply to it")
         return target
     if not callable(target):
         raise LoadError(f"{label} is a {type(target).__name__}, not an nn.Module, a module class or a factory")
@@ -203,7 +204,7 @@ def load_model(
 
 def _constructor_error(label: str, e: Exception) -> LoadError:
     if isinstance(e, TypeError) and "argument" in str(e):
-        hint = " Pass constructor arguments with --arg KEY=VALUE."
+        hint = f" Pass constructor arguments with {param('args')} KEY=VALUE."
     else:
         hint = ""
     return LoadError(f"constructing {label} raised {type(e).__name__}: {e}{_user_line(e)}.{hint}")

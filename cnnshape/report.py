@@ -1,24 +1,57 @@
 """The finished analysis as frozen records. ``Report.to_dict()`` is the JSON schema (docs/json.md).
 
-Renderers read a Report and never recompute; :meth:`Report.collapse` is the one place where rows
-are summed into their ancestors.
+A torch-free schema on a low floor: the pipeline (:mod:`cnnshape.pipeline`) builds it, renderers
+read it and never recompute, and nothing here imports either. :meth:`Report.collapse` is the one
+place where rows are summed into their ancestors. ``str(report)`` and ``report.to_graphviz()``
+are conveniences served by the views the renderers install (:func:`install_view`), so the schema
+needs no import edge back up to them.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .analyse import Analysis
 from .analyse.receptive_field import ReceptiveField
-from .graph import ModelGraph
-from .inputs import InputSpec
-from .trace.records import Node, TensorMeta
+from .errors import ConfigError
+from .vocab import REPORT_SCHEMA
 
-if TYPE_CHECKING:
-    from .verify import Verification
+#: how a report shows itself: "text" (``str(report)``), "graphviz" (``report.to_graphviz()``);
+#: filled by :func:`install_view` from the renderer modules, which import this one
+_VIEWS: dict[str, Callable[..., Any]] = {}
 
-SCHEMA = "cnnshape.report/1"
+
+def install_view(name: str, view: Callable[..., Any]) -> None:
+    """Make ``view(report, **options)`` the report's ``name`` view ("text" or "graphviz")."""
+    _VIEWS[name] = view
+
+
+
+# --- the module hierarchy, read from row names ("layer1.0.conv1", "enc.relu#2": a second call)
+
+
+def depth_of(name: str) -> int:
+    """How deep a row sits: ``"fc"`` 1, ``"layer1.0.conv1#2"`` 3."""
+    return name.split("#")[0].count(".") + 1
+
+
+def scopes_of(name: str) -> tuple[str, ...]:
+    """The modules a row sits in, outermost first: ``"layer1.0.relu#2"`` -> ``("layer1", "layer1.0")``."""
+    parts = name.split("#")[0].split(".")
+    return tuple(".".join(parts[:i]) for i in range(1, len(parts)))
+
+
+def group_at(name: str, depth: int) -> str:
+    """The row a name is summed into when rows are collapsed to ``depth``: its module at that
+    depth, or itself when it is not deeper."""
+    scopes = scopes_of(name)
+    return scopes[depth - 1] if len(scopes) >= depth else name
+
+
+def leaf_of(name: str) -> str:
+    """The last part of a row name: ``"layer1.0.relu#2"`` -> ``"relu#2"``."""
+    return name.rpartition(".")[2]
+
 
 #: Window hyper-parameters shown in the table and given in JSON where a layer has them.
 WINDOW_KEYS = ("kernel_size", "stride", "padding", "dilation", "groups")
@@ -122,6 +155,19 @@ class UnsupportedOp:
 
 
 @dataclass(frozen=True)
+class OpCost:
+    """What one op (or one module formula) added up to over the whole model."""
+
+    op: str  #: ``"aten.convolution"``, or ``"MyBlock (module formula)"``
+    calls: int
+    macs: int
+    flops: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class TensorInfo:
     key: str
     shape: tuple[int, ...]
@@ -136,6 +182,96 @@ class EdgeRecord:
     source: str
     target: str
     shape: tuple[int, ...]
+
+
+#: flattened outputs as a report gives them: (key, shape); key "" for a single tensor
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One traced node: what the static analysis predicted and what the real pass produced."""
+
+    name: str
+    #: None: the real pass produced this node but the report has no such row
+    predicted_shapes: Shapes | None
+    #: dtype of the first output as the report gives it; under ``--dtype D`` a floating
+    #: prediction is read as D, since the pass casts the model and its floating inputs to D
+    predicted_dtype: str | None
+    #: None: the node never ran for real
+    real_shapes: Shapes | None
+    real_dtype: str | None
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "predicted_shape": _shapes_json(self.predicted_shapes),
+            "predicted_dtype": self.predicted_dtype,
+            "real_shape": _shapes_json(self.real_shapes),
+            "real_dtype": self.real_dtype,
+            "ok": self.ok,
+        }
+
+
+def _shapes_json(shapes: Shapes | None) -> Any:
+    """A single tensor's shape as a list; several outputs as {key: shape}; None stays None."""
+    if shapes is None:
+        return None
+    if len(shapes) == 1 and shapes[0][0] == "":
+        return list(shapes[0][1])
+    return {key: list(shape) for key, shape in shapes}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of ``--verify``, attached to the report as ``Report.verification``."""
+
+    #: the device the pass ran on, e.g. "cpu" or "cuda:0"
+    device: str
+    #: "NVIDIA H100 80GB HBM3", or the CPU's architecture and thread count
+    device_name: str
+    #: the dtype the pass cast the model and floating inputs to; None: the analysed dtypes
+    dtype: str | None
+    layers: tuple[LayerCheck, ...]
+    #: timed forward calls after the warm-up
+    repeats: int
+    #: median wall time of one forward call, in milliseconds
+    latency_ms: float
+    #: memory one forward pass added at its peak, in bytes (None: not measured on this device)
+    peak_bytes: int | None
+    #: how ``peak_bytes`` was measured
+    memory_method: str
+    #: the report's activation memory (every new layer output kept), at the analysed dtypes
+    static_activation_bytes: int
+
+    @property
+    def mismatches(self) -> tuple[LayerCheck, ...]:
+        return tuple(c for c in self.layers if not c.ok)
+
+    @property
+    def matched(self) -> int:
+        return len(self.layers) - len(self.mismatches)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "device_name": self.device_name,
+            "dtype": self.dtype,
+            "ok": self.ok,
+            "layers_checked": len(self.layers),
+            "layers_matched": self.matched,
+            "latency_ms": self.latency_ms,
+            "repeats": self.repeats,
+            "peak_bytes": self.peak_bytes,
+            "memory_method": self.memory_method,
+            "static_activation_bytes": self.static_activation_bytes,
+            "layers": [c.to_dict() for c in self.layers],
+        }
 
 
 @dataclass(frozen=True)
@@ -157,10 +293,12 @@ class Report:
     depth: int | None = None
     #: the outcome of a real forward pass (``--verify``), when one was made
     verification: Verification | None = None
+    #: MACs and FLOPs per op over the whole model, most FLOPs first
+    by_op: tuple[OpCost, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "schema": SCHEMA,
+            "schema": REPORT_SCHEMA,
             "model": self.model,
             "tracer": self.tracer,
             "depth": self.depth,
@@ -168,6 +306,7 @@ class Report:
             "outputs": [o.to_dict() for o in self.outputs],
             "totals": self.totals.to_dict(),
             "unsupported_ops": [u.to_dict() for u in self.unsupported],
+            "by_op": [o.to_dict() for o in self.by_op],
             "notes": list(self.notes),
             "warnings": list(self.warnings),
             "layers": [layer.to_dict() for layer in self.layers],
@@ -186,7 +325,7 @@ class Report:
             if layer.depth <= depth or layer.kind in ("input", "output"):
                 rows.append(layer)
                 continue
-            group = ".".join(layer.name.split(".")[:depth])
+            group = group_at(layer.name, depth)
             if group not in index:
                 index[group] = len(rows)
                 rows.append(LayerRecord(
@@ -213,98 +352,14 @@ class Report:
         return replace(self, layers=tuple(rows), depth=depth)
 
     def __str__(self) -> str:
-        from .render.table import render_table  # the renderer comes after the report
-
-        return render_table(self)
+        """The per-layer table (once :mod:`cnnshape.render.views` is loaded, as the API does)."""
+        if "text" in _VIEWS:
+            return str(_VIEWS["text"](self))
+        t = self.totals
+        return f"<cnnshape report of {self.model}: {t.params:,} params, {t.macs:,} MACs, {len(self.layers)} rows>"
 
     def to_graphviz(self, depth: int | None = None, rankdir: str = "TB") -> Any:
         """A ``graphviz.Digraph`` of the rows collapsed to ``depth``; displays inline in Jupyter."""
-        from .render.graphviz import to_digraph
-
-        return to_digraph(self.collapse(depth), rankdir=rankdir)
-
-
-def _depth(node: Node) -> int:
-    if node.kind in ("input", "output"):
-        return 0
-    return node.name.split("#")[0].count(".") + 1
-
-
-def _shape_list(metas: tuple[TensorMeta, ...]) -> tuple[tuple[int, ...], ...]:
-    return tuple(m.shape for m in metas)
-
-
-def build_report(
-    graph: ModelGraph,
-    analysis: Analysis,
-    *,
-    model: str,
-    inputs: tuple[InputSpec, ...],
-    notes: tuple[str, ...] = (),
-) -> Report:
-    layers: list[LayerRecord] = []
-    unsupported: Counter[str] = Counter()
-    unsupported_at: dict[str, list[str]] = {}
-    for node in graph.nodes:
-        a = analysis.nodes[node.name]
-        p = a.params
-        layers.append(LayerRecord(
-            name=node.name,
-            kind=node.kind,
-            type=node.type,
-            depth=_depth(node),
-            input_shapes=_shape_list(node.input_metas),
-            output_shapes=tuple((k, m.shape) for k, m in node.outputs),
-            dtype=node.output.dtype if node.output else None,
-            params=p.params if p else 0,
-            new_params=p.new_params if p else 0,
-            shared_with=p.shared_with if p else None,
-            macs=a.cost.macs,
-            flops=a.cost.flops,
-            output_bytes=0 if node.kind == "output" else sum(m.nbytes for _, m in node.outputs),
-            activation_bytes=0 if node.kind == "input" else node.new_bytes,
-            attrs=node.attrs,
-            unsupported=a.unsupported,
-            source=node.source,
-            receptive_field=a.receptive_field,
-        ))
-        for op in a.unsupported:
-            unsupported[op] += 1
-            unsupported_at.setdefault(op, [])
-            if node.name not in unsupported_at[op]:
-                unsupported_at[op].append(node.name)
-    input_nodes = [n for n in graph.nodes if n.kind == "input"]
-    output_node = next((n for n in graph.nodes if n.kind == "output"), None)
-    pt = analysis.params
-    totals = Totals(
-        params=pt.params,
-        trainable_params=pt.trainable_params,
-        non_trainable_params=pt.non_trainable_params,
-        buffers=pt.buffers,
-        param_bytes=pt.param_bytes,
-        buffer_bytes=pt.buffer_bytes,
-        unused_params=pt.unused_params,
-        macs=sum(r.macs for r in layers),
-        flops=sum(r.flops for r in layers),
-        activation_bytes=sum(r.activation_bytes for r in layers),
-        input_bytes=sum(n.output.nbytes for n in input_nodes if n.output),
-        complete=not unsupported,
-    )
-    all_notes = list(notes) + list(analysis.notes)
-    if graph.trace.fallback_reason:
-        all_notes.append(f"traced with the eager tracer: {graph.trace.fallback_reason}")
-    if pt.unused_params:
-        all_notes.append(f"{pt.unused_params:,} parameters belong to modules the forward pass never uses")
-    return Report(
-        model=model,
-        tracer=graph.trace.tracer,
-        inputs=tuple(TensorInfo(n.name, n.output.shape, n.output.dtype) for n in input_nodes if n.output),
-        outputs=tuple(TensorInfo(k, m.shape, m.dtype) for k, m in output_node.outputs) if output_node else (),
-        totals=totals,
-        layers=tuple(layers),
-        edges=tuple(EdgeRecord(e.source, e.target, e.meta.shape) for e in graph.edges()),
-        unsupported=tuple(UnsupportedOp(op, c, tuple(unsupported_at[op])) for op, c in unsupported.most_common()),
-        notes=tuple(all_notes),
-        warnings=graph.trace.warnings,
-        modules=graph.modules,
-    )
+        if "graphviz" not in _VIEWS:
+            raise ConfigError("no graphviz view is installed: import cnnshape.render.views first")
+        return _VIEWS["graphviz"](self.collapse(depth), rankdir=rankdir)

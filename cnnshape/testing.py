@@ -19,11 +19,12 @@ from .api import analyze
 from .check import Budget, Result, Shape, check_budgets, failed, snapshot
 from .config import BUDGET_KEYS
 from .render.check import render_text
+from .vocab import DEFAULT_SHAPE
 
 
 def assert_within_budget(
     model_or_spec: nn.Module | str,
-    inputs: Any = ((1, 3, 224, 224),),
+    inputs: Any = (DEFAULT_SHAPE,),
     *,
     max_params: int | str | None = None,
     max_macs: int | str | None = None,

@@ -16,7 +16,6 @@ import statistics
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -24,109 +23,18 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .api import resolve_leaves
-from .errors import ConfigError, ShapeError
-from .inputs import InputSpec, normalise_inputs
+from .errors import ConfigError, EnvironmentFault, ShapeError, param
+from .inputs import InputSpec
 from .load import load_model
-from .report import Report
-from .trace import TRACERS
+from .report import LayerCheck, Report, Verification
+from .request import Request
+from .trace.leaves import resolve_leaves
 from .trace.meta import make_inputs, tensors_in
 from .trace.records import Trace
+from .trace.tracers import TRACER_FNS
+from .vocab import DEVICE_CHOICES, VERIFY_DTYPES
 
-DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
-#: dtypes the verification pass may cast the model and its floating inputs to
-VERIFY_DTYPES = ("float16", "bfloat16")
 _FLOATING = ("float16", "bfloat16", "float32", "float64")
-
-#: flattened outputs as a report gives them: (key, shape); key "" for a single tensor
-Shapes = tuple[tuple[str, tuple[int, ...]], ...]
-
-
-@dataclass(frozen=True)
-class LayerCheck:
-    """One traced node: what the static analysis predicted and what the real pass produced."""
-
-    name: str
-    #: None: the real pass produced this node but the report has no such row
-    predicted_shapes: Shapes | None
-    #: dtype of the first output as the report gives it; under ``--dtype D`` a floating
-    #: prediction is read as D, since the pass casts the model and its floating inputs to D
-    predicted_dtype: str | None
-    #: None: the node never ran for real
-    real_shapes: Shapes | None
-    real_dtype: str | None
-    ok: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "predicted_shape": _shapes_json(self.predicted_shapes),
-            "predicted_dtype": self.predicted_dtype,
-            "real_shape": _shapes_json(self.real_shapes),
-            "real_dtype": self.real_dtype,
-            "ok": self.ok,
-        }
-
-
-def _shapes_json(shapes: Shapes | None) -> Any:
-    """A single tensor's shape as a list; several outputs as {key: shape}; None stays None."""
-    if shapes is None:
-        return None
-    if len(shapes) == 1 and shapes[0][0] == "":
-        return list(shapes[0][1])
-    return {key: list(shape) for key, shape in shapes}
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of ``--verify``, attached to the report as ``Report.verification``."""
-
-    #: the device the pass ran on, e.g. "cpu" or "cuda:0"
-    device: str
-    #: "NVIDIA H100 80GB HBM3", or the CPU's architecture and thread count
-    device_name: str
-    #: the dtype the pass cast the model and floating inputs to; None: the analysed dtypes
-    dtype: str | None
-    layers: tuple[LayerCheck, ...]
-    #: timed forward calls after the warm-up
-    repeats: int
-    #: median wall time of one forward call, in milliseconds
-    latency_ms: float
-    #: memory one forward pass added at its peak, in bytes (None: not measured on this device)
-    peak_bytes: int | None
-    #: how ``peak_bytes`` was measured
-    memory_method: str
-    #: the report's activation memory (every new layer output kept), at the analysed dtypes
-    static_activation_bytes: int
-
-    @property
-    def mismatches(self) -> tuple[LayerCheck, ...]:
-        return tuple(c for c in self.layers if not c.ok)
-
-    @property
-    def matched(self) -> int:
-        return len(self.layers) - len(self.mismatches)
-
-    @property
-    def ok(self) -> bool:
-        return not self.mismatches
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "device": self.device,
-            "device_name": self.device_name,
-            "dtype": self.dtype,
-            "ok": self.ok,
-            "layers_checked": len(self.layers),
-            "layers_matched": self.matched,
-            "latency_ms": self.latency_ms,
-            "repeats": self.repeats,
-            "peak_bytes": self.peak_bytes,
-            "memory_method": self.memory_method,
-            "static_activation_bytes": self.static_activation_bytes,
-            "layers": [c.to_dict() for c in self.layers],
-        }
-
 
 def resolve_device(name: str) -> torch.device:
     """``--device`` text -> a device that is present; ``auto`` is CUDA when available, else CPU."""
@@ -136,26 +44,30 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(text)
     except RuntimeError as e:
-        raise ConfigError(f"--device {name!r} is not a device name; choose {DEVICE_CHOICES}") from e
+        raise ConfigError(f"{param('device')} {name!r} is not a device name; choose {DEVICE_CHOICES}") from e
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch build has no CUDA support" if torch.version.cuda is None else "no GPU is visible"
-            raise ConfigError(
-                f"--device {name}: CUDA is not available ({why}; torch {torch.__version__}). "
-                f"Use --device cpu, or --device auto to use a GPU only when one is present."
+            flag = param("device")
+            raise EnvironmentFault(
+                f"{flag} {name}: CUDA is not available ({why}; torch {torch.__version__}). "
+                f"Use {flag} cpu, or {flag} auto to use a GPU only when one is present."
             )
         count = torch.cuda.device_count()
         if device.index is None:
             return torch.device("cuda", torch.cuda.current_device())
         if device.index >= count:
-            raise ConfigError(f"--device {name}: there are {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise EnvironmentFault(f"{param('device')} {name}: there are {count} CUDA device(s), "
+                                   f"cuda:0 to cuda:{count - 1}")
         return device
     if device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {name}: MPS is not available on this machine. Use --device cpu.")
+            raise EnvironmentFault(f"{param('device')} {name}: MPS is not available on this machine. "
+                                   f"Use {param('device')} cpu.")
         return device
     if device.type != "cpu":
-        raise ConfigError(f"--device {name}: the verification pass runs on {DEVICE_CHOICES}, not on {device.type}")
+        raise ConfigError(f"{param('device')} {name}: the verification pass runs on {DEVICE_CHOICES}, "
+                          f"not on {device.type}")
     return device
 
 
@@ -315,41 +227,37 @@ def _device_name(device: torch.device) -> str:
 
 
 def verify(
-    model: nn.Module | str,
-    inputs: Any,
+    request: Request,
     report: Report,
     *,
-    args: dict[str, Any] | None = None,
-    leaves: Sequence[str | type] = (),
-    train: bool = False,
     device: str = "cpu",
     dtype: str | None = None,
     repeat: int = 10,
 ) -> Verification:
-    """Run ``model`` for real on ``device`` and check every node of ``report`` against it.
-
-    ``model``, ``inputs``, ``args``, ``leaves`` and ``train`` are what :func:`cnnshape.analyze`
-    was given for ``report``, which must not be collapsed (collapse after verifying).
-    """
+    """Run the model of ``request`` for real on ``device`` and check every node of ``report``,
+    the analysis of that same request, against it. ``report`` must not be collapsed (collapse
+    after verifying)."""
+    if not isinstance(request, Request):
+        raise ConfigError("verify takes the Request the report was made from: "
+                          "cnnshape.Request.of(model, inputs, ...), as given to cnnshape.analyze")
     if report.depth is not None:
-        raise ConfigError("verify needs the uncollapsed report (depth=None); collapse it after verifying")
+        raise ConfigError(f"verify needs the uncollapsed report ({param('depth')}=None); collapse it after verifying")
     if dtype is not None and dtype not in VERIFY_DTYPES:
-        raise ConfigError(f"--dtype {dtype!r}: the verification pass can use {' or '.join(VERIFY_DTYPES)}")
+        raise ConfigError(f"{param('dtype')} {dtype!r}: the verification pass can use {' or '.join(VERIFY_DTYPES)}")
     if repeat < 1:
-        raise ConfigError(f"--repeat {repeat}: give at least 1 timed run")
-    if report.tracer not in TRACERS:
+        raise ConfigError(f"{param('repeat')} {repeat}: give at least 1 timed run")
+    if report.tracer not in TRACER_FNS:
         raise ConfigError(f"the report was made with the {report.tracer!r} tracer, which this version cannot run")
-    specs = normalise_inputs(inputs)
     where = resolve_device(device)
-    real = real_copy(model, args, where, dtype, train)
-    tensors = random_inputs(specs, where, dtype)
+    real = real_copy(request.model, request.kwargs, where, dtype, request.train)
+    tensors = random_inputs(request.inputs, where, dtype)
 
     def forward() -> Any:
         return real(*tensors)
 
     def traced_forward() -> Trace:
         try:
-            return TRACERS[report.tracer](real, tensors, resolve_leaves(leaves, real), False)
+            return TRACER_FNS[report.tracer](real, tensors, resolve_leaves(request.leaves, real), False)
         except ShapeError as e:
             raise ShapeError(f"the verification pass on {where} failed: {e}") from e
 

@@ -16,7 +16,7 @@ from cnnshape.api import analyze
 from cnnshape.cli import app
 from cnnshape.errors import ConfigError, InputError, ShapeError, TraceError
 from cnnshape.inputs import InputSpec
-from cnnshape.trace import trace
+from cnnshape.trace.tracers import trace
 from examples import lenet, multi_io, resnet, untraceable
 from tests import broken_models as broken
 
@@ -168,7 +168,7 @@ def test_leaf_by_bare_or_dotted_name(tracer: str, leaf: str) -> None:
 
 
 def test_unknown_bare_leaf_name() -> None:
-    with pytest.raises(ConfigError, match=r"--leaf 'Nope': the model has no submodule of that class.*Bottleneck"):
+    with pytest.raises(ConfigError, match=r"leaves 'Nope': the model has no submodule of that class.*Bottleneck"):
         analyze("examples/resnet.py:ResNet50", ["1,3,32,32"], leaves=["Nope"])
 
 

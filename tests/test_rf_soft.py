@@ -11,7 +11,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import cnnshape.analyse as analyse_module
+import cnnshape.analyse.analysis as analyse_module
 from cnnshape.analyse.receptive_field import RF_RULES
 from cnnshape.cli import app
 

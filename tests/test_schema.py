@@ -1,5 +1,6 @@
-"""Recorded ATen calls read by argument name (``OpCall.arg``, bound with the overload the recorder saw): each value is the one the
-Python call passed, whichever overload torch dispatched to and however the value was passed."""
+"""Recorded ATen calls read by argument name (``OpCall.arg``, bound with the overload the recorder
+saw): each value is the one the Python call passed, whichever overload torch dispatched to and
+however the value was passed."""
 from __future__ import annotations
 
 import pytest

@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 
 import cnnshape.api
 from cnnshape import ConfigError, analyze
+from cnnshape.api import verify
 from cnnshape.cli import app
-from cnnshape.verify import resolve_device, verify
+from cnnshape.request import Request
+from cnnshape.verify import resolve_device
 from examples.lenet import LeNet5
 from examples.multi_io import DictOutputNet, TiedWeights, TwoInputNet
 
@@ -40,7 +42,7 @@ def _leaf_shapes(value: object) -> list[tuple[int, ...]]:
 @pytest.mark.parametrize("spec,inputs,kwargs", EXAMPLES, ids=[e[0].split(":")[1] for e in EXAMPLES])
 def test_examples_verify_without_mismatch(spec: str, inputs: list, kwargs: dict) -> None:
     report = analyze(spec, inputs, args=kwargs)
-    v = verify(spec, inputs, report, args=kwargs, repeat=1)
+    v = verify(Request.of(spec, inputs, args=kwargs), report, repeat=1)
     assert v.ok, v.mismatches
     assert v.matched == len(report.layers) == len(v.layers)
     assert v.device == "cpu" and v.repeats == 1 and v.latency_ms > 0
@@ -58,7 +60,7 @@ def test_real_output_shapes_are_torchs(cls: type, inputs: list) -> None:
     with torch.no_grad():
         expected = _leaf_shapes(model(*[torch.randn(s) for s in inputs]))
     report = analyze(model, inputs)
-    v = verify(model, inputs, report, repeat=1)
+    v = verify(Request.of(model, inputs), report, repeat=1)
     output = next(c for c in v.layers if c.name == "output")
     assert output.real_shapes is not None
     assert [shape for _, shape in output.real_shapes] == expected
@@ -74,7 +76,7 @@ def test_wrong_shape_prediction_is_a_mismatch() -> None:
     # features.3 is Conv2d(6, 16, 5) on 1x6x14x14: 14 - 5 + 1 = 10, so the real output is 1x16x10x10
     layers = tuple(replace(layer, output_shapes=(("", (1, 16, 11, 11)),)) if layer.name == "features.3" else layer
                    for layer in report.layers)
-    v = verify("examples/lenet.py:LeNet5", inputs, replace(report, layers=layers), repeat=1)
+    v = verify(Request.of("examples/lenet.py:LeNet5", inputs), replace(report, layers=layers), repeat=1)
     assert not v.ok
     assert [c.name for c in v.mismatches] == ["features.3"]
     (bad,) = v.mismatches
@@ -87,7 +89,7 @@ def test_wrong_dtype_and_missing_row_are_mismatches() -> None:
     inputs, report = _lenet_report()
     layers = tuple(replace(layer, dtype="float64") if layer.name == "flatten" else layer
                    for layer in report.layers if layer.name != "classifier.1")
-    v = verify("examples/lenet.py:LeNet5", inputs, replace(report, layers=layers), repeat=1)
+    v = verify(Request.of("examples/lenet.py:LeNet5", inputs), replace(report, layers=layers), repeat=1)
     by_name = {c.name: c for c in v.mismatches}
     assert set(by_name) == {"flatten", "classifier.1"}
     assert by_name["flatten"].predicted_dtype == "float64" and by_name["flatten"].real_dtype == "float32"
@@ -100,7 +102,7 @@ def test_bfloat16_pass_leaves_the_analysed_module_alone() -> None:
     model = LeNet5().eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     report = analyze(model, [(1, 1, 32, 32)])
-    v = verify(model, [(1, 1, 32, 32)], report, dtype="bfloat16", repeat=1)
+    v = verify(Request.of(model, [(1, 1, 32, 32)]), report, dtype="bfloat16", repeat=1)
     assert v.ok, v.mismatches
     assert v.dtype == "bfloat16"
     assert {c.real_dtype for c in v.layers} == {"bfloat16"}
@@ -112,7 +114,7 @@ def test_integer_inputs_stay_in_embedding_range() -> None:
     # Embedding(2, 4) accepts only the indices 0 and 1
     model = nn.Sequential(nn.Embedding(2, 4), nn.Flatten(), nn.Linear(4 * 5, 3))
     report = analyze(model, ["3,5:int64"])
-    v = verify(model, ["3,5:int64"], report, repeat=1)
+    v = verify(Request.of(model, ["3,5:int64"]), report, repeat=1)
     assert v.ok, v.mismatches
     assert v.layers[0].real_dtype == "int64"
 
@@ -122,13 +124,13 @@ def test_module_on_meta_is_refused() -> None:
         model = LeNet5()
     report = analyze(model, [(1, 1, 32, 32)])
     with pytest.raises(ConfigError, match="meta device.*model spec"):
-        verify(model, [(1, 1, 32, 32)], report)
+        verify(Request.of(model, [(1, 1, 32, 32)]), report)
 
 
 def test_collapsed_report_is_refused() -> None:
     inputs, report = _lenet_report()
     with pytest.raises(ConfigError, match="uncollapsed report"):
-        verify("examples/lenet.py:LeNet5", inputs, report.collapse(1))
+        verify(Request.of("examples/lenet.py:LeNet5", inputs), report.collapse(1))
 
 
 def test_device_names() -> None:
@@ -146,7 +148,7 @@ def test_cpu_peak_memory_covers_a_large_activation() -> None:
     # else that outlives it, so the peak of live tensor storage is exactly that.
     model = nn.Conv2d(3, 64, 3, padding=1)
     report = analyze(model, [(1, 3, 512, 512)])
-    v = verify(model, [(1, 3, 512, 512)], report, repeat=1)
+    v = verify(Request.of(model, [(1, 3, 512, 512)]), report, repeat=1)
     assert v.ok
     assert v.peak_bytes == 64 * 512 * 512 * 4
     assert "tensor storages" in v.memory_method
@@ -215,7 +217,7 @@ def test_cli_bad_repeat_is_exit_2() -> None:
 def test_gpu_verification(dtype: str | None) -> None:
     inputs = [(1, 3, 64, 64)]
     report = analyze("examples/resnet.py:ResNet18", inputs)
-    v = verify("examples/resnet.py:ResNet18", inputs, report, device="cuda", dtype=dtype, repeat=3)
+    v = verify(Request.of("examples/resnet.py:ResNet18", inputs), report, device="cuda", dtype=dtype, repeat=3)
     assert v.ok, v.mismatches
     assert v.device.startswith("cuda:")
     # conv1 (64 channels, stride 2) writes 64 x 32 x 32 elements during the pass

@@ -7,32 +7,28 @@ from __future__ import annotations
 
 import json
 import os
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..vocab import CHECK_FORMATS, DEFAULT_INPUT
 from .common import (
-    DEFAULT_INPUT,
     EXIT_FAIL,
     Args,
     Inputs,
     Traceback,
-    Tracer,
     TracerOpt,
     check_outputs,
+    format_option,
     guarded,
     model_file,
     write_output,
 )
 
-
-class CheckFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-    junit = "junit"
+if TYPE_CHECKING:
+    from ..check import Snapshot
+    from ..config import ModelConfig
 
 
 def _opt(flag: str, help: str) -> Any:
@@ -45,7 +41,7 @@ def check(
              "([tool.cnnshape.models.<name>]) or cnnshape.toml are checked.")] = None,
     input: Inputs = None,
     arg: Args = None,
-    tracer: TracerOpt = Tracer.auto,
+    tracer: TracerOpt = "auto",
     max_params: Annotated[str | None, _opt("--max-params", "Parameter budget, e.g. 25M.")] = None,
     max_macs: Annotated[str | None, _opt("--max-macs", "MAC budget, e.g. 4.5G.")] = None,
     max_activation_memory: Annotated[str | None, _opt(
@@ -61,7 +57,7 @@ def check(
         "--max-growth", "Fail when a figure grows more than this over the baseline, e.g. 5%.")] = None,
     write_baseline: Annotated[str | None, _opt(
         "--write-baseline", "Record the current figures in this file.")] = None,
-    format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.text,
+    format: Annotated[str, format_option(CHECK_FORMATS)] = "text",
     junit_file: Annotated[str | None, _opt("--junit-file", "Also write JUnit XML to this file.")] = None,
     traceback: Traceback = False,
 ) -> None:
@@ -86,7 +82,7 @@ def check(
                             for key, (fig, parse) in BUDGET_KEYS.items() if flags[key] is not None)
             expect = parse_shapes(expect_output, "--expect-output") if expect_output else None
             inputs = tuple(input or [DEFAULT_INPUT])
-            models: tuple[ModelConfig, ...] = (ModelConfig(spec, spec, inputs, {}, tracer.value, budgets, expect),)
+            models: tuple[ModelConfig, ...] = (ModelConfig(spec, spec, inputs, {}, tracer, budgets, expect),)
             cli_args, config_path = arg, None
         else:
             given = [f"--{k}" for k, v in flags.items() if v is not None]
@@ -100,7 +96,7 @@ def check(
         growth = chk.check_growth(parse_percent(max_growth, "--max-growth")) if max_growth is not None else None
         if growth is not None and baseline is None:
             raise ConfigError("--max-growth needs --baseline FILE to compare with")
-        old = _read_baseline(baseline, chk) if baseline is not None else {}
+        old = _read_baseline(baseline) if baseline is not None else {}
         keep = {f"the source file of {m.name}": model_file(m.model) for m in models}
         keep.update({"the config file": str(config_path) if config_path is not None else None,
                      "the --baseline file": baseline})
@@ -151,11 +147,11 @@ def check(
         if junit_file is not None:
             write_output(render.render_junit(results), junit_file, "--junit-file")
         tables = "\n\n".join(render.render_comparison(c) for c in comparisons)
-        if format is CheckFormat.json:
+        if format == "json":
             text = render.render_json(results, comparisons)
-        elif format is CheckFormat.junit:
+        elif format == "junit":
             text = render.render_junit(results)
-        elif format is CheckFormat.github:
+        elif format == "github":
             text = "\n\n".join(t for t in (render.render_github(results), tables) if t)
         else:
             text = "\n\n".join(t for t in (render.render_text(results), tables) if t)
@@ -167,7 +163,7 @@ def check(
         raise typer.Exit(code)
 
 
-def _in_baseline(name: str, old: dict[str, Any], is_spec: bool) -> Any:
+def _in_baseline(name: str, old: dict[str, Snapshot], is_spec: bool) -> Snapshot | None:
     """The baseline snapshot recorded for model ``name``; for a SPEC given on the command line
     also one recorded under another spelling of the same file (``./net.py:Net``, an absolute
     path), relative paths being relative to the current folder."""
@@ -184,13 +180,14 @@ def _spec_key(spec: str) -> tuple[str, str]:
     return where, attr
 
 
-def _read_baseline(path: str, chk: Any) -> dict[str, Any]:
+def _read_baseline(path: str) -> dict[str, Snapshot]:
+    from ..check import baseline_from_dict
     from ..files import read_json
 
-    return chk.baseline_from_dict(read_json(path, "baseline", "Record one with --write-baseline FILE."), path)
+    return baseline_from_dict(read_json(path, "baseline", "Record one with --write-baseline FILE."), path)
 
 
-def _analyse(m: Any, index: int, total: int, cli_args: list[str] | None) -> Any:
+def _analyse(m: ModelConfig, index: int, total: int, cli_args: list[str] | None) -> Snapshot:
     """Analyse one configured model; load/analysis errors name the model (exit 2)."""
     from ..api import analyze
     from ..check import snapshot

@@ -6,37 +6,42 @@ from __future__ import annotations
 
 import traceback as tb
 from collections.abc import Callable
-from enum import Enum
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from ..errors import CnnshapeError
+from ..errors import CnnshapeError, speaking
+from ..vocab import DEFAULT_INPUT, TRACERS
+
+if TYPE_CHECKING:
+    from ..request import Request
 
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-DEFAULT_INPUT = "1,3,224,224"
+
+#: API parameter -> the flag that sets it: messages from below the CLI name the flag
+FLAGS = {
+    "inputs": "--input", "args": "--arg", "tracer": "--tracer", "leaves": "--leaf", "depth": "--depth",
+    "device": "--device", "dtype": "--dtype", "repeat": "--repeat", "layer": "--layer", "at": "--at",
+    "axes": "--axis", "max_growth": "--max-growth", "model": "SPEC",
+}
 
 
-class Format(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
+def choice(flag: str, values: tuple[str, ...], help: str, short: str | None = None) -> Any:
+    """A ``str`` option that takes one of ``values`` (a vocabulary tuple from :mod:`cnnshape.vocab`)."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(values)}")
+        return value
+
+    names = (flag, short) if short else (flag,)
+    return typer.Option(*names, help=help, metavar="[" + "|".join(values) + "]", callback=check)
 
 
-class TableOrJson(str, Enum):
-    """``--format`` of the commands that print a table or its JSON (rf, sizes)."""
-
-    table = "table"
-    json = "json"
-
-
-class Tracer(str, Enum):
-    auto = "auto"
-    fx = "fx"
-    eager = "eager"
+def format_option(values: tuple[str, ...]) -> Any:
+    """``--format/-f`` choosing one of ``values``."""
+    return choice("--format", values, "Output format.", "-f")
 
 
 Spec = Annotated[str, typer.Argument(help="Model: path/to/file.py:Name or package.module:Name.")]
@@ -48,7 +53,7 @@ Args = Annotated[
     list[str] | None,
     typer.Option("--arg", "-a", help="Constructor/factory argument KEY=VALUE (Python literal). Repeatable."),
 ]
-TracerOpt = Annotated[Tracer, typer.Option("--tracer", help="fx, eager, or auto (fx, falling back to eager).")]
+TracerOpt = Annotated[str, choice("--tracer", TRACERS, "fx, eager, or auto (fx, falling back to eager).")]
 Leaves = Annotated[
     list[str] | None,
     typer.Option("--leaf", help="Keep this module class as one row, e.g. mypkg.blocks.Block. Repeatable."),
@@ -81,7 +86,7 @@ def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None)
     run = isolation.ModelRun(argv0)
     model_done = False
     try:
-        with isolation.isolated(argv0) as run:
+        with isolation.isolated(argv0) as run, speaking(FLAGS):
             result = fn()
         model_done = True
         for write in run.after:
@@ -141,14 +146,13 @@ def parse_cli_args(args: list[str] | None) -> dict[str, Any]:
     return kwargs
 
 
-def analyze_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None, tracer: Tracer,
-                     leaves: list[str] | None, train: bool = False, depth: int | None = None,
-                     cross_check: bool = False) -> Any:
-    """Parse the shared options and call :func:`cnnshape.analyze` (imports torch)."""
-    from ..api import analyze
+def request_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None, tracer: str,
+                     leaves: list[str] | None, train: bool = False, cross_check: bool = False) -> Request:
+    """The shared options as one :class:`~cnnshape.request.Request` (torch-free)."""
+    from ..request import Request
 
-    return analyze(spec, parse_inputs(inputs), args=parse_cli_args(args), tracer=tracer.value,
-                   leaves=leaves or (), train=train, depth=depth, cross_check=cross_check or None)
+    return Request.of(spec, parse_inputs(inputs), args=parse_cli_args(args), tracer=tracer, leaves=leaves or (),
+                      train=train, cross_check=cross_check or None)
 
 
 def model_file(spec: str) -> str | None:

@@ -1,12 +1,12 @@
 """``cnnshape graph``: the architecture as a Graphviz diagram (.dot, .svg, .png or .pdf)."""
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..vocab import GRAPH_FORMATS, RANKDIRS
 from .common import (
     Args,
     Depth,
@@ -14,24 +14,16 @@ from .common import (
     Leaves,
     Spec,
     Traceback,
-    Tracer,
     TracerOpt,
     Train,
-    analyze_from_cli,
     check_outputs,
+    choice,
     fail,
     guarded,
     model_file,
+    request_from_cli,
     write_output,
 )
-
-#: kept in step with cnnshape.render.graphviz.GRAPH_FORMATS (that module imports torch-side code)
-FORMATS = ("dot", "svg", "png", "pdf")
-
-
-class Rankdir(str, Enum):
-    TB = "TB"
-    LR = "LR"
 
 
 def graph(
@@ -43,10 +35,9 @@ def graph(
         help="Write the diagram here; the extension picks the format: .dot, .svg, .png or .pdf. "
              "Without it, DOT source goes to stdout.")] = None,
     depth: Depth = None,
-    rankdir: Annotated[Rankdir, typer.Option(
-        "--rankdir", help="Layout direction: TB (top to bottom) or LR (left to right).",
-    )] = Rankdir.TB,
-    tracer: TracerOpt = Tracer.auto,
+    rankdir: Annotated[str, choice(
+        "--rankdir", RANKDIRS, "Layout direction: TB (top to bottom) or LR (left to right).")] = "TB",
+    tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     train: Train = False,
     traceback: Traceback = False,
@@ -55,21 +46,23 @@ def graph(
     fmt = "dot"
     if output is not None and output != "-":
         fmt = Path(output).suffix.lower().lstrip(".")
-        if fmt not in FORMATS:
+        if fmt not in GRAPH_FORMATS:
             fail(f"cannot tell the diagram format from {output!r}: the file name must end in "
-                 f"{', '.join('.' + f for f in FORMATS)}")
+                 f"{', '.join('.' + f for f in GRAPH_FORMATS)}")
 
     def run() -> None:
         from ..files import atomic_write_bytes
-        from ..render.graphviz import render_graph, require_dot
+        from ..render.graphviz import render_graph, require_dot, to_digraph
         from .isolation import after_run
 
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
 
         if fmt != "dot":
             require_dot()  # before the (possibly long) analysis
-        report = analyze_from_cli(spec, input, arg, tracer, leaf, train)
-        data = render_graph(report.to_graphviz(depth=depth, rankdir=rankdir.value), fmt)
+        from ..api import analyze
+
+        report = analyze(request_from_cli(spec, input, arg, tracer, leaf, train))
+        data = render_graph(to_digraph(report.collapse(depth), rankdir=rankdir), fmt)
         if output is None or output == "-":
             write_output(data.decode("utf-8"), None)
         else:

@@ -7,20 +7,20 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
+from ..vocab import TABLE_OR_JSON
 from .common import (
     Args,
     Inputs,
     Leaves,
     Output,
     Spec,
-    TableOrJson,
     Traceback,
-    Tracer,
     TracerOpt,
-    analyze_from_cli,
     check_outputs,
+    format_option,
     guarded,
     model_file,
+    request_from_cli,
     write_output,
 )
 
@@ -38,9 +38,9 @@ def rf(
     arg: Args = None,
     layer: Annotated[str | None, typer.Option("--layer", help="Layer whose output unit to map back.")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Output unit index, e.g. 3,4 (with --layer).")] = None,
-    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table or json.")] = TableOrJson.table,
+    format: Annotated[str, format_option(TABLE_OR_JSON)] = "table",
     output: Output = None,
-    tracer: TracerOpt = Tracer.auto,
+    tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     traceback: Traceback = False,
 ) -> None:
@@ -54,12 +54,14 @@ def rf(
         from ..render.receptive_field import box_text, rf_json, rf_table
 
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
-        report = analyze_from_cli(spec, input, arg, tracer, leaf)
+        from ..api import analyze
+
+        report = analyze(request_from_cli(spec, input, arg, tracer, leaf))
         if layer is not None and index is not None:
             box = unit_box(report, layer, index)
-            text = json.dumps(box, indent=2) if format == TableOrJson.json else box_text(box)
+            text = json.dumps(box, indent=2) if format == "json" else box_text(box)
         else:
-            text = rf_json(report) if format == TableOrJson.json else rf_table(report)
+            text = rf_json(report) if format == "json" else rf_table(report)
         write_output(text, output)
 
     guarded(run, traceback, spec)

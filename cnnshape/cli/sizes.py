@@ -5,21 +5,20 @@ from typing import Annotated
 
 import typer
 
+from ..vocab import TABLE_OR_JSON
 from .common import (
     Args,
     Inputs,
     Leaves,
     Output,
     Spec,
-    TableOrJson,
     Traceback,
-    Tracer,
     TracerOpt,
     check_outputs,
+    format_option,
     guarded,
     model_file,
-    parse_cli_args,
-    parse_inputs,
+    request_from_cli,
     write_output,
 )
 
@@ -33,24 +32,23 @@ def sizes(
     ] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Also give every layer's size formula.")] = False,
     arg: Args = None,
-    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="Output format.")] = TableOrJson.table,
+    format: Annotated[str, format_option(TABLE_OR_JSON)] = "table",
     output: Output = None,
-    tracer: TracerOpt = Tracer.auto,
+    tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     traceback: Traceback = False,
 ) -> None:
     """Minimum and accepted input sizes per axis, and output sizes as formulas of the input size."""
 
     def run() -> None:
-        from ..api import sizes as analyse_sizes
+        from ..pipeline import run_sizes
         from ..render.sizes import render_sizes_json, render_sizes_text
 
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
-        specs = parse_inputs(input)
-        _check_studied_sizes(specs[0].shape, axis)
-        report = analyse_sizes(spec, specs, axes=axis, layers=layers, args=parse_cli_args(arg),
-                               tracer=tracer.value, leaves=leaf or ())
-        render = render_sizes_json if format is TableOrJson.json else render_sizes_text
+        request = request_from_cli(spec, input, arg, tracer, leaf)
+        _check_studied_sizes(request.inputs[0].shape, axis)
+        report = run_sizes(request, axis, layers)
+        render = render_sizes_json if format == "json" else render_sizes_text
         write_output(render(report, layers), output)
 
     guarded(run, traceback, spec)

@@ -1,37 +1,31 @@
 """``cnnshape summary``: the per-layer table, or markdown, CSV or JSON; ``--verify`` adds a real pass."""
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
+from ..errors import ConfigError
+from ..vocab import REPORT_FORMATS, VERIFY_DTYPES
 from .common import (
     EXIT_FAIL,
     Args,
     Depth,
-    Format,
     Inputs,
     Leaves,
     Output,
     Spec,
     Traceback,
-    Tracer,
     TracerOpt,
     Train,
-    analyze_from_cli,
     check_outputs,
+    choice,
+    format_option,
     guarded,
     model_file,
-    parse_cli_args,
-    parse_inputs,
+    request_from_cli,
     write_output,
 )
-
-
-class VerifyDtype(str, Enum):
-    float16 = "float16"
-    bfloat16 = "bfloat16"
 
 
 def summary(
@@ -39,11 +33,13 @@ def summary(
     input: Inputs = None,
     arg: Args = None,
     depth: Depth = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    format: Annotated[str, format_option(REPORT_FORMATS)] = "table",
     output: Output = None,
-    tracer: TracerOpt = Tracer.auto,
+    tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     train: Train = False,
+    by_op: Annotated[bool, typer.Option(
+        "--by-op", help="Also give MACs and FLOPs per ATen op (table and markdown; JSON always has by_op).")] = False,
     cross_check: Annotated[bool, typer.Option(
         "--cross-check", help="Also run torch's own meta kernel beside each of cnnshape's (conv, batch norm, "
         "element-wise, pooling, ...) and fail on any difference; slower.")] = False,
@@ -54,8 +50,8 @@ def summary(
         "--device", help="Device for --verify: cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     repeat: Annotated[int, typer.Option(
         "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
-    dtype: Annotated[VerifyDtype | None, typer.Option(
-        "--dtype", help="Cast the model and floating inputs to this dtype for --verify.")] = None,
+    dtype: Annotated[str | None, choice(
+        "--dtype", VERIFY_DTYPES, "Cast the model and floating inputs to this dtype for --verify.")] = None,
     traceback: Traceback = False,
 ) -> None:
     """Per-layer output shapes, parameters, MACs/FLOPs and memory, with totals."""
@@ -64,16 +60,30 @@ def summary(
         from ..render import formats
 
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
+        if by_op and format == "csv":
+            raise ConfigError("--by-op adds a second table, which a CSV cannot hold: use --format table, "
+                              "markdown or json (JSON always has by_op)")
 
-        report = analyze_from_cli(spec, input, arg, tracer, leaf, train, None if verify else depth, cross_check)
+        from dataclasses import replace
+
+        from ..api import analyze
+        from ..api import verify as verify_report
+
+        request = request_from_cli(spec, input, arg, tracer, leaf, train, cross_check)
+        report = analyze(request, depth=None if verify else depth)
         if verify:
-            report = _verified(report, spec, input, arg, leaf, train, device, repeat, dtype).collapse(depth)
-        text = formats.render(report, format.value)
-        if report.verification is not None and format is not Format.json:
+            verification = verify_report(request, report, device=device, dtype=dtype, repeat=repeat)
+            report = replace(report, verification=verification).collapse(depth)
+        text = formats.render(report, format)
+        if by_op and format in ("table", "markdown"):
+            from ..render.table import render_by_op
+
+            text = text.rstrip("\n") + "\n\n" + render_by_op(report, markdown=format == "markdown") + "\n"
+        if report.verification is not None and format != "json":
             from ..render.verify import render_verification
 
-            lines = render_verification(report.verification, format.value)
-            if format is Format.csv:
+            lines = render_verification(report.verification, format)
+            if format == "csv":
                 typer.echo(lines, err=True, nl=False)  # the CSV on stdout stays one table
             else:
                 text = text.rstrip("\n") + "\n\n" + lines
@@ -84,15 +94,3 @@ def summary(
     if verification is not None and not verification.ok:
         raise typer.Exit(EXIT_FAIL)
 
-
-def _verified(report: Any, spec: str, inputs: list[str] | None, args: list[str] | None,
-              leaves: list[str] | None, train: bool, device: str, repeat: int,
-              dtype: VerifyDtype | None) -> Any:
-    """``report`` with the outcome of a real forward pass attached."""
-    from dataclasses import replace
-
-    from ..verify import verify
-
-    result = verify(spec, parse_inputs(inputs), report, args=parse_cli_args(args), leaves=leaves or (), train=train,
-                    device=device, dtype=dtype.value if dtype else None, repeat=repeat)
-    return replace(report, verification=result)

@@ -15,17 +15,13 @@ from typing import Any
 
 import graphviz
 
-from ..errors import ConfigError, InternalError
-from ..report import LayerRecord, Report
+from ..errors import ConfigError, EnvironmentFault, InternalError
+from ..report import LayerRecord, Report, group_at, scopes_of
 from ..units import si
+from ..vocab import GRAPH_FORMATS, RANKDIRS
 from .text import per_axis_text, shape_text
 
 TIMES = "×"  # shapes and per-axis values are written 1×64×56×56 in diagrams
-
-#: output formats by file extension; "dot" is the DOT source itself
-GRAPH_FORMATS = ("dot", "svg", "png", "pdf")
-
-RANKDIRS = ("TB", "LR")
 
 INSTALL_HINT = (
     "install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) "
@@ -175,18 +171,12 @@ class _Cluster:
     children: dict[str, _Cluster] = field(default_factory=dict)
 
 
-def _module_path(name: str) -> list[str]:
-    """Module prefixes enclosing a row: ``layer1.0.relu#2`` -> ``["layer1", "layer1.0"]``."""
-    parts = name.split("#")[0].split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
 def _row_of(name: str, rows: set[str], depth: int | None) -> str:
     """The row an original node name belongs to in a report collapsed to ``depth``."""
     if name in rows:
         return name
     if depth is not None:
-        group = ".".join(name.split(".")[:depth])
+        group = group_at(name, depth)
         if group in rows:
             return group
     raise InternalError(f"graph edge endpoint {name!r} matches no row of the report "
@@ -282,7 +272,7 @@ def to_digraph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
         else:
             label = _label(layer)
         cluster = root
-        for path in _module_path(layer.name):
+        for path in scopes_of(layer.name):
             cluster = cluster.children.setdefault(path, _Cluster(path))
         cluster.nodes.append((layer.name, {"label": label, "tooltip": layer.source or layer.name,
                                            **_node_style(fam)}))
@@ -325,10 +315,10 @@ def render_graph(digraph: graphviz.Digraph, fmt: str) -> bytes:
     try:
         return digraph.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        raise ConfigError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}") from None
+        raise EnvironmentFault(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}") from None
     except subprocess.CalledProcessError as e:
         detail = e.stderr.decode("utf-8", "replace").strip() if isinstance(e.stderr, bytes) else ""
-        raise ConfigError(
+        raise EnvironmentFault(
             f"Graphviz `dot` failed to render {fmt} (exit {e.returncode})"
             + (f": {detail}" if detail else "") + "; .dot output needs no Graphviz program"
         ) from None
@@ -336,4 +326,4 @@ def render_graph(digraph: graphviz.Digraph, fmt: str) -> bytes:
 
 def require_dot() -> None:
     if shutil.which("dot") is None:
-        raise ConfigError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}")
+        raise EnvironmentFault(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from ..analyse.sizes import SizeReport
+from ..errors import param
 
 
 def _key(key: str) -> str:
@@ -14,7 +15,7 @@ def render_sizes_text(report: SizeReport, layers: bool = False) -> str:
     shape = "x".join(str(d) for d in report.input_shape)
     lines = [f"{report.model}  (working example: input {shape})", ""]
     if not report.axes:
-        lines.append(f"The first input {shape} has no spatial axes (dims 2..); choose one with --axis.")
+        lines.append(f"The first input {shape} has no spatial axes (dims 2..); choose one with {param('axes')}.")
     for a in report.axes:
         lines.append(f"Axis {a.axis} ({a.symbol}, given {a.given}):")
         if a.accepted is None:

@@ -6,7 +6,7 @@ import io
 
 from tabulate import tabulate
 
-from ..report import WINDOW_KEYS, LayerRecord, Report
+from ..report import WINDOW_KEYS, LayerRecord, Report, leaf_of, scopes_of
 from ..units import binary_bytes, grouped, si
 from .text import per_axis_text, shape_text
 
@@ -60,18 +60,17 @@ def _rows(report: Report, indent: bool) -> list[list[str]]:
     rows: list[list[str]] = []
     open_scopes: list[str] = []
     for layer in report.layers:
-        parts = layer.name.split(".")
-        scope = parts[:-1] if layer.kind not in ("input", "output") else []
+        scope = list(scopes_of(layer.name)) if layer.kind not in ("input", "output") else []
         # header rows for the modules this row sits in, when they begin
         common = 0
         while common < min(len(scope), len(open_scopes)) and scope[common] == open_scopes[common]:
             common += 1
         for level in range(common, len(scope)):
-            path = ".".join(scope[: level + 1])
-            name = ("  " * level + scope[level]) if indent else path
+            path = scope[level]
+            name = ("  " * level + leaf_of(path)) if indent else path
             rows.append([name, report.modules.get(path, ""), "", "", "", "", ""])
         open_scopes = scope
-        name = ("  " * len(scope) + parts[-1]) if indent else layer.name
+        name = ("  " * len(scope) + leaf_of(layer.name)) if indent else layer.name
         macs = si(layer.macs) if layer.macs else ""
         rows.append([name, layer.type, _output_text(layer), _param_text(layer), macs, window_text(layer),
                      rf_text(layer)])
@@ -121,6 +120,28 @@ def render_markdown(report: Report) -> str:
     body = tabulate(_rows(report, indent=False), headers=HEADERS, tablefmt="github")
     footer = "\n".join(f"- {line}" for line in footer_lines(report))
     return f"### {report.model}\n\n{body}\n\n{footer}\n"
+
+
+BY_OP_HEADERS = ("Op", "Calls", "MACs", "FLOPs", "% FLOPs")
+
+
+def render_by_op(report: Report, markdown: bool = False) -> str:
+    """MACs and FLOPs per op over the whole model (``report.by_op``); ops that cost nothing
+    (views, copies, padding) are counted in one closing line."""
+    total = report.totals.flops
+    costly = [o for o in report.by_op if o.flops or o.macs]
+    rows = [[o.op, grouped(o.calls), grouped(o.macs), grouped(o.flops),
+             f"{100 * o.flops / total:.1f}" if total else ""] for o in costly]
+    free = [o for o in report.by_op if not (o.flops or o.macs)]
+    body = tabulate(rows, headers=BY_OP_HEADERS, tablefmt="github" if markdown else "simple",
+                    colalign=("left", "right", "right", "right", "right"), disable_numparse=True)
+    title = "#### Per-op breakdown" if markdown else "Per-op breakdown"
+    lines = [title, "", body]
+    if free:
+        calls = sum(o.calls for o in free)
+        lines += ["", f"{grouped(calls)} call(s) of {len(free)} op(s) that cost nothing (data movement): "
+                      + ", ".join(o.op for o in free[:6]) + (", ..." if len(free) > 6 else "")]
+    return "\n".join(lines)
 
 
 CSV_COLUMNS = ("name", "kind", "type", "depth", "output_shape", "params", "shared_with", "macs",

@@ -1,8 +1,8 @@
 """The ``--verify`` outcome as text lines, printed after the table (JSON carries it in the report)."""
 from __future__ import annotations
 
+from ..report import LayerCheck, Shapes, Verification
 from ..units import binary_bytes
-from ..verify import LayerCheck, Shapes, Verification
 from .text import shape_text
 
 

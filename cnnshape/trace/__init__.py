@@ -1,90 +1,10 @@
-"""Tracers turn a module plus input specs into a :class:`Trace` of frozen node records.
+"""Tracers turn a module plus input specs into a :class:`~.records.Trace` of frozen node records.
 
-Each tracer is a function ``(model, meta_inputs, leaves) -> Trace``; :func:`trace` picks one.
+- ``records``: the frozen records every tracer emits (torch-free: the report and the renderers
+  read them without importing torch);
+- ``tracers``: :func:`~.tracers.trace` picks the fx or the eager tracer (``fx``, ``eager``);
+- ``leaves``: which module classes stay one node (``leaves=``);
+- ``meta``, ``kernels``, ``layers``, ``schema``: recording ATen calls on meta tensors.
+
+Nothing is imported here, so ``cnnshape.trace.records`` costs no torch import.
 """
-from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import replace
-
-import torch
-from torch import nn
-
-from ..errors import CnnshapeError, ConfigError, InputError, InternalError, TraceError
-from ..inputs import InputSpec
-from .eager import trace_eager
-from .fx import trace_fx
-from .meta import cross_check_default, make_inputs
-from .records import Node, OpCall, TensorMeta, Trace
-from .warnings import batch_warnings
-
-TracerFn = Callable[[nn.Module, list[torch.Tensor], tuple[type, ...], bool], Trace]
-
-TRACERS: dict[str, TracerFn] = {"fx": trace_fx, "eager": trace_eager}
-TRACER_CHOICES = ("auto", "fx", "eager")
-
-
-def trace(
-    model: nn.Module,
-    specs: tuple[InputSpec, ...],
-    tracer: str = "auto",
-    leaves: tuple[type, ...] = (),
-    cross_check: bool | None = None,
-) -> Trace:
-    """Trace ``model`` on meta inputs built from ``specs``.
-
-    ``auto`` uses torch.fx and falls back to the eager tracer when symbolic tracing fails, or when
-    the traced graph fails to run (see :func:`_fx_or_eager`).
-    ``cross_check`` also runs torch's meta kernel for every call cnnshape computes itself and
-    raises on any difference (default: the ``CNNSHAPE_CROSS_CHECK`` environment variable).
-    """
-    check = cross_check_default() if cross_check is None else cross_check
-    if tracer not in TRACER_CHOICES:
-        raise ConfigError(f"unknown tracer {tracer!r}; choose one of {', '.join(TRACER_CHOICES)}")
-    inputs = make_inputs(specs)
-    if tracer != "auto":
-        if tracer not in TRACERS:
-            raise ConfigError(f"the {tracer!r} tracer is not available in this version")
-        result = TRACERS[tracer](model, inputs, leaves, check)
-    else:
-        result = _fx_or_eager(model, inputs, leaves, check)
-    return replace(result, warnings=result.warnings + batch_warnings(result.nodes))
-
-
-def _fx_or_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...], check: bool) -> Trace:
-    """fx, else eager with the reason. Symbolic tracing fails on data-dependent Python; a graph that
-    traced can still fail to run where fx's stand-ins differ from real values (an ``fx.wrap``-ed
-    helper that mutates a list argument gets fx's immutable list). Either way eager runs the
-    model's Python as written. Not retried: an error about the inputs given (eager checks them
-    the same way) and a disagreement between cnnshape's own computations (a bug to report). When
-    eager fails too, the model's own error is reported: fx's message when both fail alike (as
-    shape errors do: both name the layer and the numbers), else eager's, which got further."""
-    try:
-        return TRACERS["fx"](model, inputs, leaves, check)
-    except (InputError, ConfigError, InternalError):
-        raise
-    except TraceError as e:
-        return replace(TRACERS["eager"](model, inputs, leaves, check), fallback_reason=str(e))
-    except Exception as e:
-        fx_error = e
-    try:
-        result = TRACERS["eager"](model, inputs, leaves, check)
-    except Exception as eager_error:
-        if type(eager_error) is type(fx_error) and str(eager_error) == str(fx_error):
-            raise fx_error from fx_error.__cause__
-        raise
-    return replace(result, fallback_reason=_run_failure(model, fx_error))
-
-
-def _run_failure(model: nn.Module, e: Exception) -> str:
-    """One line: why the fx graph of ``model`` did not run (the failing call and the user's line)."""
-    lines = [line.strip() for line in str(e).strip().splitlines()] or [""]
-    first = lines[0] if isinstance(e, CnnshapeError) else f"{type(e).__name__}: {lines[0]}"
-    if len(first) > 160:  # torch's messages go on with advice: keep the first sentence
-        first = first.split(". ")[0]
-    where = next((line.removeprefix("called at ") for line in lines if line.startswith("called at ")), None)
-    at = f" (at {where})" if where else ""
-    return f"the torch.fx graph of {type(model).__name__} failed to run{at}: {first}"
-
-
-__all__ = ["Node", "OpCall", "TensorMeta", "Trace", "trace", "TRACERS", "TRACER_CHOICES"]

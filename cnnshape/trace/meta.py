@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import keystr, tree_flatten_with_path
 
-from ..errors import InputError
+from ..errors import InputError, param
 from ..inputs import InputSpec
 from . import kernels
 from .records import OpCall, TensorMeta
@@ -247,8 +247,8 @@ def input_count_error(model: nn.Module, names: list[str], required: int, given: 
     sig = f"{type(model).__name__}.forward({', '.join(names)})"
     count = f"{required}" if required == len(names) else f"{required} to {len(names)}"
     return InputError(
-        f"{sig} takes {count} tensor input(s) but {given} --input value(s) were given. "
-        f"Give one --input per forward argument, in order."
+        f"{sig} takes {count} tensor input(s) but {given} {param('inputs')} value(s) were given. "
+        f"Give one {param('inputs')} value per forward argument, in order."
     )
 
 

@@ -1,0 +1,139 @@
+"""One traversal over the graph; each metric is a table of formulas plus a thin analyser.
+
+Shapes, parameters and MACs are the primary figures. The secondary analyses (receptive field; the
+accepted input sizes in :mod:`.sizes`) fail soft: a bug in one of them leaves its figures unknown
+and adds a note naming the cause, and the report still stands."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, param
+from ..graph import ModelGraph
+from ..trace.records import Node
+from .flops import Cost, op_cost
+from .params import NodeParams, ParamTotals, analyse_params
+from .receptive_field import ReceptiveField, analyse_receptive_fields, error_text, failed
+from .shapes import Shape, check_shape
+
+
+@dataclass(frozen=True)
+class NodeAnalysis:
+    cost: Cost
+    #: ATen ops this node ran that have no formula (their cost is unknown, not zero)
+    unsupported: tuple[str, ...]
+    params: NodeParams | None
+    #: the analytic output shape, when a formula exists (already cross-checked)
+    analytic_shape: Shape | None
+    #: receptive field of the node's output (None: not derived from a spatial input)
+    receptive_field: ReceptiveField | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    nodes: dict[str, NodeAnalysis]
+    params: ParamTotals
+    #: one-line notes for the report: a secondary analysis that failed, and why
+    notes: tuple[str, ...] = ()
+    #: op (or ``"ClassName (module formula)"``) -> (calls, cost), every counted call once
+    by_op: tuple[tuple[str, int, Cost], ...] = ()
+
+
+#: formulas given for one analysis (``formulas=``): an op name (``"aten.foo"``, ``"mylib.op"``)
+#: -> ``f(call: OpCall)``, or a module class -> ``f(node: Node)`` replacing the cost of every op
+#: its calls ran; each returns a :class:`Cost`, or an int of MACs (FLOPs = 2·MACs)
+Formulas = Mapping[Any, Callable[[Any], Any]]
+
+
+class _Counter:
+    """Per-node costs by the built-in table, with the analysis's own formulas taking precedence."""
+
+    def __init__(self, graph: ModelGraph, formulas: Formulas) -> None:
+        self.ops = {k: f for k, f in formulas.items() if isinstance(k, str)}
+        self.modules = {k: f for k, f in formulas.items() if isinstance(k, type)}
+        self.graph = graph
+        self.by_op: dict[str, tuple[int, Cost]] = {}
+
+    def _count(self, key: str, cost: Cost) -> None:
+        calls, total = self.by_op.get(key, (0, Cost()))
+        self.by_op[key] = (calls + 1, total + cost)
+
+    def node_cost(self, node: Node) -> tuple[Cost, tuple[str, ...]]:
+        module_formula = self._module_formula(node)
+        if module_formula is not None:
+            cls, formula = module_formula
+            own = _as_cost(_apply(formula, node, cls.__name__, node.name), cls.__name__)
+            self._count(f"{cls.__name__} (module formula)", own)
+            return own, ()
+        total, unsupported = Cost(), list[str]()
+        for call in node.ops:
+            given = self.ops.get(call.op)
+            cost: Cost | None = (op_cost(call) if given is None
+                                 else _as_cost(_apply(given, call, call.op, node.name), call.op))
+            if cost is None:
+                unsupported.append(call.op)
+            else:
+                self._count(call.op, cost)
+                total = total + cost
+        return total, tuple(unsupported)
+
+    def _module_formula(self, node: Node) -> tuple[type, Callable[[Any], Any]] | None:
+        if not self.modules or node.kind != "module":
+            return None
+        cls = type(self.graph.model.get_submodule(node.target))
+        for key, formula in self.modules.items():
+            if issubclass(cls, key):
+                return key, formula
+        return None
+
+
+def _apply(formula: Callable[[Any], Any], value: Any, key: str, where: str) -> Any:
+    try:
+        return formula(value)
+    except Exception as e:
+        raise ConfigError(f"{param('formulas')}[{key}] raised {type(e).__name__} at {where!r}: {e}") from e
+
+
+def _as_cost(value: Any, key: str) -> Cost:
+    if isinstance(value, Cost):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Cost(value, 2 * value)
+    raise ConfigError(f"{param('formulas')}[{key}] returned {value!r}: return a cnnshape.Cost(macs, flops) "
+                      "or a non-negative int of MACs")
+
+
+def _receptive_fields(graph: ModelGraph) -> tuple[dict[str, ReceptiveField | None], tuple[str, ...]]:
+    """Every node's RF and a note per failure of the analysis (rows it left unknown)."""
+    try:
+        rfs: dict[str, ReceptiveField | None] = analyse_receptive_fields(graph.nodes)
+    except Exception as e:  # outside any one node: every RF unknown, the rest of the report stands
+        rfs = {n.name: failed(e, n.output.shape) for n in graph.nodes if n.output is not None}
+        return rfs, (f"receptive field not determined: cnnshape bug ({error_text(e)}); please report it",)
+    by_failure: dict[str, list[str]] = {}  # failure -> the rows it left unknown, the first where it arose
+    for name, rf in rfs.items():
+        if rf is not None and rf.failure is not None:
+            by_failure.setdefault(rf.failure, []).append(name)
+    notes = []
+    for failure, names in by_failure.items():
+        more = " and the layers that depend on it" if len(names) > 1 else ""
+        notes.append(f"receptive field not determined at {names[0]!r}{more}: cnnshape bug ({failure}); "
+                     f"please report it")
+    return rfs, tuple(notes)
+
+
+def analyse(graph: ModelGraph, formulas: Formulas | None = None) -> Analysis:
+    """Every node's figures; ``formulas`` count ops or modules the built-in table does not know
+    (or differently) for this analysis only."""
+    node_params, totals = analyse_params(graph)
+    rfs, notes = _receptive_fields(graph)
+    counter = _Counter(graph, formulas or {})
+    nodes = {}
+    for node in graph.nodes:
+        cost, unsupported = counter.node_cost(node)
+        nodes[node.name] = NodeAnalysis(cost, unsupported, node_params.get(node.name), check_shape(node),
+                                         rfs.get(node.name))
+    by_op = sorted(counter.by_op.items(), key=lambda item: (-item[1][1].flops, item[0]))
+    return Analysis(nodes, totals, notes, tuple((op, calls, cost) for op, (calls, cost) in by_op))
+

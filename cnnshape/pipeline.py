@@ -1,0 +1,206 @@
+"""The pipeline: load -> trace -> graph -> analyse -> report, for one :class:`Request`.
+
+Everything that turns a request into records lives here; :mod:`cnnshape.api` is the public face
+over it and :mod:`cnnshape.report` the schema it fills.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from .analyse.analysis import Analysis, analyse
+from .analyse.sizes import Retrace, SizeReport, analyse_sizes, minimum_note
+from .errors import CnnshapeError, ConfigError, param
+from .graph import ModelGraph, build_graph
+from .inputs import InputSpec
+from .load import load_model
+from .report import EdgeRecord, LayerRecord, OpCost, Report, TensorInfo, Totals, UnsupportedOp, depth_of
+from .request import Request
+from .trace.leaves import resolve_leaves
+from .trace.records import Node, TensorMeta
+from .trace.tracers import trace
+
+
+@contextlib.contextmanager
+def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
+    """Temporarily give ``model`` meta copies of its parameters and buffers, in eval (or train)
+    mode; everything is put back on exit. Tied parameters stay tied."""
+    saved: list[tuple[dict[str, Any], str, Any]] = []
+    memo: dict[int, Any] = {}
+    modes = [(m, m.training) for m in model.modules()]
+
+    def meta_copy(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            copy = torch.empty_like(t, device="meta")
+            memo[id(t)] = nn.Parameter(copy, t.requires_grad) if isinstance(t, nn.Parameter) else copy
+        return memo[id(t)]
+
+    try:
+        for m in model.modules():
+            tables: tuple[dict[str, Any], ...] = (m._parameters, m._buffers)
+            for table in tables:
+                for key, value in table.items():
+                    if value is not None and value.device.type != "meta":
+                        saved.append((table, key, value))
+                        table[key] = meta_copy(value)
+        model.train(train)
+        yield model
+    finally:
+        for table, key, value in saved:
+            table[key] = value
+        for m, training in modes:
+            m.training = training
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: an analysis allocates hundreds of thousands of small
+    records that all stay alive until it ends, and each full collection would walk all of them
+    (a third of the time on deep networks). Reference counting still frees everything else."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def resolve_model(request: Request) -> tuple[nn.Module, tuple[str, ...]]:
+    """The request's module (a spec is loaded and constructed) and the loader's notes."""
+    model = request.model
+    if isinstance(model, str):
+        loaded = load_model(model, request.kwargs)
+        return loaded.module, (loaded.note,) if loaded.note else ()
+    if isinstance(model, nn.Module):
+        return model, ()
+    raise ConfigError(f"{param('model')} must be an nn.Module or a 'file.py:Name' spec, not {type(model).__name__}")
+
+
+def run_analysis(request: Request, depth: int | None = None) -> Report:
+    """The report of ``request``, its rows collapsed to ``depth``."""
+    with no_gc():
+        module, notes = resolve_model(request)
+        with on_meta(module, request.train):
+            leaves = resolve_leaves(request.leaves, module)
+            graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
+            analysis = analyse(graph, dict(request.formulas))
+            size_note = minimum_note(graph)
+            notes += (size_note,) if size_note else ()
+            report = build_report(graph, analysis, model=request.label, notes=notes)
+    return report.collapse(depth)
+
+
+def run_sizes(request: Request, axes: Any = None, layers: bool = False) -> SizeReport:
+    """Which sizes of the first input's ``axes`` the request's model accepts."""
+    with no_gc():
+        module, _ = resolve_model(request)
+        with on_meta(module):
+            leaves = resolve_leaves(request.leaves, module)
+            graph = build_graph(trace(module, request.inputs, request.tracer, leaves), module)
+            retrace = retracer(module, request.inputs, graph.trace.tracer, leaves)
+            return analyse_sizes(graph, request.label, axes, layers, retrace)
+
+
+def retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leaves: tuple[type, ...]) -> Retrace:
+    """Traces ``module`` (already on meta) again with one dim of the first input changed, with the
+    tracer that produced the first trace; a model that rejects the size gives the error text."""
+    def retrace(axis: int, size: int) -> ModelGraph | str:
+        shape = list(specs[0].shape)
+        shape[axis] = size
+        changed = (InputSpec(tuple(shape), specs[0].dtype), *specs[1:])
+        try:
+            return build_graph(trace(module, changed, tracer, leaves), module)
+        except Exception as e:  # the model's own check (an assert, a ValueError) rejects the size too
+            return str(e) if isinstance(e, CnnshapeError) else f"{type(e).__name__}: {e}"
+    return retrace
+
+
+def _depth(node: Node) -> int:
+    return 0 if node.kind in ("input", "output") else depth_of(node.name)
+
+
+def _shape_list(metas: tuple[TensorMeta, ...]) -> tuple[tuple[int, ...], ...]:
+    return tuple(m.shape for m in metas)
+
+
+def build_report(
+    graph: ModelGraph,
+    analysis: Analysis,
+    *,
+    model: str,
+    notes: tuple[str, ...] = (),
+) -> Report:
+    layers: list[LayerRecord] = []
+    unsupported: Counter[str] = Counter()
+    unsupported_at: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        a = analysis.nodes[node.name]
+        p = a.params
+        layers.append(LayerRecord(
+            name=node.name,
+            kind=node.kind,
+            type=node.type,
+            depth=_depth(node),
+            input_shapes=_shape_list(node.input_metas),
+            output_shapes=tuple((k, m.shape) for k, m in node.outputs),
+            dtype=node.output.dtype if node.output else None,
+            params=p.params if p else 0,
+            new_params=p.new_params if p else 0,
+            shared_with=p.shared_with if p else None,
+            macs=a.cost.macs,
+            flops=a.cost.flops,
+            output_bytes=0 if node.kind == "output" else sum(m.nbytes for _, m in node.outputs),
+            activation_bytes=0 if node.kind == "input" else node.new_bytes,
+            attrs=node.attrs,
+            unsupported=a.unsupported,
+            source=node.source,
+            receptive_field=a.receptive_field,
+        ))
+        for op in a.unsupported:
+            unsupported[op] += 1
+            unsupported_at.setdefault(op, [])
+            if node.name not in unsupported_at[op]:
+                unsupported_at[op].append(node.name)
+    input_nodes = [n for n in graph.nodes if n.kind == "input"]
+    output_node = next((n for n in graph.nodes if n.kind == "output"), None)
+    pt = analysis.params
+    totals = Totals(
+        params=pt.params,
+        trainable_params=pt.trainable_params,
+        non_trainable_params=pt.non_trainable_params,
+        buffers=pt.buffers,
+        param_bytes=pt.param_bytes,
+        buffer_bytes=pt.buffer_bytes,
+        unused_params=pt.unused_params,
+        macs=sum(r.macs for r in layers),
+        flops=sum(r.flops for r in layers),
+        activation_bytes=sum(r.activation_bytes for r in layers),
+        input_bytes=sum(n.output.nbytes for n in input_nodes if n.output),
+        complete=not unsupported,
+    )
+    all_notes = list(notes) + list(analysis.notes)
+    if graph.trace.fallback_reason:
+        all_notes.append(f"traced with the eager tracer: {graph.trace.fallback_reason}")
+    if pt.unused_params:
+        all_notes.append(f"{pt.unused_params:,} parameters belong to modules the forward pass never uses")
+    return Report(
+        model=model,
+        tracer=graph.trace.tracer,
+        inputs=tuple(TensorInfo(n.name, n.output.shape, n.output.dtype) for n in input_nodes if n.output),
+        outputs=tuple(TensorInfo(k, m.shape, m.dtype) for k, m in output_node.outputs) if output_node else (),
+        totals=totals,
+        layers=tuple(layers),
+        edges=tuple(EdgeRecord(e.source, e.target, e.meta.shape) for e in graph.edges()),
+        unsupported=tuple(UnsupportedOp(op, c, tuple(unsupported_at[op])) for op, c in unsupported.most_common()),
+        by_op=tuple(OpCost(op, calls, cost.macs, cost.flops) for op, calls, cost in analysis.by_op),
+        notes=tuple(all_notes),
+        warnings=graph.trace.warnings,
+        modules=graph.modules,
+    )
