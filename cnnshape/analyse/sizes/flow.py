@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...trace.records import Node, TensorMeta
+from ...trace.records import Node, OpCall, TensorMeta
 from .expr import Expr, NodeBuilder, Shape, T, Uncharacterised, Var
-from .rules import rule_for, tensors
+from .rules import all_tensors, rule_for
 
 if TYPE_CHECKING:
     from ...graph import ModelGraph
@@ -42,6 +42,10 @@ class _Pool:
             return tuple(self.wrap(v) for v in value)
         return value
 
+    def bind(self, call: OpCall) -> dict[str, Any]:
+        """The call's arguments by schema name (bound once), each tensor matched, in argument order."""
+        return {name: self.wrap(value) for name, value in call.bound().items()}
+
 
 def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
     """The shapes of the node's outputs, built by the size rules of the ops it ran."""
@@ -49,11 +53,10 @@ def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
         return [m.shape for _, m in node.outputs]
     pool = _Pool(b.inputs)
     for call in node.ops:
-        args = pool.wrap(call.args)
         rule = rule_for(call.op)
         if rule is not None:
-            shapes = rule(call, args, b)
-        elif not any(t.symbolic for t in tensors(args)):
+            shapes = rule(call, pool.bind(call), b)
+        elif not any(t.symbolic for t in all_tensors(pool.wrap(call.args))):  # no names needed here
             shapes = [m.shape for m in call.outputs]
         else:
             raise Uncharacterised(f"no size rule for {call.op}")

@@ -3,11 +3,15 @@
 One registry keyed by ATen op name (``SIZE_RULES``); element-wise ops (torch's ``pointwise`` tag)
 broadcast. An op with no rule on a dimension that depends on the input makes the axis
 *uncharacterised* (reported, never guessed).
+
+A rule gets the recorded call, its arguments bound once to the names of the overload's schema
+(``call.bound()``: ``args["stride"]``, never a position), each tensor among them as a :class:`T`
+(its shape as expressions), and the node's :class:`NodeBuilder`.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...arith import as_tuple, pool_out
@@ -15,12 +19,26 @@ from ...registry import Registry, is_pointwise
 from ...trace.records import OpCall, TensorMeta
 from .expr import CeilPool, Expr, NodeBuilder, Scale, Shape, Sum, T, Uncharacterised
 
-SizeRule = Callable[[OpCall, tuple, NodeBuilder], list[Shape]]
+#: a call's arguments by schema name as ``call.bound()`` gives them (the schema's defaults filled in),
+#: each tensor as a :class:`T` and a list of tensors as a tuple of them
+Args = Mapping[str, Any]
+SizeRule = Callable[[OpCall, Args, NodeBuilder], list[Shape]]
 SIZE_RULES: Registry[str, SizeRule] = Registry("size rules")
 
 
-def _first(args: tuple) -> T:
-    return args[0]
+def _either(args: Args, *names: str, default: Any = None) -> Any:
+    """The first of ``names`` the call's schema has (ops name the same thing differently:
+    ``constant_pad_nd(self, pad)``, ``reflection_pad2d(self, padding)``); ``default`` if none."""
+    return next((args[name] for name in names if name in args), default)
+
+
+def all_tensors(value: Any) -> list[T]:
+    """The :class:`T` in a (nested) argument value, in order."""
+    if isinstance(value, T):
+        return [value]
+    if isinstance(value, tuple):
+        return [t for v in value for t in all_tensors(v)]
+    return []
 
 
 def _const(meta: TensorMeta) -> Shape:
@@ -33,14 +51,15 @@ def _others_const(call: OpCall, out_shapes: list[Shape]) -> list[Shape]:
 
 # -- windows
 @SIZE_RULES.register("aten.convolution")
-def _convolution(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _convolution(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
     groups): conv_out per spatial axis, conv_transpose_out when transposed; channels fixed."""
-    x, weight = args[0], args[1]
+    x, weight = args["input"], args["weight"]
     nd = len(weight.meta.shape) - 2
     # ATen may pass one value for every axis, e.g. padding=(0,)
-    stride, padding, dilation = (as_tuple(v, nd) for v in args[3:6])
-    transposed, output_padding = args[6], as_tuple(args[7], nd)
+    stride, padding, dilation, output_padding = (
+        as_tuple(args[name], nd) for name in ("stride", "padding", "dilation", "output_padding"))
+    transposed = args["transposed"]
     out = call.outputs[0].shape
     lead = len(x.shape) - nd
     dims = list(x.shape)
@@ -93,43 +112,35 @@ def _ceil_drops(kernel: int, stride: int, padding: int, dilation: int) -> bool:
 
 @SIZE_RULES.register("aten.max_pool1d_with_indices", "aten.max_pool2d_with_indices",
                      "aten.max_pool3d_with_indices", "aten.max_pool1d", "aten.max_pool2d", "aten.max_pool3d")
-def _max_pool(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    """(input, kernel, stride=kernel, padding=0, dilation=1, ceil_mode=False): pool_out."""
-    kernel = args[1]
-    stride = args[2] if len(args) > 2 else ()
-    padding = args[3] if len(args) > 3 else (0,)
-    dilation = args[4] if len(args) > 4 else (1,)
-    ceil_mode = bool(args[5]) if len(args) > 5 else False
-    out = _window(b, args[0], kernel, stride, padding, dilation, ceil_mode)
+def _max_pool(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """(self, kernel_size, stride=kernel_size, padding=0, dilation=1, ceil_mode=False): pool_out."""
+    out = _window(b, args["self"], args["kernel_size"], args["stride"], args["padding"], args["dilation"],
+                  bool(args["ceil_mode"]))
     return [out] * len(call.outputs)
 
 
 @SIZE_RULES.register("aten.avg_pool1d", "aten.avg_pool2d", "aten.avg_pool3d")
-def _avg_pool(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    """(input, kernel, stride=kernel, padding=0, ceil_mode=False, ...): pool_out, dilation 1."""
-    kernel = args[1]
-    stride = args[2] if len(args) > 2 else ()
-    padding = args[3] if len(args) > 3 else (0,)
-    ceil_mode = bool(args[4]) if len(args) > 4 else False
-    return [_window(b, args[0], kernel, stride, padding, (1,), ceil_mode)]
+def _avg_pool(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """(self, kernel_size, stride=kernel_size, padding=0, ceil_mode=False, ...): pool_out, dilation 1."""
+    return [_window(b, args["self"], args["kernel_size"], args["stride"], args["padding"], (1,),
+                    bool(args["ceil_mode"]))]
 
 
 @SIZE_RULES.register("aten._adaptive_avg_pool1d", "aten._adaptive_avg_pool2d", "aten._adaptive_avg_pool3d",
                      "aten.adaptive_max_pool1d", "aten.adaptive_max_pool2d", "aten.adaptive_max_pool3d")
-def _adaptive(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _adaptive(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Adaptive pooling: the spatial output is the constant ``output_size``."""
-    x, nd = args[0], len(args[1])
+    x, nd = args["self"], len(args["output_size"])
     out = call.outputs[0].shape
     shape = tuple(x.shape[:-nd]) + tuple(out[-nd:])
     return [shape] * len(call.outputs)
 
 
 @SIZE_RULES.register("aten.mean", "aten.sum", "aten.amax", "aten.amin", "aten.max", "aten.min")
-def _reduce(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _reduce(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Reductions: the reduced dims become 1 (keepdim) or disappear; a full reduction is a scalar."""
-    x = args[0]
-    dims = args[1] if len(args) > 1 else None
-    keep = bool(args[2]) if len(args) > 2 else dict(call.kwargs).get("keepdim", False)
+    # mean.default, sum.default, max.default: no dim (a full reduction); max.other: element-wise
+    x, dims, keep = args["self"], args.get("dim"), bool(args.get("keepdim", False))
     if isinstance(dims, int):
         dims = (dims,)
     if not isinstance(dims, tuple) or not dims:
@@ -141,17 +152,20 @@ def _reduce(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 
 # -- upsampling and padding
+#: the scale factors of the upsampling ops of 1, 2 and 3 spatial dims (None: not given)
+_SCALES = {1: ("scales",), 2: ("scales_h", "scales_w"), 3: ("scales_d", "scales_h", "scales_w")}
+
+
 @SIZE_RULES.register("aten.upsample_nearest1d", "aten.upsample_nearest2d", "aten.upsample_nearest3d",
                      "aten._upsample_nearest_exact1d", "aten._upsample_nearest_exact2d",
                      "aten._upsample_nearest_exact3d", "aten.upsample_linear1d", "aten.upsample_bilinear2d",
                      "aten.upsample_bicubic2d", "aten.upsample_trilinear3d")
-def _upsample(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    """(input, output_size, [align_corners], scales...): floor(W·scale) when a scale factor was
+def _upsample(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """(self, output_size, [align_corners], scales...): floor(W·scale) when a scale factor was
     given, the constant output_size otherwise."""
-    x, size = args[0], args[1]
+    x, size = args["self"], args["output_size"]
     nd = len(size)
-    scales = [a for a in args[2:] if a is None or (isinstance(a, float) and not isinstance(a, bool))]
-    scales = (scales + [None] * nd)[:nd]
+    scales = [args.get(name) for name in _SCALES[nd]]
     dims = list(x.shape)
     lead = len(dims) - nd
     for i, scale in enumerate(scales):
@@ -168,10 +182,10 @@ def _upsample(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 @SIZE_RULES.register("aten.constant_pad_nd", "aten.replication_pad1d", "aten.replication_pad2d",
                      "aten.replication_pad3d", "aten.reflection_pad1d", "aten.reflection_pad2d",
                      "aten.reflection_pad3d")
-def _pad(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    """(input, pad): W + left + right, pairs from the last dim backwards. Reflection needs
-    W > max(left, right)."""
-    x, pad = args[0], args[1]
+def _pad(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """(self, pad) or (self, padding): W + left + right, pairs from the last dim backwards.
+    Reflection needs W > max(left, right)."""
+    x, pad = args["self"], _either(args, "pad", "padding")
     dims = list(x.shape)
     for j in range(len(pad) // 2):
         i = len(dims) - 1 - j
@@ -195,17 +209,17 @@ _FIRST_SHAPE = (
 
 
 @SIZE_RULES.register(*_FIRST_SHAPE)
-def _first_shape(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _first_shape(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Normalisation, dropout, softmax, copies: output 0 has the input's shape (statistics are constant)."""
-    return _others_const(call, [_first(args).shape])
+    return _others_const(call, [_either(args, "self", "input").shape])
 
 
 @SIZE_RULES.register("aten.native_layer_norm")
-def _layer_norm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _layer_norm(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """(input, normalized_shape, weight, bias, eps) -> (out, mean, rstd): out has the input's shape;
     the normalised (trailing) dims must equal ``normalized_shape`` (the weight's); mean and rstd
     keep the leading dims and have size 1 in the normalised ones."""
-    x, normalized = args[0], tuple(args[1])
+    x, normalized = args["input"], tuple(args["normalized_shape"])
     lead = len(x.shape) - len(normalized)
     for d, size in zip(x.shape[lead:], normalized):
         b.fixed(d, size)
@@ -214,17 +228,9 @@ def _layer_norm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
     return [out] + [stats] * (len(call.outputs) - 1)
 
 
-def tensors(args: Any) -> list[T]:
-    if isinstance(args, T):
-        return [args]
-    if isinstance(args, tuple):
-        return [t for a in args for t in tensors(a)]
-    return []
-
-
-def _pointwise(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _pointwise(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Broadcasting: per aligned dim, sizes equal or 1; in-place ops keep the first operand's size."""
-    operands = tensors(args)
+    operands = all_tensors(tuple(args.values()))
     rank = max(len(t.shape) for t in operands)
     mode = "inplace" if call.op.endswith("_") else "broadcast"
     padded = [(1,) * (rank - len(t.shape)) + tuple(t.shape) for t in operands]
@@ -239,11 +245,11 @@ def _trace_value(d: Any, traced: int) -> int:
 
 # -- reshaping
 @SIZE_RULES.register("aten.view", "aten._unsafe_view", "aten.reshape")
-def _view(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _view(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Dims are grouped into blocks with equal products at the traced size. A block of input dims
     merged into one output dim (flatten) multiplies; a constant target size is a constraint;
     a -1 target takes what is left. Splitting a size-dependent dim is not characterised."""
-    x, target = args[0], tuple(args[1])
+    x, target = args["self"], tuple(_either(args, "size", "shape", default=()))  # view.dtype: neither
     in_sizes, out_sizes = x.meta.shape, call.outputs[0].shape
     dims: list[Any] = []
     i = j = 0
@@ -283,18 +289,18 @@ def _view(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.unsqueeze")
-def _unsqueeze(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    x, dim = args[0], args[1]
+def _unsqueeze(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    x, dim = args["self"], args["dim"]
     dims = list(x.shape)
     dims.insert(dim % (len(dims) + 1), 1)
     return [tuple(dims)]
 
 
 @SIZE_RULES.register("aten.squeeze")
-def _squeeze(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _squeeze(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """A size-dependent dim squeezed at size 1 only disappears for that size: not characterised."""
-    x = args[0]
-    chosen = args[1] if len(args) > 1 else tuple(range(len(x.shape)))
+    x, chosen = args["self"], args.get("dim")  # squeeze.default has no dim: every dim
+    chosen = tuple(range(len(x.shape))) if chosen is None else chosen
     chosen = {d % len(x.shape) for d in ((chosen,) if isinstance(chosen, int) else chosen)}
     if any(isinstance(x.shape[d], Expr) for d in chosen):
         raise Uncharacterised("squeeze of a size-dependent dim")
@@ -302,26 +308,27 @@ def _squeeze(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.permute")
-def _permute(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    x = args[0]
-    return [tuple(x.shape[d % len(x.shape)] for d in args[1])]
+def _permute(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    x = args["self"]
+    return [tuple(x.shape[d % len(x.shape)] for d in args["dims"])]
 
 
 @SIZE_RULES.register("aten.transpose", "aten.t", "aten.numpy_T")
-def _transpose(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    x = args[0]
+def _transpose(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """transpose(self, dim0, dim1); t and numpy_T swap the first and the last dim."""
+    x = args["self"]
     dims = list(x.shape)
-    d0, d1 = (args[1], args[2]) if len(args) > 2 else (0, len(dims) - 1)
+    d0, d1 = args.get("dim0", 0), args.get("dim1", len(dims) - 1)
     dims[d0 % len(dims)], dims[d1 % len(dims)] = dims[d1 % len(dims)], dims[d0 % len(dims)]
     return [tuple(dims)]
 
 
 @SIZE_RULES.register("aten.expand")
-def _expand(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _expand(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """-1 keeps the dim; a size-dependent dim expanded to a constant must be 1 or that constant.
     ``y.expand_as(x)``: the node also consumes ``x``, whose shape is the target, so the target
     sizes are ``x``'s (they follow the input size) rather than constants."""
-    x, sizes = args[0], tuple(args[1])
+    x, sizes = args["self"], tuple(args["size"])
     template = next((t for t in b.inputs if t.meta.shape == sizes and t.symbolic), None)
     if template is not None:
         sizes = tuple(template.shape)
@@ -331,13 +338,10 @@ def _expand(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.slice")
-def _slice(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _slice(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Only the full slice of a size-dependent dim (``x[:, :, :]``) is characterised."""
-    x = args[0]
-    dim = args[1] if len(args) > 1 else 0
-    start = args[2] if len(args) > 2 else None
-    end = args[3] if len(args) > 3 else None
-    step = args[4] if len(args) > 4 else 1
+    x = args["self"]
+    dim, start, end, step = args["dim"], args["start"], args["end"], args["step"]
     dims = list(x.shape)
     d = dim % len(dims)
     if isinstance(dims[d], Expr):
@@ -349,18 +353,18 @@ def _slice(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 
 @SIZE_RULES.register("aten.select")
-def _select(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    x, dim = args[0], args[1] % len(args[0].shape)
+def _select(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    x = args["self"]
+    dim = args["dim"] % len(x.shape)
     if isinstance(x.shape[dim], Expr):
         raise Uncharacterised("indexing into a size-dependent dim")
     return [tuple(d for i, d in enumerate(x.shape) if i != dim)]
 
 
 @SIZE_RULES.register("aten.split", "aten.split_with_sizes", "aten.unbind")
-def _split(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    x = args[0]
-    dim = (args[2] if len(args) > 2 else 0) if call.op != "aten.unbind" else (args[1] if len(args) > 1 else 0)
-    dim %= len(x.shape)
+def _split(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    x = args["self"]
+    dim = args["dim"] % len(x.shape)
     if isinstance(x.shape[dim], Expr):
         raise Uncharacterised("splitting a size-dependent dim")
     return [tuple(m.shape[dim] if i == dim else d for i, d in enumerate(x.shape)) if call.op != "aten.unbind"
@@ -369,25 +373,25 @@ def _split(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
 
 # -- merges and matrix products
 @SIZE_RULES.register("aten.cat")
-def _cat(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
+def _cat(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """All dims but ``dim`` equal (no broadcasting); ``dim`` is the sum."""
-    tensors = [t for t in args[0] if len(t.meta.shape) > 1 or t.meta.shape != (0,)]
-    dim = (args[1] if len(args) > 1 else 0) % len(tensors[0].shape)
+    parts = [t for t in args["tensors"] if len(t.meta.shape) > 1 or t.meta.shape != (0,)]
+    dim = args["dim"] % len(parts[0].shape)
     shape = tuple(
-        b.add(Sum([t.shape[i] for t in tensors])) if i == dim and any(isinstance(t.shape[i], Expr) for t in tensors)
-        else sum(t.meta.shape[i] for t in tensors) if i == dim
-        else b.merge([t.shape[i] for t in tensors], "equal")
-        for i in range(len(tensors[0].shape))
+        b.add(Sum([t.shape[i] for t in parts])) if i == dim and any(isinstance(t.shape[i], Expr) for t in parts)
+        else sum(t.meta.shape[i] for t in parts) if i == dim
+        else b.merge([t.shape[i] for t in parts], "equal")
+        for i in range(len(parts[0].shape))
     )
     return [shape]
 
 
 @SIZE_RULES.register("aten.stack")
-def _stack(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    tensors = list(args[0])
-    dim = (args[1] if len(args) > 1 else 0) % (len(tensors[0].shape) + 1)
-    dims = [b.merge([t.shape[i] for t in tensors], "equal") for i in range(len(tensors[0].shape))]
-    dims.insert(dim, len(tensors))
+def _stack(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    parts = list(args["tensors"])
+    dim = args["dim"] % (len(parts[0].shape) + 1)
+    dims = [b.merge([t.shape[i] for t in parts], "equal") for i in range(len(parts[0].shape))]
+    dims.insert(dim, len(parts))
     return [tuple(dims)]
 
 
@@ -402,14 +406,18 @@ def _matmul(b: NodeBuilder, m1: T, m2: T) -> Shape:
 
 
 @SIZE_RULES.register("aten.mm", "aten.bmm")
-def _mm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    return [_matmul(b, args[0], args[1])]
+def _mm(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """(self, mat2)."""
+    return [_matmul(b, args["self"], args["mat2"])]
 
 
 @SIZE_RULES.register("aten.addmm", "aten.baddbmm")
-def _addmm(call: OpCall, args: tuple, b: NodeBuilder) -> list[Shape]:
-    """(bias, m1, m2): a Linear layer; its input features are the contracted size."""
-    return [_matmul(b, args[1], args[2])]
+def _addmm(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
+    """addmm(self, mat1, mat2), baddbmm(self, batch1, batch2), ``self`` the bias: a Linear layer; its
+    input features are the contracted size."""
+    if call.op == "aten.addmm":
+        return [_matmul(b, args["mat1"], args["mat2"])]
+    return [_matmul(b, args["batch1"], args["batch2"])]
 
 
 def rule_for(op: str) -> SizeRule | None:
