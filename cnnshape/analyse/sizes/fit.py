@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 #: sizes are always evaluated at least up to this bound
 MIN_UP_TO = 512
-#: and never beyond this one (a rule whose period needs more is reported as a set)
+#: and never beyond this one (a rule whose period needs more is reported as a set); a traced size
+#: above it is checked on its own against the rule fitted below it
 MAX_UP_TO = 1 << 14
 
 
@@ -43,7 +44,9 @@ PYTHON_VALUES = ("cannot characterise: the model's sizes depend on the input thr
 def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Retrace | None = None,
                  probes: int = 3) -> AxisSizes:
     """``retrace`` (when given) checks the rule and formulas derived from this one trace against
-    up to ``probes`` other traces; on any disagreement the axis is reported as not characterised."""
+    up to ``probes`` other traces; on any disagreement the axis is reported as not characterised.
+    A traced size above :data:`MAX_UP_TO` is evaluated on its own: the rule fitted to the sizes up
+    to the bound stands when it accepts that size, else the axis is not characterised."""
     first = next(n for n in graph.nodes if n.kind == "input")
     shape = first.outputs[0][1].shape
     symbol, given = axis_symbol(axis, len(shape)), shape[axis]
@@ -61,10 +64,12 @@ def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Re
         if not (has_bound and ok and ok[-1] > up_to - 2 * period and up_to < MAX_UP_TO):
             break
         up_to = min(MAX_UP_TO, 4 * up_to)
-    _check_traced(graph, flow, table[given], given, symbol)
-    if not ok:  # the traced size is accepted, so this means the rules are wrong
+    _check_traced(graph, flow, table[given] if given <= up_to else evaluate(exprs, given), given, symbol)
+    accepted = _fit(ok, up_to, period) if ok else None
+    if given > up_to and (accepted is None or not accepted.contains(given)):
+        return AxisSizes(axis, symbol, given, None, None, _above_the_bound(given, up_to, accepted), (), ())
+    if accepted is None:  # the traced size is accepted, so this means the rules are wrong
         raise InternalError(f"{symbol}: no size accepted although {given} traced")
-    accepted = _fit(ok, up_to, period)
     if retrace is not None:
         differs = _validate(graph, flow, table, ok, given, axis, retrace, probes)
         if differs:
@@ -75,6 +80,15 @@ def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Re
     per_layer = tuple(f for n in graph.nodes if n.kind not in ("input", "output")
                       for f in formulas(n.name, flow.shapes.get(n.name, []), texts)) if layers else ()
     return AxisSizes(axis, symbol, given, ok[0], accepted, None, outputs, per_layer)
+
+
+def _above_the_bound(given: int, up_to: int, accepted: Accepted | None) -> str:
+    """Why a traced size above the evaluated range gets no rule: no size up to the bound is
+    accepted, or the rule fitted to them rejects it (its period is too long to fit below the bound)."""
+    found = (f"the rule found up to {up_to:,} ({accepted.words()}) does not accept it" if accepted is not None
+             else f"no size up to {up_to:,} is accepted")
+    return (f"cannot characterise the accepted sizes: sizes are evaluated up to {up_to:,} and the given "
+            f"{given:,} is above; {found}")
 
 
 def _probe_sizes(ok: list[int], up_to: int, given: int) -> list[int]:
