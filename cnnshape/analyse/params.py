@@ -35,16 +35,25 @@ class ParamTotals:
 
 def _node_tensors(graph: ModelGraph, node: Node) -> list[torch.Tensor]:
     if node.kind == "module":
-        return list(graph.model.get_submodule(node.target).parameters())
+        return list(submodule(graph.model, node.target).parameters())
     if node.kind == "attribute":
         value = _get_attr(graph.model, node.target)
         return [value] if isinstance(value, nn.Parameter) else []
     return []
 
 
+def submodule(model: nn.Module, path: str) -> nn.Module:
+    """``model.get_submodule(path)``, also below a TorchScript module (which refuses
+    ``get_submodule``); ``""`` is the model itself (a TorchScript model is one node)."""
+    module = model
+    for part in path.split(".") if path else ():
+        module = module.get_submodule(part) if not isinstance(module, torch.jit.ScriptModule) else getattr(module, part)
+    return module
+
+
 def _get_attr(model: nn.Module, path: str) -> object:
     owner, _, attr = path.rpartition(".")
-    return getattr(model.get_submodule(owner) if owner else model, attr)
+    return getattr(submodule(model, owner), attr)
 
 
 def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotals]:
@@ -80,3 +89,65 @@ def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotal
         unused_params=total - used,
     )
     return per_node, totals
+
+
+def _pruned_count(method: object, mask: torch.Tensor) -> int | None:
+    """How many entries ``method`` (one torch.nn.utils.prune method, its hook on the module) set
+    to zero, read from ``mask``'s values, or on meta (no values) from the method's ``amount`` where
+    that fixes the count; None when it does not (a custom mask, iterative pruning on meta)."""
+    if mask.device.type != "meta":
+        return int(mask.numel() - torch.count_nonzero(mask))
+    from torch.nn.utils import prune
+
+    amount = getattr(method, "amount", None)
+    if amount is None:
+        return None
+
+    def to_prune(size: int) -> int:  # torch's prune._compute_nparams_toprune: an int, or a fraction rounded
+        return amount if isinstance(amount, int) else round(amount * size)
+
+    if isinstance(method, (prune.L1Unstructured, prune.RandomUnstructured)):
+        return to_prune(mask.numel())  # the k smallest (or k random) of a mask of ones
+    if isinstance(method, (prune.LnStructured, prune.RandomStructured)):
+        dim = method.dim % mask.dim()  # whole slices along dim
+        return to_prune(mask.shape[dim]) * (mask.numel() // mask.shape[dim])
+    return None
+
+
+def pruning_note(model: nn.Module) -> str | None:
+    """A note for a model pruned with ``torch.nn.utils.prune``, None for any other.
+
+    Pruning keeps the dense tensor as the parameter ``<name>_orig`` and the mask as the buffer
+    ``<name>_mask``; ``<name>`` becomes a plain attribute, their product, recomputed before each
+    forward. cnnshape counts parameters as ``sum(p.numel() for p in model.parameters())`` does (the
+    ``_orig`` tensors, masked entries included) and MACs for the dense computation that runs. The
+    note says how many entries the masks zero: counted from the masks' values, or on the meta
+    device (no values) from the pruning amount where that fixes it (L1/random, unstructured or
+    structured, applied once)."""
+    from torch.nn.utils import prune
+
+    names: list[str] = []
+    total = 0
+    masked: int | None = 0
+    for path, module in model.named_modules():
+        for hook in module._forward_pre_hooks.values():
+            if not isinstance(hook, prune.BasePruningMethod):
+                continue
+            tensor = hook._tensor_name
+            mask = module._buffers.get(f"{tensor}_mask")
+            if mask is None:
+                continue
+            names.append(f"{path}.{tensor}" if path else tensor)
+            total += mask.numel()
+            count = _pruned_count(hook, mask)
+            masked = None if masked is None or count is None else masked + count
+    if not names:
+        return None
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    zeros = (f"{masked:,} of their {total:,} weights are masked to zero" if masked is not None else
+             f"which of their {total:,} weights are masked is not known on the meta device (the masks have "
+             f"no values)")
+    kept = ", ".join(dict.fromkeys(f"{n.rpartition('.')[2]}_orig" for n in names))
+    return (f"pruned with torch.nn.utils.prune ({listed}): parameters are counted as torch counts them, "
+            f"the dense {kept} of each pruned tensor (its mask is a buffer), and MACs for the dense "
+            f"computation; {zeros}")
