@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .analyse.analysis import Analysis, analyse
+from .analyse.params import pruning_note
 from .analyse.sizes import Retrace, SizeReport, analyse_sizes, minimum_note
 from .errors import CnnshapeError, ConfigError, param
 from .graph import ModelGraph, build_graph
@@ -87,6 +88,8 @@ def run_analysis(request: Request, depth: int | None = None) -> Report:
     """The report of ``request``, its rows collapsed to ``depth``."""
     with no_gc():
         module, notes = resolve_model(request)
+        pruned = pruning_note(module)  # before on_meta: it reads the masks' values where they exist
+        notes += (pruned,) if pruned else ()
         with on_meta(module, request.train):
             leaves = resolve_leaves(request.leaves, module)
             graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
