@@ -1,6 +1,10 @@
 """Turn an exception raised by one node into a message that names the layer, the numbers and the fix."""
 from __future__ import annotations
 
+import linecache
+import os
+import re
+import traceback
 from dataclasses import dataclass
 
 from torch import nn
@@ -113,3 +117,73 @@ def explain(f: Failure, exc: BaseException) -> str:
     # each input with where it came from, so a size mismatch points at both sources
     shapes = ", ".join(f"{t}{describe_producer(p)}" for t, p in zip(f.inputs, f.producers)) or "no tensors"
     return f"{f.type} {f.name!r} failed on input {shapes}: {type(exc).__name__}: {first}{where}"
+
+
+#: ATen ops whose output size is the number of elements that pass a test on the values
+_VALUE_SIZED_OPS = frozenset({
+    "nonzero", "argwhere", "masked_select", "_unique", "_unique2", "unique_dim", "unique_consecutive",
+    "bincount", "repeat_interleave", "equal", "_local_scalar_dense",
+})
+_NO_META_KERNEL = re.compile(r"aten::(\w+): attempted to run this operator with Meta tensors")
+
+
+def value_dependence(exc: BaseException) -> str | None:
+    """What the forward did that needs tensor values, when that is why ``exc`` was raised on meta
+    tensors; None when it failed for another reason."""
+    text = str(exc)
+    if "cannot be called on meta tensors" in text:  # Tensor.item(), behind bool()/int()/float()/if
+        return ("reads a tensor's value into Python (an if/while on a tensor, bool(), int(), float(), "
+                ".item(), .any()/.all() tested in Python)")
+    if "Cannot copy out of meta tensor" in text:
+        return "copies a tensor's values out (.tolist(), .cpu(), .numpy())"
+    if "torch.nonzero()" in text and "data-independent" in text:
+        return ("calls torch.nonzero (also behind torch.where(condition), argwhere and boolean-mask "
+                "indexing x[mask]), whose output size is the number of non-zero values")
+    if "repeat_interleave a meta tensor without output_size" in text:
+        return "calls torch.repeat_interleave with tensor repeats, whose output size is their sum"
+    match = _NO_META_KERNEL.search(text)
+    if match and match.group(1) in _VALUE_SIZED_OPS:
+        return f"calls aten.{match.group(1).lstrip('_')}, whose output size depends on the values"
+    return None
+
+
+_TORCHSCRIPT_FRAME = re.compile(r'File "(.+)", line (\d+), in ')
+
+
+def from_torchscript(exc: BaseException) -> bool:
+    """Whether ``exc`` was re-raised by TorchScript's interpreter (a scripted module failed)."""
+    return "failed in the TorchScript interpreter" in str(exc)
+
+
+def torchscript_source(exc: BaseException) -> str | None:
+    """``"file:line: code"`` of the innermost frame of a TorchScript traceback in ``exc``'s message."""
+    frames = _TORCHSCRIPT_FRAME.findall(str(exc))
+    if not frames:
+        return None
+    filename, line = frames[-1]
+    return f"{filename}:{line}: {linecache.getline(filename, int(line)).strip()}"
+
+
+def in_distributions(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside torch.distributions (an argument check on values)."""
+    return any(f"{os.sep}distributions{os.sep}" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def value_dependent_text(model: str, where: str, what: str, source: str | None, exc: BaseException) -> str:
+    """Why a forward that needs tensor values cannot be analysed statically, and what to do.
+
+    ``where`` names the layer or module whose code ran (" in 'head'", or ""); ``source`` is the
+    user's line."""
+    fix = ("Make that step independent of the values: branch on sizes (x.shape[-1] > 32: the eager "
+           "tracer follows those) or on a flag set in __init__; give value-sized ops their size "
+           "(torch.nonzero_static(x, size=k), torch.repeat_interleave(..., output_size=n)); or move "
+           "value-dependent post-processing (thresholds, NMS, early exits) out of forward.")
+    if in_distributions(exc):
+        fix = ("A torch.distributions object checks its arguments' values when built with "
+               "validate_args=True: build it with validate_args=False (cnnshape turns the default "
+               "checks off while it traces). " + fix)
+    at = f"\n    at {source}" if source else ""
+    return (f"{model}.forward{where} needs tensor values: it {what}. Static analysis runs the model on "
+            f"meta tensors, which have shapes but no values, so it cannot know which way a "
+            f"value-dependent branch goes, what .item() returns or how many elements torch.nonzero "
+            f"finds. {fix}{at}")

@@ -16,6 +16,7 @@ can trace.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dis
 import functools
@@ -27,18 +28,28 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributions import Distribution
 from torch.fx.graph import magic_methods
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from ..errors import ShapeError
-from .diagnose import Failure, explain
+from ..errors import ShapeError, TraceError
+from .diagnose import (
+    Failure,
+    explain,
+    from_torchscript,
+    torchscript_source,
+    value_dependence,
+    value_dependent_text,
+)
 from .meta import (
+    ATTR_NAMES,
     OpRecorder,
     UniqueNames,
     caller_source,
     exception_source,
     flatten_outputs,
+    input_count_error,
     input_names,
     module_attrs,
     module_tensors,
@@ -79,11 +90,165 @@ def operator_at(frame: FrameType | None) -> str | None:
 
 
 def is_leaf(module: nn.Module, leaves: tuple[type, ...]) -> bool:
-    """The fx leaf rule: classes from torch.nn (except Sequential and the containers), and ``leaves``."""
+    """The fx leaf rule: classes from torch.nn (except Sequential and the containers), and ``leaves``;
+    also TorchScript modules, whose forward runs as one compiled unit."""
     if leaves and isinstance(module, leaves):
+        return True
+    if isinstance(module, torch.jit.ScriptModule):
         return True
     from_torch = type(module).__module__.startswith(("torch.nn", "torch.ao.nn"))
     return from_torch and not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+
+
+# -- TorchScript modules (shared with the fx tracer) -------------------------------------------------
+# A ScriptModule (torch.jit.script, torch.jit.trace) runs its forward, and every submodule call in it,
+# inside TorchScript: no Python hook or __torch_function__ sees what happens there, but each ATen op
+# still reaches the dispatcher, so the recorder gets them all. Such a module is one node.
+
+def _script_is_torch_layer(module: torch.jit.ScriptModule) -> bool:
+    """A scripted torch.nn layer (not a container, not the user's own class)."""
+    qualified = module._c._type().qualified_name()  # "__torch__.torch.nn.modules.linear.Linear"
+    return qualified.startswith("__torch__.torch.nn.") and not any(True for _ in module.children())
+
+
+def model_label(model: nn.Module) -> str:
+    """The model's class name, for a TorchScript model the name of the class it was scripted from."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return str(getattr(model, "original_name", type(model).__name__))
+    return type(model).__name__
+
+
+def module_type_name(module: nn.Module) -> str:
+    """The class name a node shows: a scripted torch.nn layer by its own name ("Linear"), any other
+    scripted module as "Name (TorchScript)", everything else by its class."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return type(module).__name__
+    name = model_label(module)
+    return name if _script_is_torch_layer(module) else f"{name} (TorchScript)"
+
+
+def node_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
+    """:func:`~.meta.module_attrs`, also for a scripted torch.nn layer, whose hyper-parameters are
+    TorchScript attributes rather than Python ones."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return module_attrs(module)
+    if not _script_is_torch_layer(module):
+        return ()
+    out: list[tuple[str, Any]] = []
+    for name in ATTR_NAMES:
+        if module._c.hasattr(name):
+            value = getattr(module, name)
+            if isinstance(value, list):
+                value = tuple(value)
+            if isinstance(value, (int, float, bool, str, tuple)) and all(
+                    isinstance(v, (int, float, bool, str)) for v in (value if isinstance(value, tuple) else ())):
+                out.append((name, value))
+    if module._c.hasattr("bias") and (module._c.hasattr("out_features") or module._c.hasattr("out_channels")):
+        out.append(("bias", module.bias is not None))
+    return tuple(out)
+
+
+def forward_input_names(model: nn.Module, given: int) -> list[str]:
+    """:func:`~.meta.input_names`, also for a TorchScript model, whose forward may carry no Python
+    signature (torch.jit.trace): its TorchScript schema names the arguments."""
+    if not isinstance(model, torch.jit.ScriptModule):
+        return input_names(model, given)
+    forward: Any = model.forward  # a torch.ScriptMethod
+    arguments = list(forward.schema.arguments)[1:]  # self first
+    names = [a.name for a in arguments]
+    required = sum(1 for a in arguments if not a.has_default_value())
+    if not required <= given <= len(arguments):
+        raise input_count_error(model, names, required, given)
+    return names[:given]
+
+
+def _register_hooks(module: nn.Module, pre: Callable[..., Any], post: Callable[..., Any],
+                    with_kwargs: bool) -> list[RemovableHandle]:
+    """Forward pre/post hooks on ``module``, around the module's own hooks: what those compute (the
+    masked weight of torch.nn.utils.prune, a user's pre-hook) belongs to the module's node, as with
+    fx, which runs the hooks inside the call. A ScriptModule refuses ``register_forward_*_hook``
+    (hooks cannot be compiled into TorchScript), yet when Python calls it, ``nn.Module.__call__``
+    runs the hooks in its tables like any module's: torch.nn.Module's own methods fill them."""
+    return [nn.Module.register_forward_pre_hook(module, pre, prepend=True, with_kwargs=with_kwargs),
+            nn.Module.register_forward_hook(module, post, with_kwargs=with_kwargs)]
+
+
+class KeepingRecorder(OpRecorder):
+    """An :class:`~.meta.OpRecorder` that keeps the last exception an ATen call raised. TorchScript's
+    interpreter re-raises an exception from a Python dispatch mode with its message dropped
+    ("RuntimeError: "), so why a scripted module failed is read from here."""
+
+    last_error: BaseException | None = None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().__torch_dispatch__(func, types, args, kwargs)
+        except Exception as e:
+            self.last_error = e
+            raise
+
+
+def value_failure(exc: BaseException, recorder: KeepingRecorder) -> tuple[str, str | None] | None:
+    """(what the forward did that needs values, the user's line) when that is why ``exc`` was raised;
+    inside a TorchScript module the cause is the recorder's last error and the line TorchScript's."""
+    if from_torchscript(exc) and recorder.last_error is not None:
+        what = value_dependence(exc) or value_dependence(recorder.last_error)
+        return (what, torchscript_source(exc) or exception_source(exc)) if what else None
+    what = value_dependence(exc)
+    return (what, exception_source(exc)) if what else None
+
+
+# -- torch.distributions ----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def distributions_unchecked() -> Iterator[None]:
+    """torch.distributions objects skip their argument checks (``validate_args``) inside: the checks
+    test values (``scale > 0``), which meta tensors do not have. The default is restored after."""
+    before = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(before)
+
+
+_DISTRIBUTION_FIELDS: dict[tuple[str, tuple[str, ...]], type] = {}
+
+
+def open_distributions(value: Any) -> Any:
+    """``value`` with every torch.distributions object replaced by a named tuple of its parameter
+    tensors (``Normal`` -> ``(loc, scale)``, ``Categorical(logits=...)`` -> ``(logits,)``), so the
+    outputs flatten to keys such as ``[0].loc``. Parameters are those of ``arg_constraints`` the
+    object holds (lazy ones it never computed are left out) and nested distributions
+    (``Independent.base_dist``)."""
+    if isinstance(value, torch.Tensor):  # the common case first: every node's output goes through here
+        return value
+    if isinstance(value, Distribution):
+        fields = []
+        for name, item in vars(value).items():
+            key = name.lstrip("_")
+            if isinstance(item, Distribution):
+                fields.append((key, open_distributions(item)))
+            elif isinstance(item, torch.Tensor) and name in value.arg_constraints:
+                fields.append((key, item))
+        names = tuple(k for k, _ in fields)
+        cls_key = (type(value).__name__, names)
+        if cls_key not in _DISTRIBUTION_FIELDS:
+            _DISTRIBUTION_FIELDS[cls_key] = collections.namedtuple(type(value).__name__, names)  # type: ignore[misc]  # fields known at run time
+        return _DISTRIBUTION_FIELDS[cls_key](*(v for _, v in fields))
+    if isinstance(value, (tuple, list)):
+        items = [open_distributions(v) for v in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value  # nothing opened: the container itself (torch.Size, return_types, ...)
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+            return type(value)(*items)
+        return type(value)(items)
+    if isinstance(value, dict):
+        opened = {k: open_distributions(v) for k, v in value.items()}
+        if all(opened[k] is v for k, v in value.items()):
+            return value
+        return type(value)(opened) if type(value) in (dict, collections.OrderedDict) else opened
+    return value
 
 
 def function_name(func: Callable[..., Any], operator: str | None = None) -> tuple[NodeKind, str]:
@@ -137,7 +302,7 @@ class _EagerRecorder(TorchFunctionMode):
         super().__init__()
         self.model = model
         self.leaves = leaves
-        self.ops = OpRecorder(cross_check)
+        self.ops = KeepingRecorder(cross_check)
         self.records: list[Node] = []
         self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
@@ -182,7 +347,7 @@ class _EagerRecorder(TorchFunctionMode):
 
     def _node(self, *, name: str, kind: NodeKind, target: str, scope: str, type_name: str,
               inputs: list[torch.Tensor], result: Any, old: list[torch.Tensor], **extra: Any) -> None:
-        outputs, _ = flatten_outputs(result)
+        outputs, _ = flatten_outputs(open_distributions(result))
         if not outputs and kind != "output":
             return
         producers = self._producers(inputs)
@@ -210,7 +375,7 @@ class _EagerRecorder(TorchFunctionMode):
     def add_output(self, result: Any) -> None:
         with self._own_calls():
             self._node(name="output", kind="output", target="output", scope="", type_name="output",
-                       inputs=tensors_in(result), result=result, old=[])
+                       inputs=tensors_in(open_distributions(result)), result=result, old=[])
 
     @contextlib.contextmanager
     def _own_calls(self) -> Iterator[None]:
@@ -223,16 +388,22 @@ class _EagerRecorder(TorchFunctionMode):
 
     # -- module hooks -------------------------------------------------------------------------
     def install(self) -> list[RemovableHandle]:
+        """Hooks on every submodule. A TorchScript model is one leaf node (named after its class):
+        nothing inside it is seen. The submodules of a TorchScript module get no hooks: TorchScript
+        calls them without running Python hooks."""
+        if isinstance(self.model, torch.jit.ScriptModule):
+            return _register_hooks(self.model, self._leaf_enter(""), self._leaf_exit("", model_label(self.model)), True)
         handles = []
+        inside_script: str | None = None  # "path." of the ScriptModule whose submodules are being listed
         for path, module in self.model.named_modules():
-            if not path:
+            if not path or (inside_script is not None and path.startswith(inside_script)):
                 continue
+            if isinstance(module, torch.jit.ScriptModule):
+                inside_script = f"{path}."
             if is_leaf(module, self.leaves):
-                handles.append(module.register_forward_pre_hook(self._leaf_enter(path), with_kwargs=True))
-                handles.append(module.register_forward_hook(self._leaf_exit(path), with_kwargs=True))
+                handles += _register_hooks(module, self._leaf_enter(path), self._leaf_exit(path), True)
             else:
-                handles.append(module.register_forward_pre_hook(self._scope_enter(path)))
-                handles.append(module.register_forward_hook(self._scope_exit))
+                handles += _register_hooks(module, self._scope_enter(path), self._scope_exit, False)
         return handles
 
     def _scope_enter(self, path: str) -> Callable[..., None]:
@@ -253,7 +424,8 @@ class _EagerRecorder(TorchFunctionMode):
                 self.leaf = _LeafCall(module, path, tensors_in((args, kwargs)), caller_source())
         return hook
 
-    def _leaf_exit(self, path: str) -> Callable[..., None]:
+    def _leaf_exit(self, path: str, name: str | None = None) -> Callable[..., None]:
+        """``name``: the node's name when it is not ``path`` (a TorchScript model: ``path`` is "")."""
         def hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
             self.leaf_depth -= 1
             if self.leaf_depth > 0:
@@ -263,10 +435,10 @@ class _EagerRecorder(TorchFunctionMode):
             assert call is not None
             with self._own_calls():
                 self._node(
-                    name=path, kind="module", target=path, scope=path.rpartition(".")[0],
-                    type_name=type(module).__name__, inputs=call.tensors, result=output,
+                    name=name or path, kind="module", target=path, scope=path.rpartition(".")[0],
+                    type_name=module_type_name(module), inputs=call.tensors, result=output,
                     old=call.tensors + module_tensors(module),
-                    ops=calls, attrs=module_attrs(module), source=call.source,
+                    ops=calls, attrs=node_attrs(module), source=call.source,
                 )
         return hook
 
@@ -303,6 +475,11 @@ class _EagerRecorder(TorchFunctionMode):
         return iter(result) if base == "iter" else result
 
     # -- failures -------------------------------------------------------------------------------
+    def where(self) -> str:
+        """" in 'layer'": the leaf layer or the module whose forward was running, if any."""
+        path = self.leaf.path if self.leaf is not None else self.scope
+        return f" in {path!r}" if path else ""
+
     def explain(self, exc: BaseException) -> str:
         """Why the forward raised ``exc``: the failing function or leaf layer, else the user's line."""
         if self.failure is not None and self.failure[1] is exc:
@@ -310,7 +487,7 @@ class _EagerRecorder(TorchFunctionMode):
         if self.leaf is not None:
             call = self.leaf
             failure = Failure(
-                name=call.path, type=type(call.module).__name__, module=call.module,
+                name=call.path, type=module_type_name(call.module), module=call.module,
                 inputs=tuple(tensor_meta(t) for t in call.tensors),
                 producers=tuple(self.producer.get(id(t), (None,))[0] for t in call.tensors),
                 source=call.source,
@@ -325,19 +502,24 @@ class _EagerRecorder(TorchFunctionMode):
 
 def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
                 cross_check: bool = False) -> Trace:
-    names = input_names(model, len(inputs))
+    names = forward_input_names(model, len(inputs))
     recorder = _EagerRecorder(model, leaves, cross_check)
     handles = recorder.install()
     try:
         # Tensors the forward creates itself (torch.zeros(...), torch.arange(...)) land where the
         # inputs live: meta for the analysis, a real device when --verify runs the model for real.
         device = inputs[0].device if inputs else torch.device("meta")
-        with torch.no_grad(), torch.device(device), recorder.ops, recorder:
+        with torch.no_grad(), torch.device(device), distributions_unchecked(), recorder.ops, recorder:
             for name, t in zip(names, inputs):
                 recorder.add_input(name, t)
             try:
                 result = model(*inputs)
             except Exception as e:
+                found = value_failure(e, recorder.ops)
+                if found is not None:
+                    what, source = found
+                    source = source or (recorder.failure[0].source if recorder.failure else None)
+                    raise TraceError(value_dependent_text(model_label(model), recorder.where(), what, source, e)) from e
                 raise ShapeError(recorder.explain(e)) from e
             recorder.add_output(result)
     finally:

@@ -14,18 +14,25 @@ import torch.fx as fx
 from torch import nn
 from torch.utils._device import _device_constructors
 
-from ..errors import InternalError, ShapeError, TraceError
+from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
-from .diagnose import Failure, explain
+from .diagnose import Failure, explain, in_distributions, value_dependent_text
+from .eager import (
+    KeepingRecorder,
+    distributions_unchecked,
+    forward_input_names,
+    model_label,
+    module_type_name,
+    node_attrs,
+    open_distributions,
+    value_failure,
+)
 from .meta import (
-    OpRecorder,
     UniqueNames,
     caller_source,
     exception_source,
     flatten_outputs,
     input_count_error,
-    input_names,
-    module_attrs,
     module_tensors,
     new_storage_bytes,
     tensor_meta,
@@ -53,7 +60,11 @@ class _Tracer(fx.Tracer):
         return node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """TorchScript modules too: fx would otherwise record an opaque ``forward`` method call on
+        their C++ object, with no module (nor parameters) behind it."""
         if self.leaves and isinstance(m, self.leaves):
+            return True
+        if isinstance(m, torch.jit.ScriptModule):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
@@ -74,6 +85,11 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int |
     """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
     :class:`TraceError` says why that is impossible. The graph is run on ``model`` itself: no
     GraphModule, whose Python code generation costs more than the meta run."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TraceError(
+            f"torch.fx cannot trace {model_label(model)}: it is a TorchScript module (torch.jit.script or "
+            f"torch.jit.trace). The eager tracer ({param('tracer')}=eager, or auto) analyses it as one node; "
+            f"for a row per layer, analyse the model before it is scripted.")
     tracer = _Tracer(leaves)
     try:
         graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given))
@@ -83,7 +99,9 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int |
             first = first.split(". ")[0]
         where = exception_source(e)
         at = f" (at {where})" if where else ""
-        raise TraceError(f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}") from e
+        inside = " (inside torch.distributions)" if in_distributions(e) else ""
+        raise TraceError(
+            f"torch.fx cannot trace {type(model).__name__}{at}: {type(e).__name__}: {first}{inside}") from e
     return graph
 
 
@@ -110,12 +128,13 @@ class _MetaRunner(fx.Interpreter):
         super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
         self.device = device
-        self.recorder = OpRecorder(cross_check)
+        self.recorder = KeepingRecorder(cross_check)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
         self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
-        self.failure: tuple[str, BaseException] | None = None
+        #: (message, the exception, whether the forward needs tensor values)
+        self.failure: tuple[str, BaseException, bool] | None = None
 
 
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -157,7 +176,7 @@ class _MetaRunner(fx.Interpreter):
 
         def visit(arg: fx.Node) -> fx.Node:
             value = self.env.get(arg)
-            for t in tensors_in(value):
+            for t in tensors_in(open_distributions(value)):
                 found.append((arg, t))
             return arg
 
@@ -177,20 +196,28 @@ class _MetaRunner(fx.Interpreter):
                 raise
             failure = Failure(
                 name=str(n.target) if module is not None else f"{_scope(n)}.{_base_name(n)}".lstrip("."),
-                type=type(module).__name__ if module is not None else _base_name(n),
+                type=module_type_name(module) if module is not None else _base_name(n),
                 module=module,
                 inputs=tuple(tensor_meta(t) for _, t in tensor_args),
                 producers=tuple(self.by_fx.get(a) for a, _ in tensor_args),
                 source=n.meta.get("cnnshape_source"),
             )
             # raised after the Interpreter unwinds, which would append its own text to the message
-            self.failure = (explain(failure, e), e)
+            found = value_failure(e, self.recorder)
+            if found is not None:
+                path = str(n.target) if module is not None else _scope(n)  # the module whose code ran
+                where = f" in {path!r}" if path else ""
+                what, source = found
+                self.failure = (value_dependent_text(model_label(self.model), where, what, source or failure.source, e),
+                                e, True)
+            else:
+                self.failure = (explain(failure, e), e, False)
             raise
         self._record(n, module, tensor_args, result, calls)
         return result
 
     def _record(self, n: fx.Node, module: nn.Module | None, tensor_args: list, result: Any, calls: tuple) -> None:
-        outputs, _ = flatten_outputs(result)
+        outputs, _ = flatten_outputs(open_distributions(result))
         if not outputs and n.op != "output":
             return
         kind: NodeKind
@@ -205,9 +232,9 @@ class _MetaRunner(fx.Interpreter):
             assert module is not None
             self.calls[str(n.target)] += 1
             call_index = self.calls[str(n.target)]
-            kind, target, type_name = "module", str(n.target), type(module).__name__
+            kind, target, type_name = "module", str(n.target), module_type_name(module)
             name = self._unique(target if call_index == 1 else f"{target}#{call_index}")
-            attrs = module_attrs(module)
+            attrs = node_attrs(module)
         elif n.op == "get_attr":
             value = result
             kind, target = "attribute", str(n.target)
@@ -273,17 +300,17 @@ def _bind_inputs(graph: fx.Graph, model: nn.Module, inputs: list[torch.Tensor]) 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
              cross_check: bool = False) -> Trace:
-    input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
+    forward_input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
     graph = symbolic_graph(model, leaves, len(inputs))
     args = _bind_inputs(graph, model, inputs)
     device = inputs[0].device if inputs else torch.device("meta")
     runner = _MetaRunner(graph, model, device, cross_check)
     try:
-        with torch.no_grad(), runner.recorder:
+        with torch.no_grad(), distributions_unchecked(), runner.recorder:
             runner.run(*args)
     except Exception:
         if runner.failure is None:
             raise
-        message, cause = runner.failure
-        raise ShapeError(message) from cause
+        message, cause, needs_values = runner.failure
+        raise (TraceError if needs_values else ShapeError)(message) from cause
     return Trace(nodes=tuple(runner.records), tracer="fx", size_reads=size_reads(graph))
