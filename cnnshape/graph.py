@@ -8,6 +8,7 @@ from functools import cached_property
 
 from torch import nn
 
+from .trace.modules import module_type_name
 from .trace.records import Node, TensorMeta, Trace
 
 
@@ -44,5 +45,5 @@ class ModelGraph:
 
 
 def build_graph(trace: Trace, model: nn.Module) -> ModelGraph:
-    modules = {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)}
+    modules = {name: module_type_name(m) for name, m in model.named_modules(remove_duplicate=False)}
     return ModelGraph(trace, model, modules)

@@ -13,7 +13,7 @@ from ..errors import ConfigError, param
 from ..graph import ModelGraph
 from ..trace.records import Node
 from .flops import Cost, op_cost
-from .params import NodeParams, ParamTotals, analyse_params
+from .params import NodeParams, ParamTotals, analyse_params, submodule
 from .receptive_field import ReceptiveField, analyse_receptive_fields, error_text, failed
 from .shapes import Shape, check_shape
 
@@ -81,7 +81,7 @@ class _Counter:
     def _module_formula(self, node: Node) -> tuple[type, Callable[[Any], Any]] | None:
         if not self.modules or node.kind != "module":
             return None
-        cls = type(self.graph.model.get_submodule(node.target))
+        cls = type(submodule(self.graph.model, node.target))
         for key, formula in self.modules.items():
             if issubclass(cls, key):
                 return key, formula

@@ -16,7 +16,6 @@ can trace.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dis
 import functools
@@ -28,7 +27,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Distribution
 from torch.fx.graph import magic_methods
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
@@ -37,28 +35,22 @@ from ..errors import ShapeError, TraceError
 from .diagnose import (
     Failure,
     explain,
-    from_torchscript,
-    torchscript_source,
-    value_dependence,
     value_dependent_text,
 )
 from .meta import (
-    ATTR_NAMES,
-    OpRecorder,
     UniqueNames,
     caller_source,
     exception_source,
     flatten_outputs,
-    input_count_error,
-    input_names,
-    module_attrs,
     module_tensors,
     new_storage_bytes,
     tensor_meta,
     tensors_in,
     user_frame,
 )
+from .modules import forward_input_names, is_leaf, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
+from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
 
 #: ``x + y`` reaches ``__torch_function__`` as ``Tensor.add`` (``2 / x`` as ``Tensor.__rdiv__``), exactly
 #: like ``x.add(y)``; torch.fx records the operator as ``operator.add``, a function. The operator is
@@ -89,79 +81,6 @@ def operator_at(frame: FrameType | None) -> str | None:
     return _UNARY.get(ins.opname)
 
 
-def is_leaf(module: nn.Module, leaves: tuple[type, ...]) -> bool:
-    """The fx leaf rule: classes from torch.nn (except Sequential and the containers), and ``leaves``;
-    also TorchScript modules, whose forward runs as one compiled unit."""
-    if leaves and isinstance(module, leaves):
-        return True
-    if isinstance(module, torch.jit.ScriptModule):
-        return True
-    from_torch = type(module).__module__.startswith(("torch.nn", "torch.ao.nn"))
-    return from_torch and not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
-
-
-# -- TorchScript modules (shared with the fx tracer) -------------------------------------------------
-# A ScriptModule (torch.jit.script, torch.jit.trace) runs its forward, and every submodule call in it,
-# inside TorchScript: no Python hook or __torch_function__ sees what happens there, but each ATen op
-# still reaches the dispatcher, so the recorder gets them all. Such a module is one node.
-
-def _script_is_torch_layer(module: torch.jit.ScriptModule) -> bool:
-    """A scripted torch.nn layer (not a container, not the user's own class)."""
-    qualified = module._c._type().qualified_name()  # "__torch__.torch.nn.modules.linear.Linear"
-    return qualified.startswith("__torch__.torch.nn.") and not any(True for _ in module.children())
-
-
-def model_label(model: nn.Module) -> str:
-    """The model's class name, for a TorchScript model the name of the class it was scripted from."""
-    if isinstance(model, torch.jit.ScriptModule):
-        return str(getattr(model, "original_name", type(model).__name__))
-    return type(model).__name__
-
-
-def module_type_name(module: nn.Module) -> str:
-    """The class name a node shows: a scripted torch.nn layer by its own name ("Linear"), any other
-    scripted module as "Name (TorchScript)", everything else by its class."""
-    if not isinstance(module, torch.jit.ScriptModule):
-        return type(module).__name__
-    name = model_label(module)
-    return name if _script_is_torch_layer(module) else f"{name} (TorchScript)"
-
-
-def node_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
-    """:func:`~.meta.module_attrs`, also for a scripted torch.nn layer, whose hyper-parameters are
-    TorchScript attributes rather than Python ones."""
-    if not isinstance(module, torch.jit.ScriptModule):
-        return module_attrs(module)
-    if not _script_is_torch_layer(module):
-        return ()
-    out: list[tuple[str, Any]] = []
-    for name in ATTR_NAMES:
-        if module._c.hasattr(name):
-            value = getattr(module, name)
-            if isinstance(value, list):
-                value = tuple(value)
-            if isinstance(value, (int, float, bool, str, tuple)) and all(
-                    isinstance(v, (int, float, bool, str)) for v in (value if isinstance(value, tuple) else ())):
-                out.append((name, value))
-    if module._c.hasattr("bias") and (module._c.hasattr("out_features") or module._c.hasattr("out_channels")):
-        out.append(("bias", module.bias is not None))
-    return tuple(out)
-
-
-def forward_input_names(model: nn.Module, given: int) -> list[str]:
-    """:func:`~.meta.input_names`, also for a TorchScript model, whose forward may carry no Python
-    signature (torch.jit.trace): its TorchScript schema names the arguments."""
-    if not isinstance(model, torch.jit.ScriptModule):
-        return input_names(model, given)
-    forward: Any = model.forward  # a torch.ScriptMethod
-    arguments = list(forward.schema.arguments)[1:]  # self first
-    names = [a.name for a in arguments]
-    required = sum(1 for a in arguments if not a.has_default_value())
-    if not required <= given <= len(arguments):
-        raise input_count_error(model, names, required, given)
-    return names[:given]
-
-
 def _register_hooks(module: nn.Module, pre: Callable[..., Any], post: Callable[..., Any],
                     with_kwargs: bool) -> list[RemovableHandle]:
     """Forward pre/post hooks on ``module``, around the module's own hooks: what those compute (the
@@ -171,84 +90,6 @@ def _register_hooks(module: nn.Module, pre: Callable[..., Any], post: Callable[.
     runs the hooks in its tables like any module's: torch.nn.Module's own methods fill them."""
     return [nn.Module.register_forward_pre_hook(module, pre, prepend=True, with_kwargs=with_kwargs),
             nn.Module.register_forward_hook(module, post, with_kwargs=with_kwargs)]
-
-
-class KeepingRecorder(OpRecorder):
-    """An :class:`~.meta.OpRecorder` that keeps the last exception an ATen call raised. TorchScript's
-    interpreter re-raises an exception from a Python dispatch mode with its message dropped
-    ("RuntimeError: "), so why a scripted module failed is read from here."""
-
-    last_error: BaseException | None = None
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        try:
-            return super().__torch_dispatch__(func, types, args, kwargs)
-        except Exception as e:
-            self.last_error = e
-            raise
-
-
-def value_failure(exc: BaseException, recorder: KeepingRecorder) -> tuple[str, str | None] | None:
-    """(what the forward did that needs values, the user's line) when that is why ``exc`` was raised;
-    inside a TorchScript module the cause is the recorder's last error and the line TorchScript's."""
-    if from_torchscript(exc) and recorder.last_error is not None:
-        what = value_dependence(exc) or value_dependence(recorder.last_error)
-        return (what, torchscript_source(exc) or exception_source(exc)) if what else None
-    what = value_dependence(exc)
-    return (what, exception_source(exc)) if what else None
-
-
-# -- torch.distributions ----------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def distributions_unchecked() -> Iterator[None]:
-    """torch.distributions objects skip their argument checks (``validate_args``) inside: the checks
-    test values (``scale > 0``), which meta tensors do not have. The default is restored after."""
-    before = Distribution._validate_args
-    Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        Distribution.set_default_validate_args(before)
-
-
-_DISTRIBUTION_FIELDS: dict[tuple[str, tuple[str, ...]], type] = {}
-
-
-def open_distributions(value: Any) -> Any:
-    """``value`` with every torch.distributions object replaced by a named tuple of its parameter
-    tensors (``Normal`` -> ``(loc, scale)``, ``Categorical(logits=...)`` -> ``(logits,)``), so the
-    outputs flatten to keys such as ``[0].loc``. Parameters are those of ``arg_constraints`` the
-    object holds (lazy ones it never computed are left out) and nested distributions
-    (``Independent.base_dist``)."""
-    if isinstance(value, torch.Tensor):  # the common case first: every node's output goes through here
-        return value
-    if isinstance(value, Distribution):
-        fields = []
-        for name, item in vars(value).items():
-            key = name.lstrip("_")
-            if isinstance(item, Distribution):
-                fields.append((key, open_distributions(item)))
-            elif isinstance(item, torch.Tensor) and name in value.arg_constraints:
-                fields.append((key, item))
-        names = tuple(k for k, _ in fields)
-        cls_key = (type(value).__name__, names)
-        if cls_key not in _DISTRIBUTION_FIELDS:
-            _DISTRIBUTION_FIELDS[cls_key] = collections.namedtuple(type(value).__name__, names)  # type: ignore[misc]  # fields known at run time
-        return _DISTRIBUTION_FIELDS[cls_key](*(v for _, v in fields))
-    if isinstance(value, (tuple, list)):
-        items = [open_distributions(v) for v in value]
-        if all(a is b for a, b in zip(items, value)):
-            return value  # nothing opened: the container itself (torch.Size, return_types, ...)
-        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
-            return type(value)(*items)
-        return type(value)(items)
-    if isinstance(value, dict):
-        opened = {k: open_distributions(v) for k, v in value.items()}
-        if all(opened[k] is v for k, v in value.items()):
-            return value
-        return type(value)(opened) if type(value) in (dict, collections.OrderedDict) else opened
-    return value
 
 
 def function_name(func: Callable[..., Any], operator: str | None = None) -> tuple[NodeKind, str]:

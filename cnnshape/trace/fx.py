@@ -17,16 +17,6 @@ from torch.utils._device import _device_constructors
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
-from .eager import (
-    KeepingRecorder,
-    distributions_unchecked,
-    forward_input_names,
-    model_label,
-    module_type_name,
-    node_attrs,
-    open_distributions,
-    value_failure,
-)
 from .meta import (
     UniqueNames,
     caller_source,
@@ -38,7 +28,9 @@ from .meta import (
     tensor_meta,
     tensors_in,
 )
+from .modules import forward_input_names, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
+from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
 
 #: torch's tensor factories that take ``device=`` (torch.zeros, torch.arange, torch.tensor, ...)
 _FACTORIES = frozenset(_device_constructors())
