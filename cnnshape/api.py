@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import pipeline
-from .analyse.sizes import SizeReport
+from .analyse.sizes.records import SizeReport
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .analyse.receptive_field import unit_box as axis_box
+from .analyse.receptive_field.records import unit_box as axis_box
 from .errors import ConfigError
 from .report import LayerRecord, Report
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .analyse.receptive_field import ReceptiveField
+from .analyse.receptive_field.records import ReceptiveField
 from .errors import ConfigError
 from .vocab import REPORT_SCHEMA
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..analyse.receptive_field import fraction_text
+from ..analyse.receptive_field.records import fraction_text
 from ..query import rf_layers
 from ..report import Report
 from .text import shape_text

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..analyse.sizes import SizeReport
+from ..analyse.sizes.records import SizeReport
 from ..errors import param
 
 

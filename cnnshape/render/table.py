@@ -35,7 +35,7 @@ def window_text(layer: LayerRecord) -> str:
 
 def rf_text(layer: LayerRecord) -> str:
     """``7``, ``7x5``, ``global``, ``unknown``; ``*`` marks a merge of misaligned branches."""
-    from ..analyse.receptive_field import fraction_text
+    from ..analyse.receptive_field.records import fraction_text
 
     rf = layer.receptive_field
     if rf is None or rf.kind == "flat":
