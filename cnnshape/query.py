@@ -6,7 +6,7 @@ import difflib
 from typing import Any
 
 from .analyse.receptive_field.records import unit_box as axis_box
-from .errors import ConfigError
+from .errors import ConfigError, param
 from .report import LayerRecord, Report
 
 
@@ -28,7 +28,7 @@ def spatial_layer(report: Report, name: str) -> LayerRecord:
         return inside[-1]
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else f" Spatial layers: {', '.join(names[:10])}"
-    raise ConfigError(f"--layer {name!r}: no spatial layer of that name.{hint}")
+    raise ConfigError(f"{param('layer')} {name!r}: no spatial layer of that name.{hint}")
 
 
 def unit_box(report: Report, name: str, index: tuple[int, ...]) -> dict[str, Any]:
@@ -37,10 +37,10 @@ def unit_box(report: Report, name: str, index: tuple[int, ...]) -> dict[str, Any
     rf = layer.receptive_field
     assert rf is not None
     if rf.kind == "unknown":
-        raise ConfigError(f"--layer {name!r}: its receptive field is unknown ({rf.unknown_op} has no rule)")
+        raise ConfigError(f"{param('layer')} {name!r}: its receptive field is unknown ({rf.unknown_op} has no rule)")
     if not rf.aligned:
         raise ConfigError(
-            f"--layer {name!r}: its units do not map to the input by one start and jump (branches "
+            f"{param('layer')} {name!r}: its units do not map to the input by one start and jump (branches "
             "with different centres or jumps meet there, or it concatenates along a spatial axis), so "
             "no per-unit box is given. Pick a layer before the merge.")
     nd = len(rf.axes) if rf.kind == "spatial" else 0
@@ -50,7 +50,7 @@ def unit_box(report: Report, name: str, index: tuple[int, ...]) -> dict[str, Any
     spatial = [place.extent for place in rf.places]
     if len(index) != nd or any(not 0 <= i < n for i, n in zip(index, spatial)):
         at = ",".join(map(str, index))
-        raise ConfigError(f"--at {at!r}: {name} has {nd} spatial axes of sizes "
+        raise ConfigError(f"{param('at')} {at!r}: {name} has {nd} spatial axes of sizes "
                           f"{'x'.join(map(str, spatial))}; give {nd} indices within them")
     axes = []
     for axis, i, extent in zip(rf.axes, index, image.shape[-nd:]):
