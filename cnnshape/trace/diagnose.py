@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..arith import as_tuple, conv_out, conv_out_text, pool_out
+from ..errors import param
 from .records import Node, TensorMeta
 
 
@@ -102,7 +103,7 @@ def explain(f: Failure, exc: BaseException) -> str:
                         f"{f.type} {f.name!r} expects {module.in_channels} input channels, but the model "
                         f"input {x} has {nd + 1} dimensions, which torch reads as unbatched "
                         f"(C={channels}, then {nd} spatial). A batch dimension is probably missing: "
-                        f"e.g. --input {batched}.{where}"
+                        f"e.g. {param('inputs')} {batched}.{where}"
                     )
                 return (
                     f"{f.type} {f.name!r} expects {module.in_channels} input channels but receives "
