@@ -6,6 +6,7 @@ validated once by :meth:`Request.of`; torch-free.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,3 +70,15 @@ class Request:
     def label(self) -> str:
         """How reports name the model: the spec, or the instance's class name."""
         return self.model if isinstance(self.model, str) else type(self.model).__name__
+
+
+def names_file(where: str) -> bool:
+    """Whether the part of a spec before its last colon names a file (``net.py``, ``models/net``,
+    an existing ``net.txt``) rather than a module (``torchvision.models``)."""
+    return where.endswith(".py") or "/" in where or "\\" in where or os.path.isfile(where)
+
+
+def spec_file(spec: str) -> str | None:
+    """The file of a ``file.py:Name`` spec (None for ``package.module:Name``)."""
+    where, sep, _ = spec.rpartition(":")
+    return where if sep and where and names_file(where) else None

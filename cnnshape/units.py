@@ -58,14 +58,25 @@ def _parse_scaled(value: str | int, units: dict[str, int], name: str, forms: str
         raise ConfigError(f"{name}: {value!r} is a {type(value).__name__}, not a number. Use {forms}.")
     m = _NUMBER.match(value)
     if m is None or m.group(2).upper() not in units:
-        raise ConfigError(f"{name}: cannot read {value!r}. Use {forms}.")
+        raise ConfigError(f"{name}: cannot read {_clip(value)!r}. Use {forms}.")
     try:
         scaled = Decimal(m.group(1).replace("_", "")) * units[m.group(2).upper()]
     except InvalidOperation:
-        raise ConfigError(f"{name}: cannot read {value!r}. Use {forms}.") from None
+        raise ConfigError(f"{name}: cannot read {_clip(value)!r}. Use {forms}.") from None
+    if scaled.adjusted() >= MAX_DIGITS:  # int() of it would pass Python's 4,300-digit conversion limit
+        raise ConfigError(f"{name}: {_clip(value)!r} is a number of more than {MAX_DIGITS:,} digits. Use {forms}.")
     if scaled != scaled.to_integral_value():
-        raise ConfigError(f"{name}: {value!r} is {scaled}, not a whole number. Use {forms}.")
+        raise ConfigError(f"{name}: {_clip(value)!r} is {scaled}, not a whole number. Use {forms}.")
     return int(scaled)
+
+
+#: the most digits a budget may have (far above any real count; below Python's int conversion limit)
+MAX_DIGITS = 1000
+
+
+def _clip(text: str, width: int = 60) -> str:
+    """``text``, shortened with "..." when longer than ``width`` (a 5,000-digit number in a message)."""
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def parse_count(value: str | int, name: str = "count") -> int:
@@ -87,5 +98,8 @@ def parse_percent(value: str | int | float, name: str = "percentage") -> Decimal
     except InvalidOperation:
         result = Decimal("NaN")
     if not result.is_finite() or result < 0:
-        raise ConfigError(f"{name}: cannot read {value!r}. Use a non-negative percentage, e.g. 5% or 0.5%.")
-    return result
+        raise ConfigError(f"{name}: cannot read {_clip(text)!r}. Use a non-negative percentage, e.g. 5% or 0.5%.")
+    if result.adjusted() >= MAX_DIGITS:
+        raise ConfigError(f"{name}: {_clip(text)!r} is a number of more than {MAX_DIGITS:,} digits. Use a "
+                          "non-negative percentage, e.g. 5% or 0.5%.")
+    return +result  # to the context's 28 significant digits: a 500-digit limit is shown as 1.0E+500

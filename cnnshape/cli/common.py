@@ -157,8 +157,9 @@ def request_from_cli(spec: str, inputs: list[str] | None, args: list[str] | None
 
 def model_file(spec: str) -> str | None:
     """The file of a ``file.py:Name`` spec (None for ``package.module:Name``)."""
-    where, sep, _ = spec.rpartition(":")
-    return where if sep and (where.endswith(".py") or "/" in where or "\\" in where) else None
+    from ..request import spec_file
+
+    return spec_file(spec)
 
 
 def check_outputs(outputs: dict[str, str | None], keep: dict[str, str | None]) -> None:
