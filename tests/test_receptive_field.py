@@ -1,4 +1,4 @@
-"""Receptive fields: published/hand-computed figures, and an empirical gradient check.
+"""Receptive fields: hand-derived figures, and an empirical gradient check.
 
 The empirical check linearises a float64 copy of the model (activations and normalisation become
 identity, max-pooling a positive averaging window with the same geometry, all weights positive),
@@ -64,15 +64,45 @@ def test_dilated_3x3_d2_sees_5():
     assert [a.size for a in rf.axes] == [5, 5]
 
 
+# Final receptive fields derived by hand, layer by layer, with r_l = r_{l-1} + (k_l − 1)·j_{l-1} and
+# j_l = j_{l-1}·s_l from r_0 = j_0 = 1 (a 1x1 conv and the identity or strided 1x1 shortcut of a
+# block never widen the box: the sum's box is the conv path's, the larger one). Padding only moves
+# the box, never its size.
+#
+# ResNet-18 (examples/resnet.py: BasicBlock = two 3x3 convs, the first strided when the stage is):
+#   conv1 7x7 s2        r = 1 + 6·1 = 7,              j = 2
+#   maxpool 3x3 s2      r = 7 + 2·2 = 11,             j = 4
+#   layer1 4 convs 3x3  r = 11 + 4·(2·4) = 43,        j = 4
+#   layer2 conv s2      r = 43 + 2·4 = 51,            j = 8;  3 more convs: 51 + 3·(2·8) = 99
+#   layer3 conv s2      r = 99 + 2·8 = 115,           j = 16; 3 more convs: 115 + 3·(2·16) = 211
+#   layer4 conv s2      r = 211 + 2·16 = 243,         j = 32; 3 more convs: 243 + 3·(2·32) = 435
+# ResNet-50 (v1.5, as torchvision: Bottleneck = 1x1, 3x3 (the strided one), 1x1; blocks 3, 4, 6, 3):
+#   conv1, maxpool      r = 11,                       j = 4
+#   layer1 3 x 3x3      r = 11 + 3·(2·4) = 35,        j = 4
+#   layer2 3x3 s2       r = 35 + 2·4 = 43,            j = 8;  3 more blocks: 43 + 3·(2·8) = 91
+#   layer3 3x3 s2       r = 91 + 2·8 = 107,           j = 16; 5 more blocks: 107 + 5·(2·16) = 267
+#   layer4 3x3 s2       r = 267 + 2·16 = 299,         j = 32; 2 more blocks: 299 + 2·(2·32) = 427
+# (ResNet-50 v1, with the stride on the first 1x1, would give 51 after layer2's first block, not 43:
+# the variant matters, so these are derived for the layout the examples build, not quoted.)
+# VGG-16 features (five stages of 3x3 convs, 2, 2, 3, 3, 3 of them, each stage then a 2x2 s2 pool):
+#   stage 1  1 + 2·2 = 5,  pool 5 + 1·1 = 6,      j = 2
+#   stage 2  6 + 2·(2·2) = 14,  pool 14 + 1·2 = 16,   j = 4
+#   stage 3  16 + 3·(2·4) = 40, pool 40 + 1·4 = 44,   j = 8
+#   stage 4  44 + 3·(2·8) = 92, pool 92 + 1·8 = 100,  j = 16
+#   stage 5  100 + 3·(2·16) = 196, pool 196 + 1·16 = 212, j = 32
+# AlexNet features (torchvision: conv 11x11 s4, pool 3 s2, conv 5x5, pool 3 s2, three 3x3 convs, pool 3 s2):
+#   conv 11 s4 r = 11, j = 4; pool r = 11 + 2·4 = 19, j = 8; conv 5 r = 19 + 4·8 = 51;
+#   pool r = 51 + 2·8 = 67, j = 16; three 3x3 r = 67 + 3·(2·16) = 163; pool r = 163 + 2·16 = 195, j = 32
 @pytest.mark.parametrize("model, node, size", [
-    (ResNet18, "layer4", 435),  # published (Araujo et al. 2019, Table 1 lists 435 for ResNet-18)
-    (ResNet50, "layer4", 427),  # published: 427 for ResNet-50 v1 (stride on the 3x3 conv)
-    (VGG16, "features", 212),  # published: 212 for VGG-16
-    (AlexNet, "features", 195),  # published: 195 for AlexNet
+    (ResNet18, "layer4", 435),
+    (ResNet50, "layer4", 427),
+    (VGG16, "features", 212),
+    (AlexNet, "features", 195),
 ])
-def test_published_receptive_fields(model, node, size):
+def test_hand_derived_receptive_fields(model, node, size):
     rf = last_in(analyze(model(), [(1, 3, 224, 224)]), node)
     assert [a.size for a in rf.axes] == [size, size]
+    assert [a.jump for a in rf.axes] == [32, 32]
     assert rf.aligned
 
 
@@ -237,10 +267,27 @@ def test_empirical_resnet18_layerwise():
     model = ResNet18()
     report = analyze(model, [(1, 3, 64, 64)])
     # layer1: 11 + 4 convs * 2 * jump 4 = 43; layer2: the strided 3x3 still steps at jump 4:
-    # 43 + 2*4 + 3 convs * 2 * jump 8 = 99 (clipped on 64 pixels); layer4 as published
+    # 43 + 2*4 + 3 convs * 2 * jump 8 = 99 (clipped on 64 pixels); layer4: 435, derived above
+    # test_hand_derived_receptive_fields
     for name, size in (("layer1", 43), ("layer2", 99), ("layer4", 435)):
         rf = check(model, (1, 3, 64, 64), name, getattr(model, name), report=report)
         assert rf.axes[0].size == size
+
+
+@pytest.mark.parametrize("model, half", [
+    (ResNet18, 217),  # (435 − 1)/2
+    (ResNet50, 213),  # (427 − 1)/2
+])
+def test_empirical_resnet_final_rf_at_the_corner(model, half):
+    # on 224x224 the whole-image box hides the size; the corner unit (0, 0) of layer4 is centred on
+    # pixel 0 (every conv pads (k − 1)/2), so its box is [−half, half] and the gradient of the
+    # linearised model reaches exactly pixels 0..half: the hand-derived RF, measured
+    net = model()
+    measured = empirical_extent(net, (1, 3, 224, 224), (0, 0), net.layer4)
+    assert measured == [(0, half), (0, half)]
+    rf = last_in(analyze(net, [(1, 3, 224, 224)]), "layer4")
+    assert [(a.size, a.start) for a in rf.axes] == [(2 * half + 1, 0)] * 2
+    assert analytic_extent(rf, (0, 0), (224, 224)) == measured
 
 
 def test_empirical_inception_block():
@@ -324,8 +371,9 @@ def test_cli_rf_unit_box():
 
 
 def test_cli_rf_unit_box_of_a_container_module():
-    # --layer layer4 means the output of the Sequential layer4: ResNet-18's published RF there is
-    # 435, so each axis box spans 435 pixels (clipped to the 224-pixel image).
+    # --layer layer4 means the output of the Sequential layer4: ResNet-18's RF there is 435 (derived
+    # above test_hand_derived_receptive_fields), so each axis box spans 435 pixels (clipped to the
+    # 224-pixel image).
     result = runner.invoke(app, ["rf", "examples/resnet.py:ResNet18", "--input", "1,3,224,224",
                                  "--layer", "layer4", "--at", "3,3", "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import cnnshape
 from cnnshape import arith
@@ -134,8 +135,8 @@ def layer_configs(draw: st.DrawFn) -> dict[str, Any]:
         """One value for every axis, or a tuple with one per axis."""
         return draw(st.one_of(values, st.tuples(*[values] * nd)))
 
-    cfg: dict[str, Any] = {"nd": nd, "kind": kind, "kernel_size": per_axis(st.integers(1, 4)),
-                           "stride": per_axis(st.integers(1, 3))}
+    cfg: dict[str, Any] = {"nd": nd, "kind": kind, "batch": draw(st.integers(1, 3)),
+                           "kernel_size": per_axis(st.integers(1, 4)), "stride": per_axis(st.integers(1, 3))}
     spatial_max = {1: 12, 2: 9, 3: 6}[nd]
     cfg["spatial"] = tuple(draw(st.integers(1, spatial_max)) for _ in range(nd))
     if kind in ("conv", "conv_transpose"):
@@ -147,6 +148,8 @@ def layer_configs(draw: st.DrawFn) -> dict[str, Any]:
         if kind == "conv":
             named = draw(st.sampled_from([None, None, "same", "valid"]))
             cfg["padding"] = named or per_axis(st.integers(0, 3))
+            # reflect needs padding < size, circular padding ≤ size: some draws break them
+            cfg["padding_mode"] = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
         else:
             cfg["padding"] = per_axis(st.integers(0, 3))
             # output_padding must stay below stride or dilation: draw up to 3 so some configs break it
@@ -164,7 +167,7 @@ def layer_configs(draw: st.DrawFn) -> dict[str, Any]:
 
 def _build(cfg: dict[str, Any]) -> nn.Module:
     nd = cfg["nd"]
-    kwargs = {k: v for k, v in cfg.items() if k not in ("nd", "kind", "spatial")}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("nd", "kind", "spatial", "batch")}
     cls = {
         "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
         "conv_transpose": (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
@@ -208,9 +211,9 @@ def test_random_layer_matches_torch(cfg: dict[str, Any]) -> None:
     except (ValueError, RuntimeError):
         assume(False)  # torch rejects it at construction: nothing for cnnshape to analyse
         raise
-    x_shape = (1, cfg["in_channels"], *cfg["spatial"])
+    x_shape = (cfg["batch"], cfg["in_channels"], *cfg["spatial"])
     try:
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             real: tuple[int, ...] | None = tuple(model(torch.randn(x_shape)).shape)
         torch_error = None
     except (RuntimeError, ValueError) as e:
@@ -225,6 +228,9 @@ def test_random_layer_matches_torch(cfg: dict[str, Any]) -> None:
         assert report.outputs[0].shape == real
         row = next(layer for layer in report.layers if layer.name == "0")
         assert row.output_shape == real
+        # torch counts a multiply-add as 2 FLOPs (flop_counter.py: conv_flop_count), cnnshape as 1 MAC;
+        # pooling is 0 MACs for both
+        assert 2 * report.totals.macs == 2 * row.macs == counter.get_total_flops()
     else:
         with pytest.raises(CnnshapeError) as info:
             cnnshape.analyze(model, [x_shape])
