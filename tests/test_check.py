@@ -329,6 +329,7 @@ def test_assert_within_budget() -> None:
 # --- end to end: a project with pyproject.toml, the real console script -----------------------
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_end_to_end_project_fails_when_model_grows(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "net.py").write_text((ROOT / "examples" / "lenet.py").read_text())

@@ -85,6 +85,7 @@ def _csv_rows(*args: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(result.stdout)))
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_csv_columns_sum_to_totals() -> None:
     args = ("examples/resnet.py:ResNet18", "--input", "1,3,64,64")
     rows = _csv_rows(*args)
@@ -110,6 +111,7 @@ def test_depth_collapses_and_keeps_sums(depth: int) -> None:
         assert layer1["params"] == 4 * (64 * 64 * 9 + 128) == 147_968
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_arg_num_classes() -> None:
     default = summary_json("examples/resnet.py:ResNet18", "--input", "1,3,64,64")["totals"]["params"]
     ten = summary_json("examples/resnet.py:ResNet18", "--input", "1,3,64,64", "--arg", "num_classes=10")
@@ -118,6 +120,7 @@ def test_arg_num_classes() -> None:
     assert ten["outputs"][0]["shape"] == [1, 10]
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_multi_input_and_tuple_output() -> None:
     data = summary_json("examples/multi_io.py:TwoInputNet", "--input", "1,3,32,32", "--input", "1,10")
     assert [i["shape"] for i in data["inputs"]] == [[1, 3, 32, 32], [1, 10]]

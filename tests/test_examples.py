@@ -28,6 +28,8 @@ from torch import nn
 
 import cnnshape
 
+from .cases import EXAMPLES
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "examples" / "README.md"
 
@@ -83,11 +85,17 @@ ROWS = readme_rows()
 
 
 def test_the_readme_tables_were_read() -> None:
-    # 11 published + 9 hand-computed + 6 textbook + 3 multi-I/O rows, and the factories named in
-    # three of them (vgg16, resnet18, resnet34, resnet50): 29 + 4 = 33
-    assert len(ROWS) == 33
+    # one row per "| `examples/..." line of the README, plus one per factory it names ("also
+    # `vgg16()`"); every example the other tests use (tests/cases.py) and the RegNets among them
+    text = README.read_text(encoding="utf-8")
+    lines = re.findall(r"^\| `examples/[^`]+`(.*)$", text, flags=re.MULTILINE)
+    factories = sum(len(re.findall(r"also `\w+\(\)`", line)) for line in lines)
+    assert len(ROWS) == len(lines) + factories
     assert all(row.inputs for row in ROWS)
     assert len({row.spec for row in ROWS}) == len(ROWS)
+    specs = {row.spec for row in ROWS}
+    assert {case.spec for case in EXAMPLES} <= specs
+    assert {"examples/regnet.py:regnet_y_128gf", "examples/vgg.py:vgg16", "examples/resnet.py:resnet50"} <= specs
 
 
 def _constructor(spec: str) -> Any:

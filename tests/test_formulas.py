@@ -109,6 +109,7 @@ def test_bad_formulas_are_named(formulas: dict, message: str) -> None:
         cnnshape.analyze(WithCustomOp(), [(1, 3, 16, 16)], formulas=formulas)
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_cli_by_op_table_and_json() -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "cnnshape", "summary", "examples/lenet.py:LeNet5",

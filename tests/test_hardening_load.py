@@ -173,6 +173,7 @@ def _package(tmp_path: Path, init: bool = True) -> Path:
     return pkg.parent
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 @pytest.mark.parametrize("init", [True, False], ids=["package", "namespace-package"])
 def test_relative_import_in_a_model_file(tmp_path: Path, init: bool) -> None:
     project = _package(tmp_path, init)
@@ -183,6 +184,7 @@ def test_relative_import_in_a_model_file(tmp_path: Path, init: bool) -> None:
         assert [layer["name"] for layer in report["layers"]] == ["x", "block.c", "output"]
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_package_module_spec_from_the_folder_that_holds_the_package(tmp_path: Path) -> None:
     project = _package(tmp_path)
     # python -P: sys.path does not start with the working folder, as with the `cnnshape` console script

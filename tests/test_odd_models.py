@@ -169,6 +169,7 @@ def test_fully_scripted_model_with_fx_says_what_to_do():
         cnnshape.analyze(scripted_mlp(), [(2, 8)], tracer="fx")
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_fully_scripted_model_through_the_console_script():
     ok = cli("summary", "examples/constructs.py:scripted_mlp", "--input", "2,8")
     assert ok.returncode == 0, ok.stderr
@@ -402,6 +403,7 @@ def test_value_dependence_inside_a_leaf_is_still_a_value_dependence():
         cnnshape.analyze(Outer(), [(2, 8)], leaves=[ValueBranch])
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_value_dependence_through_the_console_script(tmp_path):
     spec = tmp_path / "branchy.py"
     spec.write_text(textwrap.dedent("""

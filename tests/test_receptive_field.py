@@ -276,7 +276,7 @@ def test_empirical_resnet18_layerwise():
 
 @pytest.mark.parametrize("model, half", [
     (ResNet18, 217),  # (435 − 1)/2
-    (ResNet50, 213),  # (427 − 1)/2
+    pytest.param(ResNet50, 213, marks=pytest.mark.slow),  # (427 − 1)/2; > 10 s in docs/test-durations.md
 ])
 def test_empirical_resnet_final_rf_at_the_corner(model, half):
     # on 224x224 the whole-image box hides the size; the corner unit (0, 0) of layer4 is centred on

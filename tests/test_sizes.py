@@ -99,6 +99,7 @@ def test_lenet_accepts_32_to_35() -> None:
     check_exhaustively(model, (1, 1, 32, 32), range(1, 513))
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_alexnet_accepts_every_size_from_63() -> None:
     # conv11 s4 p2: floor((H−7)/4)+1; each of the three maxpool3 s2 needs ≥ 3 in, so backwards:
     # 3 before pool3 <- 7 before pool2 <- 15 before pool1 = floor((H−7)/4)+1 ≥ 15  <=>  H ≥ 63
@@ -109,6 +110,7 @@ def test_alexnet_accepts_every_size_from_63() -> None:
     check_exhaustively(model, (1, 3, 224, 224), range(1, 513))
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 @pytest.mark.parametrize("spec,step", [("examples/resnet.py:ResNet18", 5), ("examples/resnet.py:ResNet50", 11)])
 def test_resnet_accepts_every_size(spec: str, step: int) -> None:
     # conv7 s2 p3 at H=1: floor((1+6−6−1)/2)+1 = 1; maxpool3 s2 p1: floor((1+2−2−1)/2)+1 = 1; every
@@ -174,7 +176,13 @@ EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize("spec,shape,step", EXAMPLES, ids=[e[0].split(":")[1] for e in EXAMPLES])
+#: more than 10 s each in docs/test-durations.md
+SLOW_EXAMPLES = {"MobileNetV2", "DenseNet", "SENet", "TransposedDecoder", "DictOutputNet"}
+
+
+@pytest.mark.parametrize("spec,shape,step", [
+    pytest.param(*e, marks=pytest.mark.slow) if e[0].split(":")[1] in SLOW_EXAMPLES else e for e in EXAMPLES
+], ids=[e[0].split(":")[1] for e in EXAMPLES])
 def test_every_example_agrees_with_meta_forward(spec: str, shape: tuple[int, ...], step: int) -> None:
     check_exhaustively(module(spec), shape, range(1, 513, step))
 
@@ -382,6 +390,7 @@ class ConvNeXtish(nn.Module):
         return self.head(x.mean((-2, -1)))
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_convnext_layer_norm_channels_last() -> None:
     # floor(floor(floor(floor(H/4)/2)/2)/2) = floor(H/32) ≥ 1  <=>  H ≥ 32, every size from there
     model = ConvNeXtish()

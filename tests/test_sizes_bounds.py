@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -28,6 +29,7 @@ def test_the_bound_is_below_the_sizes_studied_here() -> None:
     assert MAX_UP_TO == 16_384 < 20_000
 
 
+@pytest.mark.slow  # > 10 s in docs/test-durations.md
 def test_summary_above_the_range_states_the_rule() -> None:
     # the command. Every stride-2 layer of ResNet18 gives floor((x − 1)/2) + 1 ≥ 1 and the
     # adaptive pool makes the head size-free: every size ≥ 1, and so 20,000 too (period 1, checked
