@@ -111,8 +111,6 @@ def test_golden_multi_io_and_branches() -> None:
     assert "1x256x32x32" in cat
 
 
-@pytest.mark.xfail(strict=True, reason="cnnshape bug: the CSV output row holds only the first output's shape "
-                   "(render/table.py writes layer.output_shape), where the table and JSON give every output")
 def test_csv_output_row_names_every_output() -> None:
     from typer.testing import CliRunner
 

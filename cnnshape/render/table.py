@@ -158,8 +158,8 @@ def render_csv(report: Report) -> str:
         row = []
         for col in CSV_COLUMNS:
             value = d.get(col)
-            if col == "output_shape":
-                value = shape_text(layer.output_shape)
+            if col == "output_shape":  # several outputs as the table gives them: "[0]: 1x10, [1]: 1x48"
+                value = _output_text(layer)
             elif isinstance(value, list):
                 value = "x".join(str(v) for v in value)
             row.append("" if value is None else value)
