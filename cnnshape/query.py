@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .analyse.receptive_field.records import unit_box as axis_box
+from .analyse.receptive_field.boxes import Refused, input_box
 from .errors import ConfigError, param
 from .report import LayerRecord, Report
 
@@ -32,7 +32,10 @@ def spatial_layer(report: Report, name: str) -> LayerRecord:
 
 
 def unit_box(report: Report, name: str, index: tuple[int, ...]) -> dict[str, Any]:
-    """The input box output unit ``index`` of layer ``name`` sees, per axis (``--layer/--at``)."""
+    """The input box output unit ``index`` of layer ``name`` sees, per axis (``--layer/--at``): the
+    nominal box (padding positions counted) and, exactly, the input pixels it depends on
+    (``clipped``). A global layer whose units all see the whole input says so; one that sees part of
+    it gives that part. No box rather than a wrong one: refused with the reason."""
     layer = spatial_layer(report, name)
     rf = layer.receptive_field
     assert rf is not None
@@ -45,17 +48,25 @@ def unit_box(report: Report, name: str, index: tuple[int, ...]) -> dict[str, Any
             "no per-unit box is given. Pick a layer before the merge.")
     nd = len(rf.axes) if rf.kind == "spatial" else 0
     image = next((i for i in report.inputs if len(i.shape) >= 3), None)
-    if rf.kind == "global" or image is None:
+    if image is None:
         return {"layer": name, "global": True}
     spatial = [place.extent for place in rf.places]
-    if len(index) != nd or any(not 0 <= i < n for i, n in zip(index, spatial)):
+    if rf.kind == "spatial" and (len(index) != nd or any(not 0 <= i < n for i, n in zip(index, spatial))):
         at = ",".join(map(str, index))
         raise ConfigError(f"{param('at')} {at!r}: {name} has {nd} spatial axes of sizes "
                           f"{'x'.join(map(str, spatial))}; give {nd} indices within them")
+    try:
+        box = input_box(rf, index if rf.kind == "spatial" else None, image=image.key)
+    except Refused as e:
+        raise ConfigError(f"{param('layer')} {name!r}: no exact input box for this unit: {e}.") from None
+    extents = image.shape[2:]
+    if rf.kind == "global" and box.pixels == tuple((0, n - 1) for n in extents):
+        return {"layer": name, "global": True}
     axes = []
-    for axis, i, extent in zip(rf.axes, index, image.shape[-nd:]):
-        lo, hi, clo, chi = axis_box(axis, i, extent)
+    for k in range(len(extents)):  # a unit that reads only padding has no pixels (and a box only if nominal)
+        lo, hi = box.nominal[k] if box.nominal else (0, -1)
+        clo, chi = box.pixels[k] if box.pixels else (lo, lo - 1)
         inside = max(0, chi - clo + 1)
-        axes.append({"index": i, "box": [lo, hi], "clipped": [clo, chi], "inside": inside,
-                     "padding": (hi - lo + 1) - inside})
+        axes.append({"index": index[k] if k < len(index) else 0, "box": [lo, hi], "clipped": [clo, chi],
+                     "inside": inside, "padding": max(0, (hi - lo + 1) - inside)})
     return {"layer": name, "global": False, "aligned": rf.aligned, "input": image.key, "axes": axes}

@@ -1,57 +1,17 @@
-"""Rules for ops that move, select, reduce or mix units: views and reshapes, permutes, slices,
-splits, concatenation, reductions, softmax, matrix products and element-wise ops.
+"""Rules for ops that move units without reading new ones: views and reshapes, squeeze and
+unsqueeze, expand, permutes. Each keeps every unit's box; only where the axes live changes
+(``Place``), and, when dims without axes move, the order of the channels (:mod:`.channels`).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ...trace.records import OpCall, TensorMeta
-from .records import AxisRF, Place, ReceptiveField, Source, flat_rf, global_rf, spatial_rf, unknown_rf
-from .rules import RF_RULES, dims_of, moved, numel, out_shape, unchanged
-
-
-@RF_RULES.register("aten.glu")
-def glu(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """a·sigmoid(b) of the two halves along ``dim``: along channels every unit sees what it saw;
-    along a spatial axis unit i combines units i and i + W/2, which no start/jump describes."""
-    if rf.kind == "spatial":
-        dim = int(call.arg("dim")) % len(rf.shape)
-        if any(p.dim == dim for p in rf.places):
-            return unknown_rf("glu along a spatial axis", out_shape(call), rf.aligned)
-    return unchanged(call, rf)
-
-
-ELEMENTWISE = (
-    "rsub", "abs", "relu6", "gelu", "mish", "hardswish", "softplus", "threshold", "maximum",
-    "minimum", "eq", "ne", "lt", "le", "gt", "ge", "masked_fill", "copy",
-)
-RF_RULES.add(unchanged, *(f"aten.{n}{suffix}" for n in ELEMENTWISE for suffix in ("", "_")))
-RF_RULES.add(unchanged, "aten.where", "aten._prelu_kernel", "aten.native_dropout", "aten.bernoulli",
-             "aten.bernoulli_", "aten.log_sigmoid_forward", "aten.hardshrink", "aten.softshrink",
-             "aten.nan_to_num", "aten.isnan", "aten.isinf", "aten.clone", "aten.contiguous",
-             "aten.detach", "aten.alias", "aten._to_copy", "aten.to", "aten.lift_fresh",
-             "aten.lift_fresh_copy", "aten.zeros_like", "aten.ones_like",
-             "aten.empty_like", "aten.full_like", "aten.fill_", "aten.zero_",
-             "aten.native_batch_norm", "aten._native_batch_norm_legit",
-             "aten._native_batch_norm_legit_no_training", "aten.cudnn_batch_norm",
-             "aten._batch_norm_with_update", "aten._batch_norm_no_update",
-             "aten.native_layer_norm", "aten.native_group_norm", "aten._fused_rms_norm",
-             "aten.channel_shuffle", "aten.native_channel_shuffle")
-
-
-@RF_RULES.register("aten.cat")
-def cat(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Concatenation along channels: unchanged. Along a spatial axis the axis continues (its extent
-    grows; the node merges the branches' RFs), but the units of the second part come from another
-    tensor, so no single start/jump maps every unit to its box: the result is marked misaligned."""
-    out = out_shape(call)
-    if rf.kind != "spatial":
-        return replace(rf, shape=out)
-    dim = int(call.arg("dim")) % len(out)
-    along_spatial = any(p.dim == dim for p in rf.places)
-    return replace(rf, shape=out, aligned=rf.aligned and not along_spatial,
-                   places=tuple(replace(p, extent=out[p.dim]) if p.whole else p for p in rf.places))
+from ...trace.records import OpCall
+from .channels import UNKNOWN, broadcast
+from .channels import permute as permute_labels
+from .records import Place, ReceptiveField, flat_rf
+from .rules import RF_RULES, channel_view, dims_of, known, moved, numel, out_shape, relabel
 
 
 def reshape_place(place: Place, before: Sequence[int], after: Sequence[int]) -> Place | None:
@@ -126,10 +86,17 @@ def squeeze(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
 
 @RF_RULES.register("aten.expand", "aten.expand_as", "aten.repeat")
 def expand(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """New leading dims move the axes on; expanding or repeating an axis itself loses the layout."""
+    """New leading dims move the axes on; expanding or repeating an axis itself loses the layout.
+    Expanded channels repeat their labels; repeated (tiled) ones are not followed."""
     out = out_shape(call)
     shift = len(out) - len(rf.shape)
-    return moved(rf, out, lambda p: p.dim + shift if out[p.dim + shift] == rf.shape[p.dim] else None)
+    result = moved(rf, out, lambda p: p.dim + shift if out[p.dim + shift] == rf.shape[p.dim] else None)
+    labels, before, after = known(rf), channel_view(rf), channel_view(result)
+    if result.kind != "spatial" or labels is None:
+        return result
+    if call.op == "aten.repeat" or labels == UNKNOWN or before is None or after is None:
+        return relabel(result, UNKNOWN)
+    return relabel(result, broadcast(labels, before[1], after[1]))
 
 
 @RF_RULES.register("aten.as_strided")
@@ -137,14 +104,6 @@ def as_strided(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Only a same-shape as_strided (a restride torch inserts) is followed."""
     out = out_shape(call)
     return replace(rf, shape=out) if out == rf.shape or rf.kind != "spatial" else flat_rf(rf, out)
-
-
-@RF_RULES.register("aten.stack")
-def stack(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """A new dim at ``dim``: the axes at or after it move one dim on."""
-    out = out_shape(call)
-    at = int(call.arg("dim")) % len(out)
-    return moved(rf, out, lambda p: p.dim + (p.dim >= at))
 
 
 @RF_RULES.register("aten.permute", "aten.transpose", "aten.t", "aten.movedim")
@@ -164,113 +123,14 @@ def permute(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
         b = int(call.arg("dim1")) % rank if call.op != "aten.t" else min(1, rank - 1)
         order = list(range(rank))
         order[a], order[b] = order[b], order[a]
-    return moved(rf, out, lambda p: order.index(p.dim))
+    result = moved(rf, out, lambda p: order.index(p.dim))
+    labels, view = known(rf), channel_view(rf)
+    if result.kind != "spatial" or labels is None:
+        return result
+    if labels == UNKNOWN or view is None:
+        return relabel(result, UNKNOWN)
+    # the dims without axes, in their new order, as positions in the old channel grid
+    grid_order = [view[0].index(d) for d in order if d in view[0]]
+    return result if grid_order == sorted(grid_order) else relabel(result, permute_labels(labels, view[1], grid_order))
 
-
-@RF_RULES.register("aten.slice")
-def slice_(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """x[..., a:b:step] on a spatial dim: start_out = start_in + a·j_in, j_out = step·j_in."""
-    out = out_shape(call)
-    if rf.kind != "spatial":
-        return replace(rf, shape=out)
-    rank = len(rf.shape)
-    dim = int(call.arg("dim")) % rank
-    hit = [i for i, p in enumerate(rf.places) if p.dim == dim]
-    if not hit:
-        return replace(rf, shape=out)
-    if not rf.places[hit[0]].whole or len(hit) > 1:
-        return unknown_rf(f"{call.op} across packed spatial axes", out, rf.aligned)
-    begin = call.arg("start") or 0
-    size = rf.shape[dim]
-    begin = max(0, begin + size if begin < 0 else min(begin, size))
-    step = int(call.arg("step") or 1)
-    axes, places = list(rf.axes), list(rf.places)
-    a = axes[hit[0]]
-    source: Source | None = ("window", (step, -begin, 0), (a,)) if a.source else None
-    axes[hit[0]] = AxisRF(a.size, a.jump * step, a.start + begin * a.jump, source)
-    places[hit[0]] = Place(dim, 1, out[dim])
-    return spatial_rf(axes, out, rf.aligned, places)
-
-
-@RF_RULES.register("aten.select", "aten.unbind", "aten.split", "aten.split_with_sizes",
-                   "aten.unsafe_split", "aten.chunk")
-def select(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Picking or splitting along a non-spatial dim (q, k, v out of a fused qkv; channel groups):
-    the axes are unchanged (select and unbind remove that dim). Unbinding or splitting along a
-    spatial dim (an RNN stepping over a sequence) makes the positions separate tensors: the layout
-    is gone (``flat``), and whatever mixes them (the recurrent matmuls) is global. Selecting one
-    position of a spatial axis: no rule."""
-    out = out_shape(call)
-    if rf.kind != "spatial":
-        return replace(rf, shape=out)
-    dim = int(call.arg("dim")) % len(rf.shape)
-    if any(p.dim == dim for p in rf.places):
-        if call.op == "aten.select":
-            return unknown_rf(f"{call.op} of one position along a spatial axis", out, rf.aligned)
-        return flat_rf(rf, out)
-    removed = len(out) < len(rf.shape)
-    return moved(rf, out, lambda p: p.dim - (removed and p.dim > dim))
-
-
-def _reduce_over(call: OpCall, rf: ReceptiveField, dims: list[int], keepdim: bool) -> ReceptiveField:
-    out = out_shape(call)
-    if rf.kind == "flat":
-        return global_rf(out, rf.aligned)
-    if rf.kind != "spatial":
-        return replace(rf, shape=out)
-    axes = [AxisRF(None, a.jump, a.start) if p.dim in dims else a for a, p in zip(rf.axes, rf.places)]
-    if all(a.size is None for a in axes):
-        return global_rf(out, rf.aligned)
-    if keepdim:
-        return spatial_rf(axes, out, rf.aligned, rf.places)
-    if any(p.dim in dims for p in rf.places):
-        return flat_rf(rf, out)
-    places = [replace(p, dim=p.dim - sum(d < p.dim for d in dims)) for p in rf.places]
-    return spatial_rf(axes, out, rf.aligned, places)
-
-
-@RF_RULES.register("aten.mean", "aten.sum", "aten.amax", "aten.amin", "aten.var", "aten.std",
-                   "aten.var_mean", "aten.std_mean", "aten.prod", "aten.logsumexp", "aten.norm",
-                   "aten.linalg_vector_norm", "aten.max", "aten.min", "aten.nansum")
-def reduction(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """A reduction over a spatial dim (global pooling) makes that axis global; over all of them,
-    the RF is global. Over channels only: unchanged."""
-    if call.arg("other") is not None:  # max(a, b), min(a, b): element-wise
-        return unchanged(call, rf)
-    rank = len(rf.shape) if rf.shape else len(call.arg("self").shape)
-    dims = dims_of(call.arg("dim"), rank)
-    keepdim = bool(call.arg("keepdim", default=False))
-    return _reduce_over(call, rf, dims, keepdim)
-
-
-@RF_RULES.register("aten._softmax", "aten._log_softmax", "aten._safe_softmax", "aten.softmax",
-                   "aten.log_softmax", "aten.cumsum", "aten.cumprod")
-def softmax(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Normalising over a spatial dim (or over a flattened map, as attention does) sees all of it."""
-    rank = len(rf.shape) if rf.shape else len(call.arg("self").shape)
-    return _reduce_over(call, rf, dims_of(call.arg("dim"), rank), keepdim=True)
-
-
-@RF_RULES.register("aten.mm", "aten.addmm")
-def linear(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """A 2-d product A·B with the followed tensor as A (a Linear: rows are positions, columns
-    features): each output row reads its own row, so axes in the rows stay as they are and a
-    Linear over channels is a 1x1 conv. An axis in the contracted columns (a Linear over spatial
-    features), or the followed tensor as B: global."""
-    out = out_shape(call)
-    a: TensorMeta = call.arg("mat1", "self")
-    if rf.kind == "spatial" and a.shape == rf.shape and all(p.dim == 0 for p in rf.places):
-        return replace(rf, shape=out)
-    return global_rf(out, rf.aligned)
-
-
-@RF_RULES.register("aten.bmm", "aten.baddbmm", "aten.mv", "aten.dot",
-                   "aten._scaled_dot_product_efficient_attention",
-                   "aten._scaled_dot_product_flash_attention",
-                   "aten._scaled_dot_product_flash_attention_for_cpu",
-                   "aten._scaled_dot_product_cudnn_attention")
-def matmul(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
-    """Attention and other products of activations: each output mixes every position of its
-    operand, so the RF is global from here on."""
-    return global_rf(out_shape(call), rf.aligned)
 

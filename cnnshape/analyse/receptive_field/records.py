@@ -2,30 +2,23 @@
 
 Per axis, with j the jump (input pixels between neighbouring units) and r the size, ``start`` is the
 input coordinate of the centre of output unit 0, so unit i sees the input box
-[start + i·j − (r−1)/2, start + i·j + (r−1)/2]. After upsampling that box is the continuous
-approximation; ``AxisRF.unit_box`` maps the unit back through the index maps and is exact.
+[start + i·j − (r−1)/2, start + i·j + (r−1)/2]: the closed form, reported in the tables. After
+upsampling it is a continuous approximation, and near the borders it ignores what exists: the
+exact box of one unit comes from its ``trail`` (:mod:`.trail`, walked by :mod:`.boxes`).
 
 Each axis also records where it lives in the tensor (``Place``: the dim, its stride inside that
 dim and its extent), so views, squeeze/unsqueeze, flatten and permutes carry the axes along.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
+from .trail import Trail, link
+
 RFKind = Literal["spatial", "global", "flat", "unknown"]
-
-
-#: how unit i of an axis reads the units of its parent axes (only kept when an upsample is on the
-#: way, where the closed form is approximate): ("window", (s, p, span)): units
-#: [i·s − p, i·s − p + span]; ("nearest", (w, n, exact)): unit floor(i·w/n) (floor((i + ½)·w/n)
-#: for nearest-exact); ("taps", (w, n, taps, align)): the ``taps`` units around source coordinate
-#: (i + ½)·w/n − ½ (i·(w−1)/(n−1) with align_corners), clamped to [0, w−1] as torch clamps them
-#: (linear, bilinear, bicubic); ("union", ()): the hull over the parents (merged branches)
-Source = tuple[str, tuple[Any, ...], tuple["AxisRF", ...]]
 
 
 @dataclass(frozen=True)
@@ -35,41 +28,27 @@ class AxisRF:
     size: Fraction | None
     jump: Fraction
     start: Fraction
-    source: Source | None = field(default=None, compare=False, repr=False)
-
-    def unit_box(self, i: int) -> tuple[Fraction, Fraction]:
-        """The exact input interval of unit ``i`` (``box`` unless a nearest upsample is on the way)."""
-        if self.source is None:
-            return self.box(i)
-        kind, params, parents = self.source
-        if kind == "window":
-            s, p, span = params
-            return parents[0].unit_box(i * s - p)[0], parents[0].unit_box(i * s - p + span)[1]
-        if kind == "nearest":
-            w, n, exact = params
-            return parents[0].unit_box(math.floor((i + (Fraction(1, 2) if exact else 0)) * Fraction(w, n)))
-        if kind == "taps":
-            w, n, taps, align = params
-            if align:
-                c = i * Fraction(w - 1, n - 1) if n > 1 else Fraction(0)
-            else:
-                c = (i + Fraction(1, 2)) * Fraction(w, n) - Fraction(1, 2)
-                if taps == 2:  # linear modes clamp a negative source coordinate to 0
-                    c = max(c, Fraction(0))
-            # on an exact source unit every other tap has weight 0 (linear and cubic kernels alike)
-            reach = (taps // 2 - 1, taps // 2) if c.denominator != 1 else (0, 0)
-            lo = min(max(math.floor(c) - reach[0], 0), w - 1)
-            hi = min(max(math.floor(c) + reach[1], 0), w - 1)
-            return parents[0].unit_box(lo)[0], parents[0].unit_box(hi)[1]
-        boxes = [a.unit_box(i) for a in parents]
-        return min(b[0] for b in boxes), max(b[1] for b in boxes)
+    #: the trail of the tensor this axis belongs to, and which of its axes this is
+    trail: Trail | None = field(default=None, compare=False, repr=False)
+    axis: int = field(default=0, compare=False, repr=False)
 
     def box(self, i: int) -> tuple[Fraction, Fraction]:
-        """The input interval [lo, hi] output unit ``i`` sees (unclipped, inclusive)."""
+        """The input interval [lo, hi] output unit ``i`` sees by the closed form (unclipped, inclusive)."""
         assert self.size is not None
         centre = self.start + i * self.jump
         half = (self.size - 1) / 2
         return centre - half, centre + half
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One output of a split along a dim that holds no axis: its shape, the channel labels it
+    takes from the whole (:mod:`.channels`; None: all alike), and whether it holds every label of
+    the whole (then its units see what the whole's do)."""
+
+    shape: tuple[int, ...]
+    profile: tuple[int, ...] | None
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -108,6 +87,13 @@ class ReceptiveField:
     #: kind ``unknown`` because the analysis itself raised (a cnnshape bug), here or on the way:
     #: the exception as ``"TypeError: ..."``
     failure: str | None = None
+    #: the exact record of the units (spatial, global, flat), :mod:`.trail`
+    trail: Trail | None = field(default=None, compare=False, repr=False)
+    #: a split along a dim without axes: every output, for the consumers to pick theirs
+    pieces: tuple[Piece, ...] = field(default=(), compare=False, repr=False)
+    #: a merge of a node's inputs: their RFs in argument order (None: not from the image), for a
+    #: concatenation to tell which units and channels come from which
+    parts: tuple[ReceptiveField | None, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def is_global(self) -> bool:
@@ -140,15 +126,32 @@ def fraction_text(value: Fraction | None) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
-def identity(nd: int, shape: tuple[int, ...]) -> ReceptiveField:
+def with_trail(rf: ReceptiveField, trail: Trail | None) -> ReceptiveField:
+    """``rf`` with ``trail``, its axes pointing at it."""
+    axes = tuple(AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(rf.axes))
+    return replace(rf, axes=axes, trail=trail, pieces=(), parts=())
+
+
+def identity(nd: int, shape: tuple[int, ...], name: str | None = None) -> ReceptiveField:
     """An input tensor: every unit sees itself."""
     rank = len(shape)
-    return ReceptiveField("spatial", tuple(AxisRF(Fraction(1), Fraction(1), Fraction(0)) for _ in range(nd)),
-                          shape=shape, places=tuple(Place(d, 1, shape[d]) for d in range(rank - nd, rank)))
+    rf = ReceptiveField("spatial", tuple(AxisRF(Fraction(1), Fraction(1), Fraction(0)) for _ in range(nd)),
+                        shape=shape, places=tuple(Place(d, 1, shape[d]) for d in range(rank - nd, rank)))
+    return with_trail(rf, Trail(shape[rank - nd:], name=name))
 
 
-def global_rf(shape: tuple[int, ...], aligned: bool = True) -> ReceptiveField:
-    return ReceptiveField("global", aligned=aligned, shape=shape)
+def _whole(rf: ReceptiveField | None) -> Trail | None:
+    """A trail without axes that sees everything ``rf``'s units see."""
+    if rf is None or rf.trail is None:
+        return None
+    if not rf.trail.extents:
+        return rf.trail
+    return Trail((), (link(rf.trail),), profile=rf.trail.profile)
+
+
+def global_rf(shape: tuple[int, ...], aligned: bool = True, source: ReceptiveField | None = None) -> ReceptiveField:
+    """Every unit sees everything ``source``'s units see (all of it, when it is the image)."""
+    return ReceptiveField("global", aligned=aligned, shape=shape, trail=_whole(source))
 
 
 def unknown_rf(op: str, shape: tuple[int, ...], aligned: bool = True) -> ReceptiveField:
@@ -156,14 +159,16 @@ def unknown_rf(op: str, shape: tuple[int, ...], aligned: bool = True) -> Recepti
 
 
 def spatial_rf(axes: Sequence[AxisRF], shape: tuple[int, ...], aligned: bool,
-               places: Sequence[Place]) -> ReceptiveField:
+               places: Sequence[Place], source: ReceptiveField | None = None) -> ReceptiveField:
+    """A spatial RF; global when every axis sees the whole input (of ``source``)."""
     if all(a.size is None for a in axes):
-        return global_rf(shape, aligned)
+        return global_rf(shape, aligned, source)
     return ReceptiveField("spatial", tuple(axes), aligned, shape=shape, places=tuple(places))
 
 
 def flat_rf(rf: ReceptiveField, shape: tuple[int, ...]) -> ReceptiveField:
-    return ReceptiveField("flat", aligned=rf.aligned, shape=shape)
+    """The layout is lost: each element sees some of what ``rf``'s units see."""
+    return ReceptiveField("flat", aligned=rf.aligned, shape=shape, trail=_whole(rf))
 
 
 def error_text(e: BaseException, limit: int = 200) -> str:
@@ -177,14 +182,3 @@ def failed(e: BaseException, shape: tuple[int, ...]) -> ReceptiveField:
     """The RF of a node whose analysis raised ``e``: unknown, naming the bug."""
     text = error_text(e)
     return ReceptiveField("unknown", unknown_op=f"cnnshape bug ({text})", shape=shape, failure=text)
-
-
-def unit_box(axis: AxisRF, index: int, extent: int) -> tuple[int, int, int, int]:
-    """(lo, hi, clipped lo, clipped hi) of the input pixels output unit ``index`` sees on an axis
-    of ``extent`` input pixels; exact through upsampling (``AxisRF.unit_box``), other fractional
-    boundaries (transposed convs) are rounded outwards."""
-    if axis.size is None:
-        return 0, extent - 1, 0, extent - 1
-    lo_f, hi_f = axis.unit_box(index)
-    lo, hi = math.floor(lo_f), math.ceil(hi_f)
-    return lo, hi, max(lo, 0), min(hi, extent - 1)

@@ -4,7 +4,12 @@ The rules are keyed by ATen op name and applied to the ops each node recorded, s
 (``nn.Conv2d``) and function calls (``F.conv2d``) take the same path. An op that touches the
 tracked tensor and has no rule makes a spatial RF *unknown* from there on; it is never taken as
 identity (:mod:`.traverse`). The rules themselves live in :mod:`.windows` (sliding windows,
-resampling, padding) and :mod:`.layout` (views, selections, reductions, products, element-wise).
+resampling, padding, pixel (un)shuffle), :mod:`.layout` (views, reshapes, permutes), :mod:`.select`
+(slices, splits, concatenation) and :mod:`.mixing` (element-wise, reductions, products).
+
+Besides the closed form, each rule gives its result a trail (:func:`derive`): per axis, which
+units of the input each output unit reads (:mod:`.trail`), and which channels see alike
+(:mod:`.channels`), for the exact unit boxes of :mod:`.boxes`.
 """
 from __future__ import annotations
 
@@ -15,12 +20,61 @@ from typing import Any
 
 from ...registry import Registry
 from ...trace.records import OpCall
-from .records import AxisRF, Place, ReceptiveField, flat_rf, spatial_rf, unknown_rf
+from .channels import UNKNOWN, Profile, broadcast, canon
+from .records import AxisRF, Place, ReceptiveField, flat_rf, spatial_rf, unknown_rf, with_trail
+from .trail import SAME, IndexMap, Link, Trail, link
 
 Rule = Callable[[OpCall, ReceptiveField], ReceptiveField]
 RF_RULES: Registry[str, Rule] = Registry("receptive_field")
-#: per spatial dim of a sliding-window op (index k of the op's nd trailing dims): the new axis
-AxisMap = Callable[[int, AxisRF], AxisRF]
+#: per spatial dim of a sliding-window op (index k of the op's nd trailing dims): the new axis and
+#: the index map from its units to the units of the old one
+AxisMap = Callable[[int, AxisRF], tuple[AxisRF, IndexMap]]
+#: ``derive(..., profile=KEEP)``: the channels are the parent's, in the same order
+KEEP: Profile = (-2,)
+
+
+def derive(parent: ReceptiveField, child: ReceptiveField, maps: Sequence[IndexMap] | None = None,
+           profile: Profile | None = KEEP, refused: str | None = None) -> ReceptiveField:
+    """``child``, computed by a rule from ``parent``, with a trail back to it: unit i of its axis k
+    reads the units ``maps[k]`` gives of ``parent``'s axis k (default: the same units). ``profile``:
+    its channels' labels (:mod:`.channels`); ``refused``: why no exact box passes through it."""
+    if child.kind not in ("spatial", "global", "flat") or parent.trail is None:
+        return child
+    labels = parent.trail.profile if profile == KEEP else profile
+    if child.kind != "spatial":  # global or flat: each unit sees (some of) what every unit of parent sees
+        if child.trail is not None and refused is None:
+            return child
+        return with_trail(child, Trail((), (link(parent.trail),), refused=refused))
+    maps = tuple(maps) if maps is not None else (SAME,) * len(child.axes)
+    extents = tuple(p.extent for p in child.places)
+    before = parent.trail.empty or (frozenset(),) * len(maps)
+    empty = tuple(m.empty(size, n, e) for m, size, n, e in zip(maps, extents, parent.trail.extents, before))
+    trail = Trail(extents, (Link(parent.trail, maps),), profile=labels, refused=refused, empty=empty)
+    return with_trail(child, trail)
+
+
+def channel_view(rf: ReceptiveField) -> tuple[list[int], list[int]] | None:
+    """(dims, sizes) of the tensor dims that hold no axis: the grid of its channels. None when a
+    dim holds an axis and other elements too, so no dims give the channels."""
+    holding: dict[int, int] = {}
+    for p in rf.places:
+        holding[p.dim] = holding.get(p.dim, 1) * p.extent
+    if any(rf.shape[d] != n for d, n in holding.items()):
+        return None
+    dims = [d for d in range(len(rf.shape)) if d not in holding]
+    return dims, [rf.shape[d] for d in dims]
+
+
+def relabel(rf: ReceptiveField, profile: Profile | None, refused: str | None = None) -> ReceptiveField:
+    """``rf`` with its channels relabelled (the same units), or refused."""
+    if rf.trail is None or (profile == rf.trail.profile and refused is None):
+        return rf
+    return derive(rf, rf, profile=profile, refused=refused)
+
+
+def known(rf: ReceptiveField) -> Profile | None:
+    """The channel labels of ``rf``, UNKNOWN when its trail is gone."""
+    return rf.trail.profile if rf.trail is not None else UNKNOWN
 
 
 def out_shape(call: OpCall) -> tuple[int, ...]:
@@ -35,21 +89,27 @@ def per_axis(value: Any, nd: int, default: int) -> tuple[int, ...]:
     return (int(value),) * nd
 
 
-def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap,
-            aligned: bool | None = None) -> ReceptiveField:
+def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap, aligned: bool | None = None,
+            profile: Profile | None = KEEP, refused: str | None = None) -> ReceptiveField:
     """Apply ``fn`` to the axes on the op's ``nd`` trailing dims. A dim of the op that holds no
     tracked axis (the size-1 axis 1-d pooling inserts) is not followed; a tracked axis outside
-    them, or packed with other axes into one dim, has no rule."""
+    them, or packed with other axes into one dim, has no rule. ``profile``: the output's channel
+    labels (default: the input's); ``refused``: why its units get no exact box."""
     out = out_shape(call)
     rank = len(rf.shape)
     op_dims = range(rank - nd, rank)
-    axes, places = [], []
+    axes: list[AxisRF] = []
+    maps: list[IndexMap] = []
+    places = []
     for a, place in zip(rf.axes, rf.places):
         if place.dim not in op_dims or not place.whole or rf.shape[place.dim] != place.extent:
             return unknown_rf(f"{call.op} on a tensor without a matching spatial layout", out, rf.aligned)
-        axes.append(fn(place.dim - (rank - nd), a))
+        axis, index_map = fn(place.dim - (rank - nd), a)
+        axes.append(axis)
+        maps.append(index_map)
         places.append(Place(place.dim, 1, out[place.dim]))
-    return spatial_rf(axes, out, rf.aligned if aligned is None else aligned, places)
+    child = spatial_rf(axes, out, rf.aligned if aligned is None else aligned, places, source=rf)
+    return derive(rf, child, maps, profile, refused)
 
 
 def spatial_only(fn: Rule) -> Rule:
@@ -66,10 +126,20 @@ def spatial_only(fn: Rule) -> Rule:
 
 def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     """Element-wise, normalisation (statistics ignored) and copies: every unit sees what it saw.
-    Broadcasting against a higher-rank operand adds leading dims."""
+    Broadcasting against a higher-rank operand adds leading dims (and repeats channel labels)."""
     out = out_shape(call) or rf.shape
     shift = len(out) - len(rf.shape)
-    return replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
+    if shift == 0:
+        result = rf if out == rf.shape else replace(rf, shape=out)
+    else:
+        result = replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
+    labels = known(rf)
+    if rf.kind != "spatial" or labels is None or out == rf.shape:
+        return result
+    before, after = channel_view(rf), channel_view(result)
+    if labels == UNKNOWN or before is None or after is None:
+        return relabel(result, UNKNOWN)
+    return relabel(result, canon(broadcast(labels, before[1], after[1])))
 
 
 def dims_of(value: Any, rank: int) -> list[int]:

@@ -10,45 +10,90 @@ from dataclasses import replace
 
 from ...registry import is_pointwise
 from ...trace.records import Node, OpCall, TensorMeta
-from .records import AxisRF, ReceptiveField, Source, failed, identity, spatial_rf, unknown_rf
-from .rules import RF_RULES, out_shape, unchanged
+from .channels import UNKNOWN, Profile, canon, expand
+from .records import AxisRF, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_trail
+from .rules import RF_RULES, derive, known, out_shape, relabel, unchanged
+from .select import PARTIAL
+from .trail import SAME, Link, Trail, link
+from .windows import WINDOWS
 
 # --- merges ---------------------------------------------------------------------------------
 
 
 def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     """Union of the branches' boxes of unit 0; aligned when all centres and jumps agree."""
-    source: Source | None = ("union", (), tuple(axes)) if any(a.source for a in axes) else None
     if any(a.size is None for a in axes):
         return AxisRF(None, max(a.jump for a in axes), axes[0].start), True
     jumps, starts = {a.jump for a in axes}, {a.start for a in axes}
     if len(jumps) == 1 and len(starts) == 1:
         size = max(a.size for a in axes)  # type: ignore[type-var]
-        return AxisRF(size, axes[0].jump, axes[0].start, source), True
+        return AxisRF(size, axes[0].jump, axes[0].start), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
-    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2, source), False
+    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2), False
 
 
-def merge(rfs: Sequence[ReceptiveField]) -> ReceptiveField:
-    """Where branches meet (add, mul, cat, ...): the union of their RFs."""
-    aligned = all(rf.aligned for rf in rfs)
-    shape = rfs[0].shape
-    for kind in ("unknown", "global"):
-        hit = [rf for rf in rfs if rf.kind == kind]
-        if hit:
-            return replace(hit[0], aligned=aligned)
-    spatial = [rf for rf in rfs if rf.kind == "spatial"]
+def _merged_labels(spatial: Sequence[ReceptiveField]) -> Profile | None:
+    """Channel c of an element-wise merge sees what channel c of each branch sees."""
+    labels = [known(rf) for rf in spatial]
+    if all(v is None for v in labels):
+        return None
+    if UNKNOWN in labels or len({rf.shape for rf in spatial}) > 1:
+        return UNKNOWN
+    size = len(next(v for v in labels if v is not None))
+    return canon(list(zip(*(expand(v, size) for v in labels))))
+
+
+def _merged_empty(trails: Sequence[Trail]) -> tuple[frozenset[int], ...]:
+    """A unit of an element-wise merge reads nothing when it reads nothing in every branch; per
+    axis, the units empty in some branch, where the branches have empty units at all (a superset:
+    the emptiness of a unit of a union is not a matter of one axis)."""
+    if not all(t.holes for t in trails):
+        return ()
+    return tuple(frozenset().union(*(t.empty[k] for t in trails if t.empty)) for k in range(len(trails[0].extents)))
+
+
+def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
+    """Where branches meet (add, mul, cat, ...): the union of their RFs. ``rfs``: the node's inputs
+    in argument order, None for those not derived from the image; kept as ``parts``."""
+    parts = tuple(rfs) if len(rfs) > 1 else ()
+    given = [rf for rf in rfs if rf is not None]
+    aligned = all(rf.aligned for rf in given)
+    shape = given[0].shape
+    unknown = [rf for rf in given if rf.kind == "unknown"]
+    if unknown:
+        return replace(unknown[0], aligned=aligned, parts=())
+    whole = [rf for rf in given if rf.kind == "global"]
+    if whole:
+        # every unit sees the global branches' region; what the other branches add to a unit must
+        # lie inside it (checked when a box is asked: .boxes)
+        main = tuple(link(rf.trail) for rf in whole if rf.trail is not None)
+        within = tuple(link(rf.trail) for rf in given if rf.kind != "global" and rf.trail is not None)
+        trail = whole[0].trail if len(main) == 1 and not within else Trail((), main, within=within)
+        return replace(whole[0], aligned=aligned, trail=trail, parts=parts)
+    spatial = [rf for rf in given if rf.kind == "spatial"]
     if not spatial:
-        return replace(rfs[0], aligned=aligned)
-    if len(spatial) < len(rfs) or len({len(rf.axes) for rf in spatial}) > 1:
+        trail = Trail((), tuple(link(rf.trail) for rf in given if rf.trail is not None))
+        return replace(given[0], aligned=aligned, trail=trail if len(given) > 1 else given[0].trail, parts=parts)
+    if len(spatial) < len(given) or len({len(rf.axes) for rf in spatial}) > 1:
         return unknown_rf("merge of branches with different spatial layouts", shape, aligned)
+    if len(spatial) == 1:
+        return spatial[0] if aligned == spatial[0].aligned and not parts else replace(spatial[0], aligned=aligned,
+                                                                                       parts=parts)
     axes = []
     for per_axis in zip(*(rf.axes for rf in spatial)):
         axis, ok = _union_axis(per_axis)
         axes.append(axis)
         aligned = aligned and ok
-    return spatial_rf(axes, spatial[0].shape, aligned, spatial[0].places)
+    places = tuple(replace(p, extent=max(rf.places[k].extent for rf in spatial))
+                   for k, p in enumerate(spatial[0].places))
+    result = spatial_rf(axes, spatial[0].shape, aligned, places)
+    trails = [rf.trail for rf in spatial if rf.trail is not None]
+    if result.kind != "spatial":
+        return replace(result, trail=Trail((), tuple(link(t) for t in trails)), parts=parts)
+    trail = Trail(tuple(p.extent for p in places), tuple(Link(t, (SAME,) * len(axes)) for t in trails),
+                  profile=_merged_labels(spatial), empty=_merged_empty(trails))
+    return replace(with_trail(result, trail if len(trails) == len(spatial) else None), parts=parts)
 
 
 # --- the traversal --------------------------------------------------------------------------
@@ -75,6 +120,14 @@ def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
     # inputs by design
     watch = node.kind == "module" and len(node.inputs) == 1
     for call in node.ops:
+        if call.op in PRODUCTS and rf.trail is not None and _constant_factor(rf.trail):
+            rf = derive(rf, rf, refused="a product with a factor that is a constant at some units (they read only "
+                                        "padding): whether those units see the other factor depends on its value")
+        if rf.kind == "global" and call.outputs and _reads(call, rf.shape):
+            if _reads_nothing_somewhere(call):
+                rf = derive(rf, rf, refused=f"{call.op} after the field became global: some of its units read "
+                                            "only padding")
+            rf = replace(rf, shape=out_shape(call))
         if rf.kind in ("unknown", "global") or not call.outputs:
             continue
         if watch and rf.shape != first and _reads(call, first) and not _reads(call, rf.shape):
@@ -84,16 +137,55 @@ def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
             continue
         rule = RF_RULES.get(call.op) or (unchanged if is_pointwise(call.op) else None)
         rf = unknown_rf(call.op, out_shape(call), rf.aligned) if rule is None else rule(call, rf)
+        if rf.parts:  # the inputs of the node, for its first op only
+            rf = replace(rf, parts=())
     return rf
+
+
+#: element-wise products: a factor that is 0 at a unit hides what the other factor sees there
+PRODUCTS = frozenset({"aten.mul", "aten.mul_", "aten.div", "aten.div_"})
+
+
+def _constant_factor(trail: Trail) -> bool:
+    """Whether the branches merged into ``trail`` (by the node's inputs) include one with units
+    that read nothing."""
+    branches = (*trail.links, *trail.within)
+    return len(branches) > 1 and any(b.parent.holes for b in branches)
+
+
+def _reads_nothing_somewhere(call: OpCall) -> bool:
+    """Whether some output unit of a sliding window (``WINDOWS``) reads only padding: the op's
+    rule run on its input as if it were the image tells."""
+    x = next((v for v in call.args if isinstance(v, TensorMeta)), None)
+    rule = RF_RULES.get(call.op)
+    if call.op not in WINDOWS or rule is None or x is None or len(x.shape) < 3:
+        return False
+    probe = rule(call, identity(len(x.shape) - 2, x.shape))
+    if probe.kind != "spatial" or probe.trail is None:
+        return False
+    step = probe.trail.links[0]
+    return any(not m.image(frozenset((o,)), n, True)
+               for m, n, extent in zip(step.maps, step.parent.extents, probe.trail.extents) for o in range(extent))
 
 
 def _piece(rf: ReceptiveField, shape: tuple[int, ...]) -> ReceptiveField | None:
     """``rf`` for a piece of its tensor split along another dim (a chunk or split piece, with its
-    own channel count): the axes stay. None when ``shape`` changes a dim holding an axis."""
-    if rf.kind != "spatial" or rf.shape == shape:
-        return replace(rf, shape=shape)
+    own channel count): the axes stay; the channels are those of the pieces of that shape (which
+    one is read is not recorded: when several fit, their units are given a box only when each
+    holds every label of the whole). None when ``shape`` changes a dim holding an axis."""
+    if rf.shape == shape and not rf.pieces:
+        return rf
+    if rf.kind != "spatial":
+        return replace(rf, shape=shape, pieces=())
+    fits = [p for p in rf.pieces if p.shape == shape]
+    if fits:
+        labels = {p.profile for p in fits}
+        refused = None if all(p.complete for p in fits) else PARTIAL
+        return relabel(replace(rf, shape=shape, pieces=()), labels.pop() if len(labels) == 1 else UNKNOWN, refused)
+    if rf.shape == shape:
+        return replace(rf, pieces=())
     same_axes = len(rf.shape) == len(shape) and all(rf.shape[p.dim] == shape[p.dim] for p in rf.places)
-    return replace(rf, shape=shape) if same_axes else None
+    return replace(rf, shape=shape, pieces=()) if same_axes else None
 
 
 def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
@@ -102,18 +194,21 @@ def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveFie
     if node.kind == "input":
         if out is None or len(out.shape) < 3:
             return None
-        return identity(len(out.shape) - 2, out.shape)
+        return identity(len(out.shape) - 2, out.shape, node.name)
+    if out is not None and node.type == "getitem" and not node.ops and len(set(node.inputs)) == 1 and inputs[0]:
+        # one output of a split (fx): the piece of its shape
+        return _piece(inputs[0], out.shape) or unknown_rf(f"{node.type} (output {out} does not match the "
+                                                          "followed tensor)", out.shape, inputs[0].aligned)
     if len(inputs) == len(node.input_metas):
         # a producer with several outputs (the eager tracer's split: no getitem node) gives the RF
         # of its first one: each consumer takes the piece it reads
         inputs = [rf if rf is None else _piece(rf, meta.shape) or rf for rf, meta in zip(inputs, node.input_metas)]
-    known = [rf for rf in inputs if rf is not None]
-    if not known or out is None:
+    if not any(rf is not None for rf in inputs) or out is None:
         return None
     if node.kind == "output":
-        return known[0]
-    rf = apply_ops(node, merge(known))
-    piece = _piece(rf, out.shape)  # a getitem of chunk/split keeps the axes
+        return next(rf for rf in inputs if rf is not None)
+    rf = apply_ops(node, merge(inputs))
+    piece = _piece(rf, out.shape)  # the first output of a split keeps the axes
     if piece is not None:
         return piece
     return unknown_rf(f"{node.type} (output {out} does not match the followed tensor)", out.shape, rf.aligned)
