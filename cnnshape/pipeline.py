@@ -9,6 +9,7 @@ import contextlib
 import gc
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -117,7 +118,7 @@ def retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leave
     def retrace(axis: int, size: int) -> ModelGraph | str:
         shape = list(specs[0].shape)
         shape[axis] = size
-        changed = (InputSpec(tuple(shape), specs[0].dtype), *specs[1:])
+        changed = (replace(specs[0], shape=tuple(shape)), *specs[1:])  # its dtype and name kept
         try:
             return build_graph(trace(module, changed, tracer, leaves), module)
         except Exception as e:  # the model's own check (an assert, a ValueError) rejects the size too

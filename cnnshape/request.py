@@ -20,7 +20,7 @@ from .vocab import DEFAULT_SHAPE, TRACERS
 class Request:
     #: an ``nn.Module`` instance, or a spec: ``"path/to/file.py:Name"`` / ``"package.module:Name"``
     model: Any
-    #: one spec per positional input of ``forward``
+    #: one spec per input of ``forward``: by position, then those named (passed by keyword)
     inputs: tuple[InputSpec, ...] = (InputSpec(DEFAULT_SHAPE),)
     #: constructor or factory keyword arguments of a spec, as (name, value) pairs
     args: tuple[tuple[str, Any], ...] = ()

@@ -29,7 +29,7 @@ from .load import load_model
 from .report import LayerCheck, Report, Verification
 from .request import Request
 from .trace.leaves import resolve_leaves
-from .trace.meta import make_inputs, tensors_in
+from .trace.meta import ForwardInputs, call_forward, keywords_of, make_inputs, tensors_in
 from .trace.records import Trace
 from .trace.tracers import TRACER_FNS
 from .vocab import DEVICE_CHOICES, VERIFY_DTYPES
@@ -108,7 +108,8 @@ def random_inputs(specs: Sequence[InputSpec], device: torch.device, dtype: str |
     """Inputs of the given shapes: floating ones standard normal (cast to ``dtype`` when given);
     integer and bool ones 0 or 1, valid indices for any embedding table."""
     tensors = []
-    for t in make_inputs(specs, str(device)):
+    made = make_inputs(specs, str(device))
+    for t in made:
         if t.is_floating_point():
             t.normal_()
             if dtype is not None:
@@ -116,7 +117,7 @@ def random_inputs(specs: Sequence[InputSpec], device: torch.device, dtype: str |
         else:
             t.random_(0, 2)
         tensors.append(t)
-    return tensors
+    return ForwardInputs(tensors, keywords_of(made))  # the names of those passed by keyword
 
 
 def _expected_dtype(predicted: str | None, dtype: str | None) -> str | None:
@@ -253,7 +254,7 @@ def verify(
     tensors = random_inputs(request.inputs, where, dtype)
 
     def forward() -> Any:
-        return real(*tensors)
+        return call_forward(real, tensors)
 
     def traced_forward() -> Trace:
         try:

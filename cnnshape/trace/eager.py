@@ -39,9 +39,11 @@ from .diagnose import (
 )
 from .meta import (
     UniqueNames,
+    call_forward,
     caller_source,
     exception_source,
     flatten_outputs,
+    keywords_of,
     module_tensors,
     new_storage_bytes,
     tensor_meta,
@@ -343,7 +345,7 @@ class _EagerRecorder(TorchFunctionMode):
 
 def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
                 cross_check: bool = False) -> Trace:
-    names = forward_input_names(model, len(inputs))
+    names = forward_input_names(model, len(inputs), keywords_of(inputs))
     recorder = _EagerRecorder(model, leaves, cross_check)
     handles = recorder.install()
     try:
@@ -354,7 +356,7 @@ def trace_eager(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type
             for name, t in zip(names, inputs):
                 recorder.add_input(name, t)
             try:
-                result = model(*inputs)
+                result = call_forward(model, inputs)
             except Exception as e:
                 found = value_failure(e, recorder.ops)
                 if found is not None:

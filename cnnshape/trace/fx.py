@@ -23,8 +23,10 @@ from .meta import (
     exception_source,
     flatten_outputs,
     input_count_error,
+    keywords_of,
     module_tensors,
     new_storage_bytes,
+    split_inputs,
     tensor_meta,
     tensors_in,
 )
@@ -61,19 +63,22 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def _omitted_defaults(model: nn.Module, given: int | None) -> dict[str, Any] | None:
+def _omitted_defaults(model: nn.Module, given: int | None, keywords: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """Forward's optional parameters that the ``given`` positional inputs do not reach (the
-    positional ones beyond them, and every keyword-only one), with their defaults: traced as
-    constants, so ``if y is not None:`` takes the branch the call really takes."""
+    positional ones beyond them, and every keyword-only one) and no input names (``keywords``),
+    with their defaults: traced as constants, so ``if y is not None:`` takes the branch the call
+    really takes."""
     if given is None:
         return None
     all_params = inspect.signature(model.forward).parameters.values()
     positional = [p for p in all_params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     keyword_only = [p for p in all_params if p.kind == p.KEYWORD_ONLY]
-    return {p.name: p.default for p in [*positional[given:], *keyword_only] if p.default is not p.empty} or None
+    return {p.name: p.default for p in [*positional[given:], *keyword_only]
+            if p.default is not p.empty and p.name not in keywords} or None
 
 
-def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None) -> fx.Graph:
+def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None,
+                   keywords: tuple[str, ...] = ()) -> fx.Graph:
     """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
     :class:`TraceError` says why that is impossible. The graph is run on ``model`` itself: no
     GraphModule, whose Python code generation costs more than the meta run."""
@@ -84,7 +89,7 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int |
             f"for a row per layer, analyse the model before it is scripted.")
     tracer = _Tracer(leaves)
     try:
-        graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given))
+        graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given, keywords))
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         if len(first) > 120:  # fx's messages go on with advice on control flow: keep the first sentence
@@ -284,6 +289,14 @@ def size_reads(graph: fx.Graph) -> tuple[str, ...]:
 
 def _bind_inputs(graph: fx.Graph, model: nn.Module, inputs: list[torch.Tensor]) -> list[Any]:
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    if keywords_of(inputs):  # by name; the eager tracer's forward_input_names has checked the call
+        positional, named = split_inputs(inputs)
+        if any(str(n.target).startswith("*") for n in placeholders):
+            raise TraceError(f"torch.fx cannot pass inputs by keyword to {model_label(model)}.forward, which takes "
+                             f"{next(str(n.target) for n in placeholders if str(n.target).startswith('*'))}; the "
+                             f"eager tracer can ({param('tracer')}=eager, or auto)")
+        return [positional[i] if i < len(positional) else named[str(n.target)] if str(n.target) in named
+                else n.args[0] for i, n in enumerate(placeholders)]
     required = [n for n in placeholders if not n.args]
     if len(inputs) < len(required) or len(inputs) > len(placeholders):
         raise input_count_error(model, [str(n.target) for n in placeholders], len(required), len(inputs))
@@ -292,8 +305,9 @@ def _bind_inputs(graph: fx.Graph, model: nn.Module, inputs: list[torch.Tensor]) 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
              cross_check: bool = False) -> Trace:
-    forward_input_names(model, len(inputs))  # the same input-count check and message as the eager tracer
-    graph = symbolic_graph(model, leaves, len(inputs))
+    keywords = keywords_of(inputs)
+    forward_input_names(model, len(inputs), keywords)  # the same input checks and messages as the eager tracer
+    graph = symbolic_graph(model, leaves, len(inputs) - len(keywords), keywords)
     args = _bind_inputs(graph, model, inputs)
     device = inputs[0].device if inputs else torch.device("meta")
     runner = _MetaRunner(graph, model, device, cross_check)

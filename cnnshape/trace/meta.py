@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import inspect
 import linecache
 import os
 import sys
+import sysconfig
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +27,11 @@ from .records import OpCall, TensorMeta
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
 _CNNSHAPE_DIR = str(Path(__file__).parent.parent)
+#: never the model's code: the CLI's typer and click; the standard library (runpy, importlib) too,
+#: but not the packages installed inside it (site-packages: torchvision's models are model code)
+_CLI_DIRS = tuple(str(Path(spec.origin).parent) for spec in map(importlib.util.find_spec, ("typer", "click"))
+                  if spec is not None and spec.origin)
+_STDLIB = sysconfig.get_paths()["stdlib"]
 
 #: Hyper-parameters copied from a leaf module into its node when present and plain.
 ATTR_NAMES = (
@@ -47,8 +54,38 @@ def _meta_of(shape: tuple[int, ...], dtype: torch.dtype) -> TensorMeta:
     return TensorMeta(shape, str(dtype).removeprefix("torch."), dtype.itemsize)
 
 
-def make_inputs(specs: Iterable[InputSpec], device: str = "meta") -> list[torch.Tensor]:
-    return [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=device) for s in specs]
+class ForwardInputs(list[torch.Tensor]):
+    """The tensors forward is called with, in order: the first ones by position, the last
+    ``len(keywords)`` by keyword (``forward(x, *, mask)``, ``forward(**inputs)``). A plain list of
+    tensors is all positional."""
+
+    def __init__(self, tensors: Iterable[torch.Tensor] = (), keywords: Iterable[str] = ()) -> None:
+        super().__init__(tensors)
+        self.keywords = tuple(keywords)
+
+
+def keywords_of(inputs: list[torch.Tensor]) -> tuple[str, ...]:
+    """The names the last inputs are passed by (none for a plain list)."""
+    return inputs.keywords if isinstance(inputs, ForwardInputs) else ()
+
+
+def split_inputs(inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """(positional tensors, keyword tensors) of ``inputs``."""
+    keywords = keywords_of(inputs)
+    cut = len(inputs) - len(keywords)
+    return list(inputs[:cut]), dict(zip(keywords, inputs[cut:]))
+
+
+def call_forward(model: nn.Module, inputs: list[torch.Tensor]) -> Any:
+    """``model(*positional, **keywords)`` with ``inputs`` (see :class:`ForwardInputs`)."""
+    args, kwargs = split_inputs(inputs)
+    return model(*args, **kwargs)
+
+
+def make_inputs(specs: Iterable[InputSpec], device: str = "meta") -> ForwardInputs:
+    specs = tuple(specs)
+    tensors = [torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=device) for s in specs]
+    return ForwardInputs(tensors, [s.name for s in specs if s.name is not None])
 
 
 _PLAIN_TYPES = frozenset({int, float, bool, str, type(None)})
@@ -100,7 +137,15 @@ class OpRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        out = kernels.run(func, args, kwargs, self.cross_check)
+        try:
+            out = kernels.run(func, args, kwargs, self.cross_check)
+        except Exception:
+            # torch refused a CPU constant beside meta tensors: again with it on meta (see _onto_meta);
+            # checked only after a failure, so the calls that work pay nothing
+            if not _strays_beside_meta((*args, *kwargs.values())):
+                raise
+            args, kwargs = _onto_meta(args), dict(zip(kwargs, _onto_meta(tuple(kwargs.values()))))
+            out = kernels.run(func, args, kwargs, self.cross_check)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         self.calls.append(
             OpCall(
@@ -116,6 +161,46 @@ class OpRecorder(TorchDispatchMode):
     def take(self) -> tuple[OpCall, ...]:
         calls, self.calls = tuple(self.calls), []
         return calls
+
+
+# -- tensors that live off meta -------------------------------------------------------------------
+# A module-level constant (``MEAN = torch.tensor([...]).view(1, 3, 1, 1)``; ``x - MEAN``) or a plain
+# tensor attribute lives on the CPU, with real values, while the analysis runs on meta: torch refuses
+# to mix the two ("Tensor on device cpu is not on the expected device meta!"), though the model runs
+# fine for real. For the analysis only, such a tensor takes part in a call as a meta tensor of its
+# shape, dtype and strides; the constant itself is untouched. Only where a meta tensor is in the
+# same call, and only once torch has refused the call: a --verify pass (no meta tensor anywhere)
+# runs exactly as the model does. A 0-dim CPU tensor is left as it is: torch accepts it beside
+# tensors of any device, as a scalar.
+
+
+def _stray(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and not value.is_meta and (value.dim() > 0 or value.device.type != "cpu")
+
+
+def _strays_beside_meta(args: tuple[Any, ...]) -> bool:
+    """Whether ``args`` (and the lists among them, as ``aten.cat`` takes) hold a meta tensor and a
+    tensor on another device."""
+    meta = stray = False
+    for arg in args:
+        for value in arg if isinstance(arg, (list, tuple)) else (arg,):
+            if isinstance(value, torch.Tensor):
+                if value.is_meta:
+                    meta = True
+                elif _stray(value):
+                    stray = True
+    return meta and stray
+
+
+def _onto_meta(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with every off-meta tensor (see :func:`_stray`) replaced by a meta tensor like it."""
+    def convert(value: Any) -> Any:
+        if _stray(value):
+            return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+        return value
+
+    return tuple(type(arg)(convert(v) for v in arg) if isinstance(arg, (list, tuple)) else convert(arg)
+                 for arg in args)
 
 
 def _keyed_leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -203,7 +288,9 @@ def module_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _is_user_file(filename: str) -> bool:
-    return not filename.startswith((_TORCH_DIR, _CNNSHAPE_DIR)) and not filename.startswith("<")
+    if filename.startswith((_TORCH_DIR, _CNNSHAPE_DIR, *_CLI_DIRS, "<")):
+        return False
+    return not filename.startswith(_STDLIB) or "site-packages" in filename or "dist-packages" in filename
 
 
 def _frame_text(filename: str, lineno: int, code: str | None) -> str:
@@ -242,27 +329,79 @@ def exception_source(exc: BaseException) -> str | None:
     return _frame_text(f.filename, f.lineno or 0, f.line)
 
 
-def input_count_error(model: nn.Module, names: list[str], required: int, given: int) -> InputError:
-    """The error for a wrong number of ``--input`` values, worded the same by every tracer."""
+def input_count_error(model: nn.Module, names: list[str], required: int, given: int,
+                      by_keyword: str | None = None) -> InputError:
+    """The error for a wrong number of ``--input`` values, worded the same by every tracer;
+    ``by_keyword``: the parameters forward also takes by keyword (``*, mask``, ``**inputs``)."""
     sig = f"{type(model).__name__}.forward({', '.join(names)})"
     count = f"{required}" if required == len(names) else f"{required} to {len(names)}"
+    flag = param("inputs")
+    named = f", and name those it takes by keyword ({by_keyword}): {flag} NAME=SIZES" if by_keyword else ""
     return InputError(
-        f"{sig} takes {count} tensor input(s) but {given} {param('inputs')} value(s) were given. "
-        f"Give one {param('inputs')} value per forward argument, in order."
+        f"{sig} takes {count} tensor input(s) but {given} {flag} value(s) were given. "
+        f"Give one {flag} value per forward argument, in order{named}."
     )
 
 
-def input_names(model: nn.Module, given: int) -> list[str]:
-    """Forward's parameter names for ``given`` positional inputs (fx names placeholders so); an
-    :class:`InputError` when forward cannot take that many (both tracers check this first)."""
+def _signature_text(model: nn.Module, params: list[inspect.Parameter]) -> str:
+    shown, star = [], False
+    for p in params:
+        if p.kind == p.KEYWORD_ONLY and not star:
+            shown.append("*")
+        star = star or p.kind in (p.VAR_POSITIONAL, p.KEYWORD_ONLY)
+        shown.append(f"*{p.name}" if p.kind == p.VAR_POSITIONAL else f"**{p.name}" if p.kind == p.VAR_KEYWORD
+                     else p.name if p.default is p.empty else f"{p.name}=...")
+    return f"{type(model).__name__}.forward({', '.join(shown)})"
+
+
+def input_names(model: nn.Module, given: int, keywords: tuple[str, ...] = ()) -> list[str]:
+    """Forward's parameter names for ``given`` inputs, the last ``keywords`` of them passed by
+    keyword (fx names placeholders so); an :class:`InputError` when forward cannot be called so
+    (both tracers check this first)."""
     params = list(inspect.signature(model.forward).parameters.values())
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     var = next((p for p in params if p.kind == p.VAR_POSITIONAL), None)
-    required = [p for p in positional if p.default is p.empty]
-    if given < len(required) or (var is None and given > len(positional)):
-        raise input_count_error(model, [p.name for p in positional], len(required), given)
-    names = [p.name for p in positional[: given]]
-    return names + [f"{var.name}_{i}" for i in range(given - len(names))] if var else names
+    by_position = given - len(keywords)
+    if not keywords:
+        required = [p for p in positional if p.default is p.empty]
+        if given < len(required) or (var is None and given > len(positional)):
+            by_keyword = [f"**{p.name}" if p.kind == p.VAR_KEYWORD else p.name
+                          for p in params if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD)]
+            raise input_count_error(model, [p.name for p in positional], len(required), given,
+                                    ", ".join(by_keyword) or None)
+    _check_call(model, params, by_position, keywords)
+    names = [p.name for p in positional[:by_position]]
+    if var is not None:
+        names += [f"{var.name}_{i}" for i in range(by_position - len(names))]
+    return names + list(keywords)
+
+
+def _check_call(model: nn.Module, params: list[inspect.Parameter], by_position: int, keywords: tuple[str, ...]) -> None:
+    """An :class:`InputError` unless forward can be called with ``by_position`` tensors and then
+    the ``keywords``: the rules of a Python call, told in terms of ``inputs``."""
+    flag = param("inputs")
+    sig = _signature_text(model, params)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var = any(p.kind == p.VAR_POSITIONAL for p in params)
+    var_keyword = any(p.kind == p.VAR_KEYWORD for p in params)
+    if by_position > len(positional) and not var:
+        raise InputError(f"{sig} takes at most {len(positional)} input(s) by position but {by_position} "
+                         f"{flag} value(s) without a name were given. Name the others: {flag} NAME=SIZES.")
+    filled = {p.name for p in positional[:by_position]}
+    by_name = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for key in keywords:
+        if key in filled:
+            raise InputError(f"{sig}: the input {key!r} is given by position and again as {flag} {key}=...")
+        if key not in by_name and not var_keyword:
+            names = ", ".join(by_name) or "none"
+            raise InputError(f"{sig} has no parameter {key!r} for {flag} {key}=...; the names it takes: {names}.")
+    missing = [p.name for p in params if p.default is p.empty and p.name not in filled and p.name not in keywords
+               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        example = ", ".join(f"{flag} {name}=SIZES" for name in missing)
+        raise InputError(f"{sig} needs {', '.join(repr(m) for m in missing)}: give {example}.")
+    if by_position == 0 and not keywords and var_keyword:
+        raise InputError(f"{sig} takes its inputs by keyword: name each, e.g. {flag} x=1,3,224,224.")
 
 
 class UniqueNames:

@@ -69,11 +69,11 @@ def node_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def forward_input_names(model: nn.Module, given: int) -> list[str]:
+def forward_input_names(model: nn.Module, given: int, keywords: tuple[str, ...] = ()) -> list[str]:
     """:func:`~.meta.input_names`, also for a TorchScript model, whose forward may carry no Python
     signature (torch.jit.trace): its TorchScript schema names the arguments."""
-    if not isinstance(model, torch.jit.ScriptModule):
-        return input_names(model, given)
+    if not isinstance(model, torch.jit.ScriptModule) or keywords:
+        return input_names(model, given, keywords)
     forward: Any = model.forward  # a torch.ScriptMethod
     arguments = list(forward.schema.arguments)[1:]  # self first
     names = [a.name for a in arguments]

@@ -8,11 +8,12 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from ..errors import CnnshapeError, ConfigError, InputError, InternalError, TraceError, param
+from ..errors import CnnshapeError, ConfigError, InputError, InternalError, ShapeError, TraceError, param
 from ..inputs import InputSpec
 from ..vocab import TRACERS
 from .eager import trace_eager
 from .fx import trace_fx
+from .hints import dtype_mismatch, shorten_no_meta, unsupported_on_meta
 from .meta import cross_check_default, make_inputs
 from .records import Trace
 from .warnings import batch_warnings
@@ -41,10 +42,16 @@ def trace(
     if tracer not in TRACERS:
         raise ConfigError(f"{param('tracer')} {tracer!r}: unknown tracer; choose one of {', '.join(TRACERS)}")
     inputs = make_inputs(specs)
-    if tracer != "auto":
-        result = TRACER_FNS[tracer](model, inputs, leaves, check)
-    else:
-        result = _fx_or_eager(model, inputs, leaves, check)
+    try:
+        if tracer != "auto":
+            result = TRACER_FNS[tracer](model, inputs, leaves, check)
+        else:
+            result = _fx_or_eager(model, inputs, leaves, check)
+    except ShapeError as e:
+        hint = unsupported_on_meta(e.__cause__) or dtype_mismatch(e.__cause__, model, specs)
+        if hint is None:
+            raise
+        raise ShapeError(f"{shorten_no_meta(str(e))}\n{hint}") from e.__cause__
     return replace(result, warnings=result.warnings + batch_warnings(result.nodes))
 
 
