@@ -17,6 +17,7 @@ from .common import (
     EXIT_FAIL,
     Args,
     Inputs,
+    Timeout,
     Traceback,
     TracerOpt,
     check_outputs,
@@ -59,6 +60,7 @@ def check(
         "--write-baseline", "Record the current figures in this file.")] = None,
     format: Annotated[str, format_option(CHECK_FORMATS)] = "text",
     junit_file: Annotated[str | None, _opt("--junit-file", "Also write JUnit XML to this file.")] = None,
+    timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
     """Fail (exit 1) when a model exceeds its parameter, MAC or memory budget, its output shape
@@ -72,6 +74,7 @@ def check(
         from ..render import check as render
         from ..units import parse_percent
         from .isolation import after_run
+        from .timeout import check_seconds
 
         flags = {"max-params": max_params, "max-macs": max_macs,
                  "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
@@ -93,6 +96,7 @@ def check(
             config_path = config if config is not None else find_config(Path("."))
             models = load_config(config_path)
             cli_args = None
+        check_seconds(timeout)  # before a possibly long analysis
         growth = chk.check_growth(parse_percent(max_growth, "--max-growth")) if max_growth is not None else None
         if growth is not None and baseline is None:
             raise ConfigError("--max-growth needs --baseline FILE to compare with")
@@ -116,7 +120,7 @@ def check(
 
         if baseline is None and write_baseline is None and not any(m.budgets or m.expect_output for m in models):
             raise nothing_to_check([m.name for m in models])  # before a possibly long analysis
-        snaps = [_analyse(m, i, len(models), cli_args) for i, m in enumerate(models, 1)]
+        snaps = [_analyse(m, i, len(models), cli_args, timeout) for i, m in enumerate(models, 1)]
         results: list[chk.Result] = []
         comparisons: list[chk.Comparison] = []
         unchecked = []
@@ -174,8 +178,10 @@ def _in_baseline(name: str, old: dict[str, Snapshot], is_spec: bool) -> Snapshot
 
 
 def _spec_key(spec: str) -> tuple[str, str]:
+    from ..request import names_file
+
     where, _, attr = spec.rpartition(":")
-    if where.endswith(".py") or "/" in where or "\\" in where:
+    if names_file(where):
         where = os.path.normcase(os.path.realpath(where))
     return where, attr
 
@@ -187,18 +193,22 @@ def _read_baseline(path: str) -> dict[str, Snapshot]:
     return baseline_from_dict(read_json(path, "baseline", "Record one with --write-baseline FILE."), path)
 
 
-def _analyse(m: ModelConfig, index: int, total: int, cli_args: list[str] | None) -> Snapshot:
-    """Analyse one configured model; load/analysis errors name the model (exit 2)."""
+def _analyse(m: ModelConfig, index: int, total: int, cli_args: list[str] | None,
+             timeout: float | None = None) -> Snapshot:
+    """Analyse one configured model within ``timeout`` seconds; load/analysis errors name the
+    model (exit 2)."""
     from ..api import analyze
     from ..check import snapshot
     from ..errors import CnnshapeError
     from .common import parse_cli_args
     from .isolation import model_scope
+    from .timeout import time_limit
 
     if total > 1:
         typer.echo(f"[{index}/{total}] {m.name}: {m.model} ({', '.join(m.inputs)})", err=True)
     try:
-        with model_scope(m.model):
+        what = f"the code of {m.name}" if total > 1 else "the model's code"
+        with model_scope(m.model), time_limit(timeout, what):
             report = analyze(m.model, list(m.inputs), args=m.args or parse_cli_args(cli_args), tracer=m.tracer)
     except CnnshapeError as e:
         if total > 1:

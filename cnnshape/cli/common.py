@@ -47,7 +47,8 @@ def format_option(values: tuple[str, ...]) -> Any:
 Spec = Annotated[str, typer.Argument(help="Model: path/to/file.py:Name or package.module:Name.")]
 Inputs = Annotated[
     list[str] | None,
-    typer.Option("--input", "-i", help="Input shape, e.g. 1,3,224,224 or 1,128:int64. Repeat for several inputs."),
+    typer.Option("--input", "-i", help="Input shape, e.g. 1,3,224,224 or 1,128:int64; NAME=SHAPE for an input "
+                 "passed by keyword, e.g. mask=1,1,224,224. Repeat for several inputs."),
 ]
 Args = Annotated[
     list[str] | None,
@@ -64,6 +65,10 @@ Depth = Annotated[
 Output = Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Traceback = Annotated[bool, typer.Option("--traceback", help="Show the full Python traceback on errors.")]
 Train = Annotated[bool, typer.Option("--train", help="Analyse in training mode (default: eval mode).")]
+Timeout = Annotated[float | None, typer.Option(
+    "--timeout", metavar="SECONDS",
+    help="Stop with exit 2, naming the line it was running, when the model's code (import, construction, "
+         "forward; each model's, with check) takes longer than this.")]
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -71,7 +76,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None) -> T:
+def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None, timeout: float | None = None) -> T:
     """Run ``fn`` with the model's code isolated (``isolation.isolated``: its own sys.argv, its
     stdout sent to stderr), then do cnnshape's deferred writes (stdout, ``-o`` files), only if
     ``fn`` succeeded.
@@ -79,14 +84,16 @@ def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None)
     A cnnshape error becomes its message and exit 2; a ``sys.exit`` or ``KeyboardInterrupt`` from
     the model's code a message saying so and exit 2 (cnnshape's own code raises ``typer.Exit``,
     never ``SystemExit``, and the user's Ctrl-C is exit 130); anything else a one-line report of an
-    unexpected failure (exit 2). ``--traceback`` adds the Python traceback."""
+    unexpected failure (exit 2). ``--traceback`` adds the Python traceback. ``timeout``: the
+    ``--timeout`` limit on ``fn`` (:mod:`.timeout`), also exit 2 with where the code was."""
     from . import isolation
+    from .timeout import ModelTimeout, time_limit
 
     argv0 = isolation.model_argv0(model)
     run = isolation.ModelRun(argv0)
     model_done = False
     try:
-        with isolation.isolated(argv0) as run, speaking(FLAGS):
+        with isolation.isolated(argv0) as run, speaking(FLAGS), time_limit(timeout):
             result = fn()
         model_done = True
         for write in run.after:
@@ -102,6 +109,10 @@ def guarded(fn: Callable[[], T], show_traceback: bool, model: str | None = None)
         if show_traceback:
             tb.print_exc()
         fail(isolation.exit_message(e, argv0))
+    except ModelTimeout as e:
+        if show_traceback:
+            tb.print_exc()
+        fail(str(e))
     except KeyboardInterrupt as e:
         if run.interrupted or model_done:  # the user's Ctrl-C
             raise typer.Exit(130) from None

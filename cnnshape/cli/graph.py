@@ -13,6 +13,7 @@ from .common import (
     Inputs,
     Leaves,
     Spec,
+    Timeout,
     Traceback,
     TracerOpt,
     Train,
@@ -40,6 +41,7 @@ def graph(
     tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     train: Train = False,
+    timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
     """Draw the traced graph: layers as nodes, tensor shapes on the edges, modules as clusters."""
@@ -68,4 +70,4 @@ def graph(
         else:
             after_run(lambda: atomic_write_bytes(output, data, "--output"))
 
-    guarded(run, traceback, spec)
+    guarded(run, traceback, spec, timeout)

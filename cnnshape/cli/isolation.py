@@ -175,7 +175,7 @@ def _watch_sigint(run: ModelRun) -> Callable[[], object]:
 
 # ---------------------------------------------------------------- explaining a model's exit
 
-def _library_dirs() -> tuple[str, ...]:
+def library_dirs() -> tuple[str, ...]:
     dirs = [_PACKAGE_DIR, sysconfig.get_paths()["stdlib"]]
     for name in ("torch", "typer", "click"):
         module = sys.modules.get(name)
@@ -187,7 +187,7 @@ def _library_dirs() -> tuple[str, ...]:
 def _model_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of ``exc``'s traceback in the model's code (not cnnshape, torch or the
     standard library)."""
-    skip = _library_dirs()
+    skip = library_dirs()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         name = frame.filename
         if name.startswith("<") or str(Path(name).resolve()).startswith(skip):

@@ -14,6 +14,7 @@ from .common import (
     Leaves,
     Output,
     Spec,
+    Timeout,
     Traceback,
     TracerOpt,
     check_outputs,
@@ -42,6 +43,7 @@ def rf(
     output: Output = None,
     tracer: TracerOpt = "auto",
     leaf: Leaves = None,
+    timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
     """Receptive field (size, jump, start) of every spatial layer; --layer/--at: one unit's input box."""
@@ -64,4 +66,4 @@ def rf(
             text = rf_json(report) if format == "json" else rf_table(report)
         write_output(text, output)
 
-    guarded(run, traceback, spec)
+    guarded(run, traceback, spec, timeout)

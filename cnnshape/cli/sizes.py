@@ -12,6 +12,7 @@ from .common import (
     Leaves,
     Output,
     Spec,
+    Timeout,
     Traceback,
     TracerOpt,
     check_outputs,
@@ -36,6 +37,7 @@ def sizes(
     output: Output = None,
     tracer: TracerOpt = "auto",
     leaf: Leaves = None,
+    timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
     """Minimum and accepted input sizes per axis, and output sizes as formulas of the input size."""
@@ -51,7 +53,7 @@ def sizes(
         render = render_sizes_json if format == "json" else render_sizes_text
         write_output(render(report, layers), output)
 
-    guarded(run, traceback, spec)
+    guarded(run, traceback, spec, timeout)
 
 
 def _check_studied_sizes(shape: tuple[int, ...], axes: list[int] | None) -> None:

@@ -15,6 +15,7 @@ from .common import (
     Leaves,
     Output,
     Spec,
+    Timeout,
     Traceback,
     TracerOpt,
     Train,
@@ -52,6 +53,7 @@ def summary(
         "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
     dtype: Annotated[str | None, choice(
         "--dtype", VERIFY_DTYPES, "Cast the model and floating inputs to this dtype for --verify.")] = None,
+    timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
     """Per-layer output shapes, parameters, MACs/FLOPs and memory, with totals."""
@@ -90,7 +92,7 @@ def summary(
         write_output(text, output)
         return report.verification
 
-    verification = guarded(run, traceback, spec)
+    verification = guarded(run, traceback, spec, timeout)
     if verification is not None and not verification.ok:
         raise typer.Exit(EXIT_FAIL)
 
