@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -180,6 +180,9 @@ class NodeBuilder:
     inputs: tuple[T, ...]
     #: shared by the builders of all the nodes of one flow; only ever appended to
     exprs: list[Expr]
+    #: dims this node's views folded into one (the product's id -> the folded dims, their traced
+    #: sizes), until a view unfolds them again (:meth:`fold`, :meth:`unfold`, :meth:`settle`)
+    folds: dict[int, tuple[tuple[Any, ...], tuple[int, ...]]] = field(default_factory=dict)
 
     def add(self, e: Expr) -> Expr:
         e.id, e.node = len(self.exprs), self.node
@@ -210,3 +213,23 @@ class NodeBuilder:
         if isinstance(x, Expr):
             self.add(Fixed(x, size, self.node))
         return size
+
+    def fold(self, product: Expr, dims: tuple[Any, ...], traced: tuple[int, ...]) -> Expr:
+        """A view merged ``dims`` (traced sizes ``traced``) into ``product`` with a constant target
+        size: a constraint, unless a later view of the same node unfolds it (torch's matmul folds a
+        Linear's leading dims into one and back, with target sizes it reads from the input)."""
+        self.folds[product.id] = (dims, traced)
+        return product
+
+    def unfold(self, x: Any, traced: tuple[int, ...]) -> tuple[Any, ...] | None:
+        """The dims folded into ``x`` when a view splits it back into dims of their traced sizes
+        ``traced``, else None."""
+        if not isinstance(x, Expr) or x.id not in self.folds or self.folds[x.id][1] != traced:
+            return None
+        return self.folds.pop(x.id)[0]
+
+    def settle(self) -> None:
+        """At the end of the node: a fold not unfolded fixes its product (a constant reshape)."""
+        for key, (_, traced) in list(self.folds.items()):
+            self.fixed(self.exprs[key], math.prod(traced))
+        self.folds.clear()

@@ -247,8 +247,10 @@ def _trace_value(d: Any, traced: int) -> int:
 @SIZE_RULES.register("aten.view", "aten._unsafe_view", "aten.reshape")
 def _view(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
     """Dims are grouped into blocks with equal products at the traced size. A block of input dims
-    merged into one output dim (flatten) multiplies; a constant target size is a constraint;
-    a -1 target takes what is left. Splitting a size-dependent dim is not characterised."""
+    merged into one output dim (flatten) multiplies; a constant target size is a constraint (at the
+    end of the node, unless a later view of the node splits the product back into the same dims:
+    torch's matmul folds a Linear's leading dims, (N, H, W, C) -> (N·H·W, C), and unfolds them);
+    a -1 target takes what is left. Splitting a size-dependent dim otherwise is not characterised."""
     x, target = args["self"], tuple(_either(args, "size", "shape", default=()))  # view.dtype: neither
     in_sizes, out_sizes = x.meta.shape, call.outputs[0].shape
     dims: list[Any] = []
@@ -273,6 +275,10 @@ def _view(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
         if not syms:
             dims += [out_sizes[k] for k in bj]
             continue
+        unfolded = b.unfold(x.shape[bi[0]], tuple(out_sizes[k] for k in bj)) if len(bi) == 1 else None
+        if unfolded is not None:
+            dims += list(unfolded)
+            continue
         rest = math.prod(in_sizes[k] for k in bi if not isinstance(x.shape[k], Expr))
         if len(syms) > 1 or len([k for k in bj if out_sizes[k] != 1]) > 1:
             raise Uncharacterised(f"{call.op} splits or combines several size-dependent dims")
@@ -283,6 +289,8 @@ def _view(call: OpCall, args: Args, b: NodeBuilder) -> list[Shape]:
                 dims.append(1)
             elif k < len(target) and target[k] == -1:
                 dims.append(product)
+            elif len(bi) > 1 and isinstance(product, Expr):
+                dims.append(b.fold(product, tuple(x.shape[i] for i in bi), tuple(in_sizes[i] for i in bi)))
             else:
                 dims.append(b.fixed(product, out_sizes[k]))
     return [tuple(dims[: len(out_sizes)])]
