@@ -228,8 +228,9 @@ class NodeBuilder:
             return None
         return self.folds.pop(x.id)[0]
 
-    def settle(self) -> None:
-        """At the end of the node: a fold not unfolded fixes its product (a constant reshape)."""
-        for key, (_, traced) in list(self.folds.items()):
-            self.fixed(self.exprs[key], math.prod(traced))
+    def settle(self, shapes: list[Shape]) -> list[Shape]:
+        """At the end of the node: a fold not unfolded fixes its product (a constant reshape), and
+        the node's output ``shapes`` get that constant in its place."""
+        fixed = {key: self.fixed(self.exprs[key], math.prod(traced)) for key, (_, traced) in self.folds.items()}
         self.folds.clear()
+        return [tuple(fixed.get(d.id, d) if isinstance(d, Expr) else d for d in shape) for shape in shapes]

@@ -61,7 +61,6 @@ def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
         else:
             raise Uncharacterised(f"no size rule for {call.op}")
         pool.produced += [T(m, s) for m, s in zip(call.outputs, shapes)]
-    b.settle()
     out = []
     for _, meta in node.outputs:
         match = next((t for t in reversed(pool.produced) if t.meta == meta), None)
@@ -70,7 +69,7 @@ def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
         if match is None:
             raise Uncharacterised("its output matches none of its ops' results")
         out.append(match.shape)
-    return out
+    return b.settle(out)
 
 
 @dataclass(frozen=True)
