@@ -17,12 +17,22 @@ from cnnshape.api import analyze, on_meta, sizes
 from cnnshape.cli import app
 from cnnshape.load import load_model
 
+#: ops that select part of a tensor or broadcast one to a given shape: selecting nothing is
+#: ordinary Python (``mask[0:-7] = count`` on a 7-wide map, as torchvision's Swin does)
+SELECTIONS = {"slice", "select", "narrow", "split", "split_with_sizes", "unsafe_split", "unsafe_split_with_sizes",
+              "tensor_split", "unbind", "chunk", "index", "index_select", "masked_select", "take", "as_strided",
+              "diagonal", "expand", "expand_as", "broadcast_to"}
+
 
 class EmptyTensorWatch(TorchDispatchMode):
-    """Records the first ATen call that computes an empty tensor (a 0-sized dimension) from its
-    inputs. Only an op's main (first) result counts, and only for ops that take tensors: batch norm
-    in eval mode returns empty ``save_mean``/``save_invstd`` side results, built with ``aten.empty``
-    (no tensor input) and returned second and third, which are bookkeeping, not data."""
+    """Records the first ATen call that rejects the size through an empty tensor (a 0-sized dim):
+    one that computes an empty result from non-empty tensors (a window larger than its input), other
+    than a selection (slicing nothing is no error), or a non-empty result from an empty tensor (an
+    adaptive pool or a mean over nothing), other than a concatenation, an in-place write (``fill_``
+    into an empty slice) or a ``new_*`` factory. Only an op's main (first) result counts, and only
+    for ops that take tensors: batch norm in eval mode returns empty ``save_mean``/``save_invstd``
+    side results, built with ``aten.empty`` (no tensor input) and returned second and third, which
+    are bookkeeping, not data."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,38 +42,46 @@ class EmptyTensorWatch(TorchDispatchMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.empty is None and any(isinstance(a, torch.Tensor) for a in tree_leaves((args, kwargs))):
-            main = next((t for t in tree_leaves(out) if isinstance(t, torch.Tensor)), None)
-            if main is not None and 0 in main.shape:
+        inputs = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        main = next((t for t in tree_leaves(out) if isinstance(t, torch.Tensor)), None)
+        if self.empty is None and inputs and main is not None:
+            name = func.overloadpacket.__name__
+            empty_in = any(0 in t.shape for t in inputs)
+            if 0 in main.shape and not empty_in and name not in SELECTIONS:
                 self.empty = f"{func} -> {tuple(main.shape)}"
+            elif 0 not in main.shape and empty_in and name not in {"cat", "stack"} and not name.endswith("_") \
+                    and not name.startswith("new_"):
+                self.empty = f"{func} reads an empty tensor -> {tuple(main.shape)}"
         return out
 
 
 def meta_output_shapes(model: nn.Module, shape: tuple[int, ...], axis: int, s: int) -> list[tuple[int, ...]] | None:
     """torch itself: the model's output shapes at size ``s`` on ``axis``, or None if it rejects it.
 
-    A forward that raises rejects the size, and so does one in which any tensor, an output or one
-    in between, has a 0-sized dimension: torch computes on empty tensors without complaint (a
-    pooling window larger than its input gives a 0-wide map, an adaptive pool then makes it 1x1
-    again), but a layer that outputs nothing is not a working model, and cnnshape's rule is that
-    every layer output is at least 1 along every dimension."""
+    A forward that raises (a kernel's check, or the model's own assert) rejects the size, and so
+    does one that computes with empty tensors as :class:`EmptyTensorWatch` says, or returns one:
+    torch computes on empty tensors without complaint on meta (a pooling window larger than its
+    input gives a 0-wide map, an adaptive pool then makes it 1x1 again), but a layer that outputs
+    nothing is not a working model, and cnnshape's rule is that every layer output is at least 1
+    along every dimension."""
     dims = list(shape)
     dims[axis] = s
     watch = EmptyTensorWatch()
     try:
         with torch.no_grad(), watch:
             out = model(torch.empty(dims, device="meta"))
-    except (RuntimeError, ValueError, IndexError):
-        return None
-    if watch.empty is not None:
+    except Exception:  # noqa: BLE001 - any error of the forward pass rejects the size
         return None
     outs = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else [out]
+    if watch.empty is not None or any(0 in o.shape for o in outs):
+        return None
     return [tuple(o.shape) for o in outs]
 
 
 def formula_value(formula: str, symbol: str, s: int) -> int:
     """Evaluates the printed formula text, e.g. ``floor((H − 1)/32) + 1``, at ``symbol = s``."""
-    code = formula.replace("·", "*").replace("−", "-").replace("/", "//").replace(symbol, str(s))
+    code = formula.replace("·", "*").replace("−", "-").replace("/", "//").replace(" mod ", " % ")
+    code = code.replace(symbol, str(s))
     return eval(code, {"floor": lambda v: v})  # '//' already floors; floor(...) is then the identity
 
 
@@ -208,9 +226,25 @@ class Crop(nn.Module):
 
 
 def test_uncharacterised_axis_says_so() -> None:
+    # the layer arithmetic has no rule for slicing; torch's symbolic shapes answer instead: x[:, :, 2:10]
+    # is empty up to H = 2 (an empty output rejects the size), and min(H, 10) − 2 rows from H = 3 on
     report = sizes(Crop(), [(1, 3, 16, 16)])
     h = report.axes[0]
-    assert h.accepted is None and h.minimum is None
+    assert "cannot characterise" in h.arithmetic_reason and "slicing a size-dependent dim" in h.arithmetic_reason
+    assert h.engine == "symbolic" and h.accepted is not None and h.accepted.words() == "every size ≥ 3"
+    assert [s for s in range(1, 40) if h.accepted.contains(s)] == accepted_by_torch(Crop(), (1, 3, 16, 16), 2,
+                                                                                     range(1, 40))
+    # the output rows are 8 from H = 10 on and H − 2 below: no one formula, and the text says so
+    assert [f.formula for f in h.outputs] == ["8 at H = 16, not everywhere (1 at H = 3)"]
+    # with the symbolic engine off (as in the summary's note), the axis says why there is no rule
+    from cnnshape.analyse.sizes import analyse_sizes
+    from cnnshape.graph import build_graph
+    from cnnshape.inputs import InputSpec
+    from cnnshape.trace.tracers import trace
+    model = Crop()
+    graph = build_graph(trace(model, (InputSpec((1, 3, 16, 16)),)), model)
+    h = analyse_sizes(graph, "Crop", symbolic=False).axes[0]
+    assert h.accepted is None and h.minimum is None and h.engine is None
     assert "cannot characterise" in h.reason and "slicing a size-dependent dim" in h.reason
 
 
@@ -230,7 +264,7 @@ def test_cli_text_and_json() -> None:
     data = json.loads(result.output)
     assert data["schema"] == "cnnshape.sizes/1"
     assert data["axes"] == [{"axis": 3, "symbol": "W", "minimum": 63, "accepted": {
-        "kind": "arithmetic", "minimum": 63, "step": 1, "offset": 0, "maximum": None}}]
+        "kind": "arithmetic", "minimum": 63, "step": 1, "offset": 0, "maximum": None}, "engine": "arithmetic"}]
     assert data["outputs"] == []
 
 
@@ -332,18 +366,18 @@ PYTHON_VALUED = [
 
 
 @pytest.mark.parametrize("cls,shape,axis,span", PYTHON_VALUED, ids=[p[0].__name__ for p in PYTHON_VALUED])
-def test_python_valued_sizes_are_not_given_a_rule(cls: type[nn.Module], shape: tuple[int, ...], axis: int,
-                                                  span: range) -> None:
+def test_python_valued_sizes_get_their_rule_from_torchs_symbolic_shapes(cls: type[nn.Module], shape: tuple[int, ...],
+                                                                        axis: int, span: range) -> None:
     model = cls()
     truth = accepted_by_torch(model, shape, axis, span)
     # ground truth: torch runs the model at sizes far from the working example (2× and more)
     assert max(truth) > 2 * shape[axis] - 10
     a = next(a for a in sizes(model, [shape]).axes if a.axis == axis)
-    if a.accepted is not None:  # a rule, if any, must be the truth
-        assert [s for s in span if a.accepted.contains(s)] == truth
-    else:
-        assert "depend on the input through Python values" in a.reason and "differs at size" in a.reason
-        assert a.minimum is None and a.outputs == ()
+    # the layer arithmetic's re-traces find the Python values and decline; the symbolic engine answers
+    assert a.engine == "symbolic", a.reason
+    assert "depend on the input through Python values" in a.arithmetic_reason
+    assert "differs at size" in a.arithmetic_reason
+    assert a.accepted is not None and [s for s in span if a.accepted.contains(s)] == truth
 
 
 def test_python_valued_sizes_leave_the_other_axis_alone() -> None:
@@ -356,9 +390,14 @@ def test_python_valued_sizes_leave_the_other_axis_alone() -> None:
 
 def test_model_rejecting_a_size_the_arithmetic_accepts() -> None:
     a = sizes(EvenWidth(), [(1, 3, 8, 8)]).axes[1]
-    assert 1 not in accepted_by_torch(EvenWidth(), (1, 3, 8, 8), 3, range(1, 3))  # torch: odd widths fail
-    assert a.accepted is None
-    assert "the model fails at size 1" in a.reason and "width must be even" in a.reason
+    truth = accepted_by_torch(EvenWidth(), (1, 3, 8, 8), 3, range(1, 100))
+    assert truth == list(range(2, 100, 2))  # torch: odd widths fail
+    # the arithmetic's re-trace at 1 fails on the model's own check; the symbolic engine records
+    # the check as the guard Eq(Mod(W, 2), 0)
+    assert "the model fails at size 1" in a.arithmetic_reason and "width must be even" in a.arithmetic_reason
+    assert a.engine == "symbolic" and a.accepted is not None
+    assert a.accepted.words() == "multiples of 2 from 2 up"
+    assert [s for s in range(1, 100) if a.accepted.contains(s)] == truth
 
 
 def test_summary_footer_drops_a_python_valued_minimum() -> None:
@@ -466,9 +505,6 @@ def test_the_oracle_counts_an_empty_intermediate_as_a_rejection() -> None:
     # grouped ConvTranspose2d k1 p1: (W − 1) − 2 + 1 = W − 2, empty at W = 2: every W ≥ 3
     (nn.ConvTranspose2d(2, 2, 1, padding=1, groups=2), 3),
 ], ids=["transposed", "grouped_transposed"])
-@pytest.mark.xfail(strict=True, reason="cnnshape bug: sizes' re-trace check (analyse/sizes/fit.py _validate) "
-                   "counts a re-trace whose layer output is empty (0-sized) as 'the model runs', so it drops the "
-                   "correct rule and says 'cannot characterise ... the rule rejects it but the model runs'")
 def test_a_size_giving_an_empty_output_is_rejected_not_uncharacterised(model: nn.Module, minimum: int) -> None:
     shape = (1, model.in_channels, 8, 8)
     # the oracle (an empty intermediate or output is a rejection) agrees with the arithmetic above
@@ -477,3 +513,28 @@ def test_a_size_giving_an_empty_output_is_rejected_not_uncharacterised(model: nn
     assert a.reason is None, a.reason
     assert a.accepted.words() == f"every size ≥ {minimum}"
     check_exhaustively(model, shape, range(1, 100))
+
+
+class ChannelsLastLinear(nn.Module):
+    """A Linear on a channels-last map, as ConvNeXt's pointwise layers: torch's matmul folds
+    (N, H, W, C) into (N·H·W, C) with a view whose target sizes it reads from the input, multiplies,
+    and unfolds the product back into (N, H, W, C')."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def test_linear_on_a_channels_last_map_keeps_the_sizes_free() -> None:
+    # conv k3 s2: floor((H − 3)/2) + 1 ≥ 1 <=> H ≥ 3; the Linear's fold and unfold keep H and W (the
+    # fold's constant target size used to fix H to the traced 32 or 33)
+    model = ChannelsLastLinear()
+    report = sizes(model, [(1, 3, 32, 32)])
+    assert [(a.engine, a.accepted.words() if a.accepted else a.reason) for a in report.axes] == [
+        ("arithmetic", "every size ≥ 3"), ("arithmetic", "every size ≥ 3")]
+    assert [f.formula for f in report.axes[0].outputs] == ["floor((H − 1)/2)"]
+    check_exhaustively(model, (1, 3, 32, 32), range(1, 120))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..analyse.sizes.records import SizeReport
+from ..analyse.sizes.records import SYMBOLIC, SizeReport
 from ..errors import param
 
 
@@ -23,12 +23,18 @@ def render_sizes_text(report: SizeReport, layers: bool = False) -> str:
             continue
         lines.append(f"  minimum: {a.minimum}")
         lines.append(f"  accepted: {a.accepted.words()}")
+        if a.engine_note:
+            lines.append(f"  {'engine' if a.engine == SYMBOLIC else 'note'}: {a.engine_note}")
+        if a.arithmetic_reason:
+            lines.append(f"  layer arithmetic: {a.arithmetic_reason}")
         if a.outputs:
             for f in a.outputs:
                 lines.append(f"  {_key(f.key)} dim {f.dim} = {f.formula}")
         else:
             lines.append(f"  no output dimension depends on {a.symbol}")
-        if layers:
+        if layers and a.engine == SYMBOLIC:
+            lines.append("  per layer: only the layer arithmetic gives them")
+        elif layers:
             lines.append("  per layer:")
             width = max((len(f.name + f.key) for f in a.layers), default=0)
             lines += [f"    {(f.name + f.key).ljust(width)}  dim {f.dim} = {f.formula}" for f in a.layers]

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ...errors import CnnshapeError, ConfigError, InternalError
+from ...errors import CnnshapeError, ConfigError, InternalError, param
+from ...trace.records import OpCall, TensorMeta
+from .empty import empty_rejects, is_empty
 from .expr import Expr, Fixed, evaluate
 from .flow import Flow, build_flow
-from .records import Accepted, AxisSizes, SizeReport, axis_symbol, default_axes
+from .records import MAX_UP_TO, MIN_UP_TO, Accepted, AxisSizes, SizeReport, axis_symbol, default_axes, fit_rule
 from .text import Formulas, formulas
 
 if TYPE_CHECKING:
     from ...graph import ModelGraph
-
-#: sizes are always evaluated at least up to this bound
-MIN_UP_TO = 512
-#: and never beyond this one (a rule whose period needs more is reported as a set); a traced size
-#: above it is checked on its own against the rule fitted below it
-MAX_UP_TO = 1 << 14
-
-
-def _fit(accepted: list[int], up_to: int, period: int) -> Accepted:
-    lo = accepted[0]
-    step = math.gcd(*(s - lo for s in accepted[1:])) if len(accepted) > 1 else 1
-    step = step or 1
-    hi = None if accepted[-1] > up_to - step - period else accepted[-1]
-    rule = Accepted("arithmetic", minimum=lo, step=step, offset=lo % step, maximum=hi)
-    if [s for s in range(1, up_to + 1) if rule.contains(s)] == accepted:
-        return rule
-    return Accepted("set", sizes=tuple(accepted), up_to=up_to)
-
 
 #: ``retrace(axis, size)``: the model traced again with the first input's ``axis`` at ``size`` (the
 #: other dims as traced), or the error message when the model rejects that size
@@ -42,7 +27,43 @@ PYTHON_VALUES = ("cannot characterise: the model's sizes depend on the input thr
 
 
 def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Retrace | None = None,
-                 probes: int = 3) -> AxisSizes:
+                 probes: int = 3, symbolic: bool = True) -> AxisSizes:
+    """The layer arithmetic's answer for ``axis``. With ``symbolic`` set, torch's symbolic shapes
+    (:mod:`.symbolic`) answer instead where the arithmetic cannot characterise the axis, and where
+    the model reads tensor sizes into Python values: one trace sees those as constants, and the
+    re-traces that validate the arithmetic probe only a few sizes (a check ``if x.shape[-1] > 100``
+    passes them all). There the arithmetic's rule stands, with its per-layer formulas, where the
+    symbolic engine finds the same sizes, or cannot answer (the note says so)."""
+    answer = _arithmetic_axis(graph, axis, layers, retrace, probes)
+    reads = graph.trace.size_reads
+    if not symbolic or answer.given > MAX_UP_TO or (answer.reason is None and not reads):
+        return answer
+    from .fallback import symbolic_axis  # torch's symbolic machinery: only now
+    from .symbolic import SymbolicFailure
+
+    why = answer.reason
+    if why is None:
+        assert answer.accepted is not None
+        why = (f"its rule ({answer.accepted.words()}) rests on one trace of a model that reads tensor sizes into "
+               f"Python values (at {reads[0]}), checked by re-traces at a few sizes only")
+    try:
+        checked = symbolic_axis(graph, axis, answer.symbol, why)
+    except SymbolicFailure as e:
+        if answer.reason is not None:
+            return replace(answer, reason=f"{answer.reason}; torch's symbolic shapes could not either: {e}")
+        return replace(answer, engine_note=f"torch's symbolic shapes could not check it: {e}")
+    if answer.accepted is not None and checked.accepted is not None and _same(answer.accepted, checked.accepted,
+                                                                              max(MIN_UP_TO, 2 * answer.given)):
+        # the arithmetic's rule holds: keep it, with its per-layer formulas
+        return replace(answer, engine_note=f"checked by {checked.engine_note}")
+    return checked
+
+
+def _same(a: Accepted, b: Accepted, up_to: int) -> bool:
+    return all(a.contains(s) == b.contains(s) for s in range(1, up_to + 1))
+
+
+def _arithmetic_axis(graph: ModelGraph, axis: int, layers: bool, retrace: Retrace | None, probes: int) -> AxisSizes:
     """``retrace`` (when given) checks the rule and formulas derived from this one trace against
     up to ``probes`` other traces; on any disagreement the axis is reported as not characterised.
     A traced size above :data:`MAX_UP_TO` is evaluated on its own: the rule fitted to the sizes up
@@ -53,7 +74,7 @@ def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Re
     flow = build_flow(graph, axis)
     if flow.reason:
         return AxisSizes(axis, symbol, given, None, None,
-                         f"cannot characterise the accepted sizes: {flow.reason}", (), ())
+                         f"cannot characterise the accepted sizes: {flow.reason}", (), (), engine=None)
     exprs = flow.exprs
     period = math.lcm(*(e.period[0] for e in exprs))
     has_bound = any(isinstance(e, Fixed) for e in exprs)
@@ -65,15 +86,16 @@ def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Re
             break
         up_to = min(MAX_UP_TO, 4 * up_to)
     _check_traced(graph, flow, table[given] if given <= up_to else evaluate(exprs, given), given, symbol)
-    accepted = _fit(ok, up_to, period) if ok else None
+    accepted = fit_rule(ok, up_to, period) if ok else None
     if given > up_to and (accepted is None or not accepted.contains(given)):
-        return AxisSizes(axis, symbol, given, None, None, _above_the_bound(given, up_to, accepted), (), ())
+        return AxisSizes(axis, symbol, given, None, None, _above_the_bound(given, up_to, accepted), (), (),
+                         engine=None)
     if accepted is None:  # the traced size is accepted, so this means the rules are wrong
         raise InternalError(f"{symbol}: no size accepted although {given} traced")
     if retrace is not None:
         differs = _validate(graph, flow, table, ok, given, axis, retrace, probes)
         if differs:
-            return AxisSizes(axis, symbol, given, None, None, f"{PYTHON_VALUES} — {differs}", (), ())
+            return AxisSizes(axis, symbol, given, None, None, f"{PYTHON_VALUES} — {differs}", (), (), engine=None)
     texts = Formulas(ok, table, symbol)
     output = next((n for n in graph.nodes if n.kind == "output"), None)
     outputs = tuple(formulas(output.name, flow.shapes.get(output.name, []), texts)) if output else ()
@@ -110,10 +132,12 @@ def _validate(graph: ModelGraph, flow: Flow, table: dict[int, list[int | None]],
     for s in _probe_sizes(ok, up_to, given)[:probes]:
         other = retrace(axis, s)
         vals = table[s]
-        if isinstance(other, str):
+        failure = other if isinstance(other, str) else empty_tensor(other)
+        if failure is not None:
             if s in ok:
-                return f"the model fails at size {s}, which the rule accepts ({_first_line(other)})"
+                return f"the model fails at size {s}, which the rule accepts ({_first_line(failure)})"
             continue
+        assert not isinstance(other, str)
         if s not in ok:
             failing = next((e for e in flow.exprs if vals[e.id] is None), None)
             where = failing.node if failing is not None else "?"
@@ -131,6 +155,30 @@ def _validate(graph: ModelGraph, flow: Flow, table: dict[int, list[int | None]],
                     return (f"layer {node.name} differs at size {s}: output{key} is "
                             f"{'x'.join(map(str, meta.shape))}, the formulas give {'x'.join(map(str, want))}")
     return None
+
+
+def empty_tensor(graph: ModelGraph) -> str | None:
+    """Where a trace made or read an empty tensor in a way that rejects its size (:mod:`.empty`):
+    torch runs on a 0-wide map without raising, but the size is no more accepted than when it raises."""
+    for node in graph.nodes:
+        for call in node.ops:
+            result = call.outputs[0].shape if call.outputs else None
+            why = empty_rejects(call.op, [m.shape for m in _metas(call)], result)
+            if why:
+                return f"{node.name}: {why}"
+        if node.kind == "output" and any(is_empty(m.shape) for _, m in node.outputs):
+            return "an output of the model is empty"
+    return None
+
+
+def _metas(call: OpCall) -> list[TensorMeta]:
+    def walk(value: object) -> list[TensorMeta]:
+        if isinstance(value, TensorMeta):
+            return [value]
+        if isinstance(value, tuple):
+            return [m for v in value for m in walk(v)]
+        return []
+    return walk(call.args) + walk(tuple(v for _, v in call.kwargs))
 
 
 def _first_line(text: str) -> str:
@@ -151,9 +199,11 @@ def _check_traced(graph: ModelGraph, flow: Flow, vals: list[int | None], given: 
 
 
 def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = None,
-                  layers: bool = False, retrace: Retrace | None = None, probes: int = 3) -> SizeReport:
+                  layers: bool = False, retrace: Retrace | None = None, probes: int = 3,
+                  symbolic: bool = True) -> SizeReport:
     """The accepted sizes of each studied axis of the first input (default: its spatial axes),
-    validated by ``probes`` re-traces per axis when ``retrace`` is given."""
+    validated by ``probes`` re-traces per axis when ``retrace`` is given; an axis the layer
+    arithmetic cannot characterise goes to torch's symbolic shapes when ``symbolic`` is set."""
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None:
         raise ConfigError("the model takes no tensor input, so it has no input sizes to study")
@@ -162,15 +212,16 @@ def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = No
     for axis in chosen:
         if not 0 <= axis < len(shape):
             raise ConfigError(
-                f"--axis {axis}: the first input {'x'.join(map(str, shape))} has dims 0..{len(shape) - 1}")
-    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes) for a in chosen))
+                f"{param('axes')} {axis}: the first input {'x'.join(map(str, shape))} has dims 0..{len(shape) - 1}")
+    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes, symbolic) for a in chosen))
 
 
 def minimum_note(graph: ModelGraph) -> str | None:
     """One line for the summary footer: the accepted sizes of each spatial axis by the layer
     arithmetic of this one trace, without the re-traces with which ``cnnshape sizes`` validates
     it. A model that reads tensor sizes into Python values (which one trace sees as constants)
-    gets no rule, only where it reads them."""
+    gets no rule, only where it reads them. Never torch's symbolic shapes (seconds, and torch._dynamo
+    imported): ``cnnshape sizes`` uses them where this arithmetic has no rule."""
     first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
     if first is None or not default_axes(first.outputs[0][1].shape):
         return None
@@ -178,13 +229,16 @@ def minimum_note(graph: ModelGraph) -> str | None:
     if reads:
         more = f" and {len(reads) - 1} more place(s)" if len(reads) > 1 else ""
         return (f"accepted input sizes: not derived from one trace, the model reads tensor sizes into Python "
-                f"values (at {reads[0]}{more}); `cnnshape sizes` re-traces to find them")
+                f"values (at {reads[0]}{more}); `cnnshape sizes` finds them with torch's symbolic shapes")
     try:
-        report = analyse_sizes(graph, "")
+        report = analyse_sizes(graph, "", symbolic=False)
     except CnnshapeError as e:  # the summary still stands; the footer says why this line is missing
         return f"accepted input sizes not determined: {e}"
     except Exception as e:  # a bug in the size analysis must not take the summary down with it
         return f"accepted input sizes not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
     parts = [f"{a.symbol}: {a.accepted.words()}" if a.accepted is not None else f"{a.symbol}: not characterised"
              for a in report.axes]
-    return "accepted input sizes: " + "; ".join(parts) + " (layer arithmetic; `cnnshape sizes` validates)"
+    tries = any(a.accepted is None and a.given <= MAX_UP_TO for a in report.axes)
+    how = "layer arithmetic; `cnnshape sizes` validates" + (
+        " and tries torch's symbolic shapes where it has no rule" if tries else "")
+    return "accepted input sizes: " + "; ".join(parts) + f" ({how})"

@@ -1,10 +1,16 @@
 """The results of the size analysis: frozen records, torch-free (a report holds them as they are)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA = "cnnshape.sizes/1"
+from ...vocab import SIZES_SCHEMA as SCHEMA
+
+#: the engines that answer for an axis: the layer arithmetic (fast, exact, with per-layer
+#: formulas) and, where it cannot characterise the axis, torch's symbolic shapes
+ARITHMETIC = "arithmetic"
+SYMBOLIC = "symbolic"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,12 @@ class AxisSizes:
     reason: str | None
     outputs: tuple[SizeFormula, ...]
     layers: tuple[SizeFormula, ...]
+    #: the engine that answered (:data:`ARITHMETIC` or :data:`SYMBOLIC`); None when neither could
+    engine: str | None = ARITHMETIC
+    #: how the symbolic engine answered (traces, forward passes, seconds)
+    engine_note: str | None = None
+    #: why the layer arithmetic could not answer, when the symbolic engine did
+    arithmetic_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,9 @@ class SizeReport:
             "model": self.model,
             "input": list(self.input_shape),
             "axes": [{"axis": a.axis, "symbol": a.symbol, "minimum": a.minimum,
-                      "accepted": a.accepted.to_dict() if a.accepted else None,
+                      "accepted": a.accepted.to_dict() if a.accepted else None, "engine": a.engine,
+                      **({"engine_note": a.engine_note} if a.engine_note else {}),
+                      **({"arithmetic_reason": a.arithmetic_reason} if a.arithmetic_reason else {}),
                       **({"reason": a.reason} if a.reason else {})} for a in self.axes],
             "outputs": [{"key": f.key, "axis": a.axis, "dim": f.dim, "formula": f.formula}
                         for a in self.axes for f in a.outputs],
@@ -109,3 +123,24 @@ def axis_symbol(axis: int, rank: int) -> str:
 
 def default_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(range(2, len(shape)))
+
+
+#: sizes are always evaluated at least up to this bound
+MIN_UP_TO = 512
+#: and never beyond this one (a rule whose period needs more is reported as a set); a traced size
+#: above it is checked on its own against the rule fitted below it
+MAX_UP_TO = 1 << 14
+
+
+def fit_rule(accepted: list[int], up_to: int, period: int) -> Accepted:
+    """The arithmetic rule {minimum, step, offset, maximum} that gives exactly ``accepted`` among
+    1..up_to (unbounded when the last accepted size is within a step and a ``period`` of the
+    bound), else the set itself."""
+    lo = accepted[0]
+    step = math.gcd(*(s - lo for s in accepted[1:])) if len(accepted) > 1 else 1
+    step = step or 1
+    hi = None if accepted[-1] > up_to - step - period else accepted[-1]
+    rule = Accepted("arithmetic", minimum=lo, step=step, offset=lo % step, maximum=hi)
+    if [s for s in range(1, up_to + 1) if rule.contains(s)] == accepted:
+        return rule
+    return Accepted("set", sizes=tuple(accepted), up_to=up_to)
