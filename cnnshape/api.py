@@ -60,12 +60,14 @@ def sizes(
     args: Mapping[str, Any] | None = None,
     tracer: str = "auto",
     leaves: Sequence[str | type] = (),
+    symbolic: bool = True,
 ) -> SizeReport:
     """Which sizes of the first input's ``axes`` (default: its spatial axes) ``model`` accepts,
     derived from the layer arithmetic of one meta trace on ``inputs`` (a working example) and
-    checked by re-tracing at a few other sizes."""
+    checked by re-tracing at a few other sizes. Axes the layer arithmetic cannot characterise go to
+    torch's symbolic shapes unless ``symbolic`` is False (docs/sizes.md)."""
     request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves)
-    return pipeline.run_sizes(request, axes, layers)
+    return pipeline.run_sizes(request, axes, layers, symbolic)
 
 
 def verify(request: Request, report: Report, *, device: str = "cpu", dtype: str | None = None,

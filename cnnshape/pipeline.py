@@ -101,15 +101,16 @@ def run_analysis(request: Request, depth: int | None = None) -> Report:
     return report.collapse(depth)
 
 
-def run_sizes(request: Request, axes: Any = None, layers: bool = False) -> SizeReport:
-    """Which sizes of the first input's ``axes`` the request's model accepts."""
+def run_sizes(request: Request, axes: Any = None, layers: bool = False, symbolic: bool = True) -> SizeReport:
+    """Which sizes of the first input's ``axes`` the request's model accepts; ``symbolic``: torch's
+    symbolic shapes answer the axes the layer arithmetic cannot."""
     with no_gc():
         module, _ = resolve_model(request)
         with on_meta(module):
             leaves = resolve_leaves(request.leaves, module)
             graph = build_graph(trace(module, request.inputs, request.tracer, leaves), module)
             retrace = retracer(module, request.inputs, graph.trace.tracer, leaves)
-            return analyse_sizes(graph, request.label, axes, layers, retrace)
+            return analyse_sizes(graph, request.label, axes, layers, retrace, symbolic=symbolic)
 
 
 def retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leaves: tuple[type, ...]) -> Retrace:

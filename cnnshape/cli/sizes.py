@@ -32,6 +32,9 @@ def sizes(
         typer.Option("--axis", help="Dim of the first input to study (default: its spatial dims 2..). Repeatable."),
     ] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Also give every layer's size formula.")] = False,
+    symbolic: Annotated[bool, typer.Option(
+        "--symbolic/--no-symbolic", help="Let torch's symbolic shapes answer the axes the layer arithmetic "
+        "cannot characterise (slower; default on).")] = True,
     arg: Args = None,
     format: Annotated[str, format_option(TABLE_OR_JSON)] = "table",
     output: Output = None,
@@ -49,7 +52,7 @@ def sizes(
         check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
         request = request_from_cli(spec, input, arg, tracer, leaf)
         _check_studied_sizes(request.inputs[0].shape, axis)
-        report = run_sizes(request, axis, layers)
+        report = run_sizes(request, axis, layers, symbolic)
         render = render_sizes_json if format == "json" else render_sizes_text
         write_output(render(report, layers), output)
 
