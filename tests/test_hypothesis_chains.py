@@ -133,9 +133,6 @@ def test_random_chain_matches_torch(chain: dict[str, Any]) -> None:
         raise
     shape = chain["shape"]
     shapes, flops, failed_at = run_torch(model, shape)
-    # known cnnshape bug, test_linear_upsampling_to_zero_is_rejected (xfail): a linear-mode upsampling
-    # to 0 pixels is accepted (torch's meta kernel returns the empty tensor the real one refuses)
-    assume(failed_at is None or not (isinstance(model[failed_at], nn.Upsample) and model[failed_at].mode != "nearest"))
     if failed_at is None:
         report = cnnshape.analyze(model, [shape])
         assert report.outputs[0].shape == shapes[-1]
@@ -149,41 +146,43 @@ def test_random_chain_matches_torch(chain: dict[str, Any]) -> None:
             cnnshape.analyze(model, [shape])
         message = str(info.value)
         name = type(model[failed_at]).__name__
-        # known cnnshape bug, test_rejected_transposed_conv_is_named_before_the_next_layer (xfail): a
-        # transposed conv is checked after the trace, so a later layer's trace error is reported first
-        assume(not (isinstance(model[failed_at], nn.modules.conv._ConvTransposeNd)
-                    and any(f"'{j}'" in message for j in range(failed_at + 1, len(model)))))
         assert f"'{failed_at}'" in message and name in message, (failed_at, name, message)
 
 
 @pytest.mark.parametrize("mode, shape", [
     ("linear", (1, 1, 1)), ("bilinear", (1, 1, 1, 4)), ("trilinear", (1, 1, 2, 1, 2)),
 ])
-@pytest.mark.xfail(strict=True, reason="cnnshape bug: an interpolating Upsample to an empty size is accepted with a "
-                   "0-sized output (torch's meta kernel does not check it; the real forward raises)")
 def test_linear_upsampling_to_zero_is_rejected(mode: str, shape: tuple[int, ...]) -> None:
     # scale 0.5 on a size-1 axis: floor(1 · 0.5) = 0 output pixels; torch's CPU forward refuses it
     model = nn.Sequential(nn.Upsample(scale_factor=0.5, mode=mode))
     with pytest.raises(RuntimeError, match="Input and output sizes should be greater than 0"):
         model(torch.randn(shape))
-    with pytest.raises(CnnshapeError, match="Upsample '0'"):
+    # refused at the op itself (cnnshape/trace/refusals.py), with the arithmetic and the input it needs
+    with pytest.raises(CnnshapeError, match=rf"Upsample '0' receives {'x'.join(map(str, shape))} .*: {mode} "
+                                            r"upsampling .* floor\(1·0\.5\) = 0 pixels .* input of at least 2"):
         cnnshape.analyze(model, [shape])
 
 
-@pytest.mark.parametrize("model, shape", [
+@pytest.mark.parametrize("model, shape, expected", [
     # output_padding 1 is not below stride 1 or dilation 1: torch's CPU forward refuses layer 0; on
     # meta it gives (1 − 1)·1 + 0 + 1 + 1 = 2 columns, which the pool (padding 1 > kernel 1 / 2) refuses
-    (nn.Sequential(nn.ConvTranspose1d(2, 1, 1, output_padding=1), nn.AvgPool1d(1, padding=1)), (1, 2, 1)),
+    (nn.Sequential(nn.ConvTranspose1d(2, 1, 1, output_padding=1), nn.AvgPool1d(1, padding=1)), (1, 2, 1),
+     r"output_padding=1 along spatial axis 0 must be smaller than its stride \(1\) or its dilation \(1\).*"
+     r"at most 0"),
     # (H − 1)·1 − 2·3 + 3·(2 − 1) + 2 + 1 = H − 1: at H = 1 layer 0's output is empty; torch's CPU
     # forward refuses layer 0 ("too small"), the 3x3 conv then refuses the empty map
+    # the fixes the message gives: W = 2 gives (2 − 1)·1 − 2·3 + 3 + 2 + 1 = 1 row; padding 2 gives
+    # (1 − 1)·1 − 2·2 + 3 + 2 + 1 = 2 rows
     (nn.Sequential(nn.ConvTranspose2d(1, 1, 2, padding=3, dilation=3, output_padding=2), nn.Conv2d(1, 1, 3)),
-     (1, 1, 1, 2)),
+     (1, 1, 1, 2), r"its output would be 0x1, empty along spatial axis 0: .* = \(1−1\)·1 − 2·3 \+ 3·\(2−1\) \+ 2 "
+                   r"\+ 1 = 0; .* input of at least 2 there, or padding at most 2"),
 ], ids=["output_padding", "empty_output"])
-@pytest.mark.xfail(strict=True, reason="cnnshape bug: a transposed conv that torch rejects (output_padding not below "
-                   "stride or dilation, or an empty output) is only checked after the meta trace, so when the next "
-                   "layer fails on the meta output the error names that later layer")
-def test_rejected_transposed_conv_is_named_before_the_next_layer(model: nn.Sequential, shape: tuple[int, ...]) -> None:
+def test_rejected_transposed_conv_is_named_before_the_next_layer(model: nn.Sequential, shape: tuple[int, ...],
+                                                                  expected: str) -> None:
     with pytest.raises(RuntimeError):
         model[0](torch.randn(shape))
-    with pytest.raises(CnnshapeError, match=f"{type(model[0]).__name__} '0'"):
-        cnnshape.analyze(model, [shape])
+    # refused at the op itself (cnnshape/trace/refusals.py), before the next layer sees its meta output
+    for tracer in ("fx", "eager"):
+        with pytest.raises(CnnshapeError, match=rf"^{type(model[0]).__name__} '0' receives {'x'.join(map(str, shape))} "
+                                                rf"\(the model input 'input'\): {expected}"):
+            cnnshape.analyze(model, [shape], tracer=tracer)

@@ -246,3 +246,83 @@ def test_cli_cross_check_catches_a_wrong_kernel(monkeypatch: pytest.MonkeyPatch)
     argv = ["summary", "examples/lenet.py:LeNet5", "--input", "1,1,32,32"]
     checked = CliRunner().invoke(app, [*argv, "--cross-check"])
     assert checked.exit_code == 2 and "meta kernel for aten.convolution.default" in checked.output
+
+
+# --- sizes the real kernels refuse and torch's meta kernels accept (cnnshape/trace/refusals.py) ---
+
+
+def refusal(func: Any, device: str, *args: Any) -> str | None:
+    """The type of the error ``func`` raises for ``args`` (tensor shapes given as tuples) on ``device``,
+    ``"empty"`` for an empty output from a non-empty batch of channels, else None: torch's CPU
+    kernel, or on meta what the recorder runs (cnnshape's kernels and size checks, torch's meta kernels)."""
+    from cnnshape.trace.kernels import run
+    tensors = tuple((torch.randn(a) if device == "cpu" else meta(*a)) if isinstance(a, tuple) else a for a in args)
+    try:
+        out = func(*tensors) if device == "cpu" else run(func, tensors, {}, cross_check=True)
+    except RuntimeError as e:
+        return type(e).__name__
+    return "empty" if out.numel() == 0 and 0 not in tensors[0].shape[:2] else None
+
+
+def refused_alike(func: Any, *args: Any) -> None:
+    """The recorder refuses on meta what the CPU refuses or leaves empty (cnnshape's rule: every layer
+    output is at least 1 along every axis; the CPU's transposed convs refuse an empty output or
+    return it, by backend), and cnnshape's size checks refuse nothing else (torch's own meta kernels
+    are stricter in a few degenerate cases: an empty batch and an empty map together)."""
+    cpu, on_meta = refusal(func, "cpu", *args), refusal(func, "meta", *args)
+    assert on_meta is not None if cpu is not None else on_meta != "SizeRefusal", (cpu, on_meta)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nd=st.integers(1, 3), transposed=st.booleans(), k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 3),
+       d=st.integers(1, 3), op=st.integers(0, 3), w=st.integers(0, 4), batch=st.integers(0, 2))
+def test_convolution_is_refused_on_meta_where_the_cpu_refuses_it(nd: int, transposed: bool, k: int, s: int, p: int,
+                                                                 d: int, op: int, w: int, batch: int) -> None:
+    # torch's meta kernel gives an output for an output_padding not below stride or dilation, an empty
+    # transposed output and an empty spatial input; the CPU refuses each (not with an empty batch;
+    # an empty transposed output it refuses or returns, by backend)
+    weight = (2, 3, *[k] * nd)
+    x = (batch, 2 if transposed else 3, *[w] * nd)
+    refused_alike(aten.convolution.default, x, weight, None, [s] * nd, [p] * nd, [d] * nd, transposed,
+                  [op if transposed else 0] * nd, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mode=st.sampled_from([("upsample_linear1d", 1), ("upsample_bilinear2d", 2), ("upsample_trilinear3d", 3),
+                              ("upsample_bicubic2d", 2), ("_upsample_bilinear2d_aa", 2), ("upsample_nearest2d", 2),
+                              ("_upsample_nearest_exact3d", 3)]),
+       w=st.integers(0, 3), out=st.integers(0, 3), scale=st.sampled_from([None, 0.5, 2.0]))
+def test_interpolation_is_refused_on_meta_where_the_cpu_refuses_it(mode: tuple[str, int], w: int, out: int,
+                                                                   scale: float | None) -> None:
+    # torch's meta kernels for the linear modes give an empty output where the CPU refuses it
+    func, nd = getattr(aten, mode[0]).default, mode[1]
+    extra = () if "nearest" in mode[0] else (False,)
+    refused_alike(func, (1, 2, w, *[2] * (nd - 1)), [out] + [2] * (nd - 1), *extra, *[scale] * nd)
+
+
+@pytest.mark.parametrize("op, args, message", [
+    # (1 − 1)·2 − 2·2 + 1·(3 − 1) + 1 + 1 = 0: an input of 2 gives 2, padding 1 gives 2
+    ("aten.convolution.default", ((1, 2, 1), (2, 3, 3), None, [2], [2], [1], True, [1], 1),
+     r"its output would be 0, empty along spatial axis 0: .* = \(1−1\)·2 − 2·2 \+ 1·\(3−1\) \+ 1 \+ 1 = 0; .* "
+     r"input of at least 2 there, or padding at most 1\.$"),
+    ("aten.convolution.default", ((1, 2, 4, 4), (2, 3, 3, 3), None, [2, 2], [0, 0], [1, 3], True, [0, 3], 1),
+     r"output_padding=3 along spatial axis 1 must be smaller than its stride \(2\) or its dilation \(3\); .* to at "
+     r"most 2\.$"),
+    ("aten.convolution.default", ((1, 3, 4, 0), (2, 3, 1, 1), None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1),
+     r"its input is empty along spatial axis 1 \(size 0\)"),
+    # floor(3·0.25) = 0: 4 rows give 1
+    ("aten.upsample_bilinear2d.default", ((1, 1, 3, 8), [0, 2], False, 0.25, 0.25),
+     r"bilinear upsampling with scale_factor=0.25 gives floor\(3·0.25\) = 0 pixels along spatial axis 0: an empty "
+     r"output \(0x2\), .* input of at least 4 there, or a scale_factor of at least 1/3\.$"),
+    ("aten.upsample_nearest1d.default", ((1, 1, 3), [0]),
+     r"nearest upsampling to 0 is empty along spatial axis 0, .* at least 1 pixel there\.$"),
+])
+def test_refusals_give_the_numbers_and_the_fix(op: str, args: tuple[Any, ...], message: str) -> None:
+    from cnnshape.trace.kernels import run
+    from cnnshape.trace.refusals import SizeRefusal
+    packet, _, overload = op.removeprefix("aten.").partition(".")
+    func = getattr(getattr(aten, packet), overload)
+    with pytest.raises(RuntimeError):
+        func(*(torch.randn(a) if isinstance(a, tuple) else a for a in args))
+    with pytest.raises(SizeRefusal, match=message):
+        run(func, tuple(meta(*a) if isinstance(a, tuple) else a for a in args), {})

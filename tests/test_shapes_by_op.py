@@ -55,7 +55,7 @@ def test_functional_transposed_conv_gets_the_module_check() -> None:
     with pytest.raises(RuntimeError):
         FunctionalTranspose()(torch.randn(1, 1, 4, 4))
     with pytest.raises(cnnshape.ShapeError,
-                       match=r"conv_transpose2d 'conv_transpose2d' \(input 1x1x4x4\): output_padding=2.*stride \(2\)"):
+                       match=r"conv_transpose2d 'conv_transpose2d' receives 1x1x4x4.*: output_padding=2.*stride \(2\)"):
         cnnshape.analyze(FunctionalTranspose(), [(1, 1, 4, 4)])
 
 

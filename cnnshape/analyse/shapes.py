@@ -5,9 +5,10 @@ never resolved.
 The formulas are keyed by ATen op, as the FLOP and receptive-field tables are, and read each
 call's arguments by their schema names (``call.arg("stride")``), so ``nn.Conv2d``, ``F.conv2d``
 and a user's own module class that ends in the same op get the same check, and a class that
-merely shares a torch.nn class name gets none. Two configurations the meta kernel accepts but a
-real forward rejects (a transposed conv's ``output_padding`` not below its stride or dilation, and
-an empty transposed output) are raised as :class:`ShapeError` naming the layer.
+merely shares a torch.nn class name gets none. Calls torch's meta kernels accept but a real
+forward refuses (a transposed conv's ``output_padding`` not below its stride or dilation, an empty
+transposed or interpolated output) never reach here: the trace refuses them at the call
+(:mod:`cnnshape.trace.refusals`), naming the layer.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import math
 from collections.abc import Callable
 
 from ..arith import as_tuple, conv_out, conv_transpose_out, pool_out
-from ..errors import InternalError, ShapeError
+from ..errors import InternalError
 from ..registry import Registry
 from ..trace.records import Node, OpCall, TensorMeta
 
 Shape = tuple[int, ...]
-#: ``formula(node, call) -> output shape`` of one ATen call (``node`` only names the layer in errors);
+#: ``formula(node, call) -> output shape`` of one ATen call (``node`` names the layer in errors);
 #: ``None`` when the call's arguments are not of a form the formula covers
 ShapeFormula = Callable[[Node, OpCall], "Shape | None"]
 SHAPES: Registry[str, ShapeFormula] = Registry("shapes")
@@ -55,22 +56,7 @@ def conv_shape(node: Node, call: OpCall) -> Shape | None:
         out = tuple(conv_out(*a) for a in zip(spatial, kernel, stride, padding, dilation))
         return (*lead, w.shape[0], *out)
     output_padding = as_tuple(call.arg("output_padding"), nd)
-    for axis, (s, d, op) in enumerate(zip(stride, dilation, output_padding)):
-        # the meta kernel accepts this, a real forward does not
-        if op >= s and op >= d:
-            raise ShapeError(
-                f"{node.type} {node.name!r} (input {_text(x.shape)}): output_padding={op} "
-                f"along spatial axis {axis} must be smaller than its stride ({s}) or its dilation "
-                f"({d}); torch rejects this layer in a real forward. Lower output_padding."
-            )
     out = tuple(conv_transpose_out(*a) for a in zip(spatial, kernel, stride, padding, dilation, output_padding))
-    if min(out) < 1:
-        # the meta kernel returns an empty tensor here, a real forward raises
-        raise ShapeError(
-            f"{node.type} {node.name!r} receives {_text(x.shape)}: its output would be "
-            f"{_text(out)} (per axis (W−1)·S − 2P + D·(F−1) + output_padding + 1), "
-            f"empty. Lower the padding or use a larger input."
-        )
     return (*lead, w.shape[1] * int(call.arg("groups")), *out)
 
 

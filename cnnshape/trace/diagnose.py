@@ -12,6 +12,7 @@ from torch import nn
 from ..arith import as_tuple, conv_out, conv_out_text, pool_out
 from ..errors import param
 from .records import Node, TensorMeta
+from .refusals import SizeRefusal
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def explain(f: Failure, exc: BaseException) -> str:
     x = f.inputs[0] if f.inputs else None
     where = f"\n    called at {f.source}" if f.source else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, SizeRefusal) and x is not None:  # the call's own numbers and fix (.refusals)
+        return f"{f.type} {f.name!r} receives {x}{describe_producer(f.producers[0])}: {exc}{where}"
     if module is not None and x is not None:
         if isinstance(module, nn.Linear) and x.shape and x.shape[-1] != module.in_features:
             got = x.shape[-1]

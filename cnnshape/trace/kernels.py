@@ -22,7 +22,7 @@ import torch
 from ..arith import conv_out, conv_transpose_out, pool_out
 from ..errors import InternalError
 from ..registry import Registry
-from . import dtypes
+from . import dtypes, refusals
 
 #: ``kernel(args, kwargs) -> output(s)``, or ``None`` when the call is not the plain case
 Kernel = Callable[[tuple[Any, ...], dict[str, Any]], Any]
@@ -405,10 +405,13 @@ def _padded(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], cross_check: bool = False) -> Any:
     """``func(*args, **kwargs)`` on meta tensors, by our kernel when one handles the call; a call
-    that real kernels refuse for its dtypes raises (:mod:`.dtypes`), as for real."""
+    that real kernels refuse for its dtypes (:mod:`.dtypes`) or its sizes (:mod:`.refusals`) raises,
+    as for real."""
     name = str(func)
     if name in dtypes.RULES:
         dtypes.check(name, args)
+    if name in refusals.RULES:
+        refusals.check(name, _padded(func, args))
     kernel = KERNELS.get(name)
     out = kernel(_padded(func, args), kwargs) if kernel is not None else None
     if out is None:
