@@ -307,11 +307,12 @@ def test_svg_file_via_cli(tmp_path):
 
 def test_cli_and_renderer_read_one_format_list():
     # both import the vocabulary's tuple (no copy "kept in step")
-    import cnnshape.cli.graph
-    import cnnshape.render.graphviz
+    import importlib
+
     from cnnshape import vocab
 
-    assert cnnshape.cli.graph.GRAPH_FORMATS is cnnshape.render.graphviz.GRAPH_FORMATS is vocab.GRAPH_FORMATS
+    cli, renderer = (importlib.import_module(m) for m in ("cnnshape.cli.graph", "cnnshape.render.graphviz"))
+    assert cli.GRAPH_FORMATS is renderer.GRAPH_FORMATS is vocab.GRAPH_FORMATS
 
 
 def test_missing_dot_skips_locally_but_fails_under_ci():
