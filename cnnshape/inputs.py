@@ -29,7 +29,10 @@ ITEMSIZE: dict[str, int] = {
 #: torch counts elements and bytes in int64
 MAX_BYTES = 2**63 - 1
 
-FORM = "comma-separated positive integers with an optional dtype, e.g. 1,3,224,224 or 1,128:int64"
+FORM = ("comma-separated positive integers with an optional dtype, e.g. 1,3,224,224 or 1,128:int64 "
+        "(`scalar` for a 0-d tensor)")
+#: how a 0-d tensor input is written
+SCALAR = "scalar"
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class InputSpec:
             raise InputError(f"input name {self.name!r} is not a Python identifier (a forward parameter name)")
 
     def __str__(self) -> str:
-        dims = "x".join(str(d) for d in self.shape)
+        dims = "x".join(str(d) for d in self.shape) if self.shape else SCALAR
         text = dims if self.dtype == "float32" else f"{dims}:{self.dtype}"
         return text if self.name is None else f"{self.name}={text}"
 
@@ -77,6 +80,8 @@ def parse_input(text: str) -> InputSpec:
             f"{param('inputs')} {shown!r}: unknown dtype {_clip(dtype_text)!r}. Known dtypes: {known}. "
             f"Expected {FORM}."
         )
+    if dims_text.strip().lower() in (SCALAR, "()"):  # a 0-d tensor: a temperature, a timestep
+        return InputSpec((), DTYPES[dtype_key], name)
     # "1x3x224x224" is accepted too, when no comma is used
     parts = [p.strip() for p in (dims_text.split(",") if "," in dims_text else dims_text.split("x"))]
     if not dims_text.strip() or any(p == "" for p in parts):
@@ -143,7 +148,7 @@ def _one(item: object) -> InputSpec:
     if isinstance(item, str):
         return parse_input(item)
     if isinstance(item, (tuple, list)) and all(isinstance(d, int) and not isinstance(d, bool) for d in item):
-        return parse_input(",".join(str(d) for d in item))
+        return parse_input(",".join(str(d) for d in item) if item else SCALAR)
     raise InputError(f"input {item!r} is not a shape. Expected {FORM}, or a tuple of ints.")
 
 

@@ -50,7 +50,7 @@ from .meta import (
     tensors_in,
     user_frame,
 )
-from .modules import forward_input_names, is_leaf, model_label, module_type_name, node_attrs
+from .modules import call_path, forward_input_names, is_leaf, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
 from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
 
@@ -135,7 +135,8 @@ class _LeafCall:
     """A leaf module call in progress (between its pre- and post-hook)."""
 
     module: nn.Module
-    path: str
+    path: str  #: where the module is registered (first path)
+    called: str  #: the path this call went through
     tensors: list[torch.Tensor]
     source: str | None
 
@@ -149,6 +150,8 @@ class _EagerRecorder(TorchFunctionMode):
         self.records: list[Node] = []
         self._unique = UniqueNames()
         self.calls: Counter[str] = Counter()
+        self.named: Counter[str] = Counter()
+        self._paths: dict[str, nn.Module] | None = None
         #: id(tensor) -> (producing node, the tensor itself, kept alive so ids stay unique)
         self.producer: dict[int, tuple[Node, torch.Tensor]] = {}
         self.attributes = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
@@ -196,10 +199,11 @@ class _EagerRecorder(TorchFunctionMode):
         producers = self._producers(inputs)
         out_tensors = [t for _, t in outputs]
         if kind == "module":
-            self.calls[target] += 1
+            self.calls[target] += 1  # per module (registered path): shared weights
             extra["call_index"] = self.calls[target]
-            if extra["call_index"] > 1:
-                name = f"{name}#{extra['call_index']}"
+            self.named[name] += 1  # per path called through: row names
+            if self.named[name] > 1:
+                name = f"{name}#{self.named[name]}"
         new_bytes = 0 if kind == "output" else new_storage_bytes(out_tensors, old)
         node = Node(
             name=self._unique(name), kind=kind, target=target, scope=scope, type=type_name,
@@ -249,9 +253,19 @@ class _EagerRecorder(TorchFunctionMode):
                 handles += _register_hooks(module, self._scope_enter(path), self._scope_exit, False)
         return handles
 
+    def _called(self, module: nn.Module, path: str) -> str:
+        """The path this call of ``module`` (registered at ``path``) went through: its name under
+        the module whose forward is running (:func:`~.modules.call_path`)."""
+        parent = self.scopes[-1] if self.scopes else ""
+        if path.rpartition(".")[0] == parent:
+            return path  # the common case
+        if self._paths is None:
+            self._paths = dict(self.model.named_modules(remove_duplicate=False))
+        return call_path(self._paths, parent, module, path)
+
     def _scope_enter(self, path: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any) -> None:
-            self.scopes.append(path)
+            self.scopes.append(self._called(module, path))
         return hook
 
     def _scope_exit(self, module: nn.Module, args: Any, output: Any) -> None:
@@ -264,7 +278,8 @@ class _EagerRecorder(TorchFunctionMode):
                 return
             with self._own_calls():
                 self.ops.take()
-                self.leaf = _LeafCall(module, path, tensors_in((args, kwargs)), caller_source())
+                self.leaf = _LeafCall(module, path, self._called(module, path) if path else path,
+                                      tensors_in((args, kwargs)), caller_source())
         return hook
 
     def _leaf_exit(self, path: str, name: str | None = None) -> Callable[..., None]:
@@ -278,7 +293,7 @@ class _EagerRecorder(TorchFunctionMode):
             assert call is not None
             with self._own_calls():
                 self._node(
-                    name=name or path, kind="module", target=path, scope=path.rpartition(".")[0],
+                    name=name or call.called, kind="module", target=path, scope=call.called.rpartition(".")[0],
                     type_name=module_type_name(module), inputs=call.tensors, result=output,
                     old=call.tensors + module_tensors(module),
                     ops=calls, attrs=node_attrs(module), source=call.source,

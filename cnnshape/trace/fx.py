@@ -30,7 +30,7 @@ from .meta import (
     tensor_meta,
     tensors_in,
 )
-from .modules import forward_input_names, model_label, module_type_name, node_attrs
+from .modules import call_path, forward_input_names, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
 from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
 
@@ -108,6 +108,12 @@ def _base_name(n: fx.Node) -> str:
     return str(n.target)
 
 
+def _stack(n: fx.Node) -> tuple[str, ...]:
+    """The registered paths of the modules whose forward a node ran in, outermost first (fx names
+    each module by its first path, also when it was called through another)."""
+    return tuple(str(path) for path, _ in (n.meta.get("nn_module_stack") or {}).values())
+
+
 def _scope(n: fx.Node) -> str:
     stack = n.meta.get("nn_module_stack") or {}
     if not stack:
@@ -129,7 +135,9 @@ class _MetaRunner(fx.Interpreter):
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
         self._unique = UniqueNames()
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  #: calls per module (registered path): shared weights
+        self.named: Counter[str] = Counter()  #: calls per path called through: row names
+        self._paths: dict[str, nn.Module] | None = None
         #: (message, the exception, whether the forward needs tensor values)
         self.failure: tuple[str, BaseException, bool] | None = None
 
@@ -213,6 +221,21 @@ class _MetaRunner(fx.Interpreter):
         self._record(n, module, tensor_args, result, calls)
         return result
 
+    def _called_path(self, n: fx.Node, module: nn.Module) -> str:
+        """The path this call of ``module`` went through (:func:`~.modules.call_path`), resolved
+        level by level down fx's module stack."""
+        stack = _stack(n)
+        if stack and stack[-1] != str(n.target):
+            stack += (str(n.target),)
+        if not stack or all(b.rpartition(".")[0] == a for a, b in zip(("",) + stack, stack)):
+            return str(n.target)  # every level called through its registered path: the common case
+        if self._paths is None:
+            self._paths = dict(self.model.named_modules(remove_duplicate=False))
+        resolved = ""
+        for path in stack:
+            resolved = call_path(self._paths, resolved, self._paths[path], path)
+        return resolved
+
     def _record(self, n: fx.Node, module: nn.Module | None, tensor_args: list, result: Any, calls: tuple) -> None:
         outputs, _ = flatten_outputs(open_distributions(result))
         if not outputs and n.op != "output":
@@ -230,7 +253,10 @@ class _MetaRunner(fx.Interpreter):
             self.calls[str(n.target)] += 1
             call_index = self.calls[str(n.target)]
             kind, target, type_name = "module", str(n.target), module_type_name(module)
-            name = self._unique(target if call_index == 1 else f"{target}#{call_index}")
+            called = self._called_path(n, module)
+            scope = called.rpartition(".")[0]
+            self.named[called] += 1
+            name = self._unique(called if self.named[called] == 1 else f"{called}#{self.named[called]}")
             attrs = node_attrs(module)
         elif n.op == "get_attr":
             value = result

@@ -81,3 +81,19 @@ def forward_input_names(model: nn.Module, given: int, keywords: tuple[str, ...] 
     if not required <= given <= len(arguments):
         raise input_count_error(model, names, required, given)
     return names[:given]
+
+
+def call_path(modules: dict[str, nn.Module], parent: str, module: nn.Module, registered: str) -> str:
+    """The path a call of ``module`` went through: its attribute name under ``parent`` (the path of
+    the module whose forward made the call) when that module holds it directly, else
+    ``registered`` (its first path). A module registered under two containers and called through
+    both is thus two paths (``a.0``, ``b.0``), and its costs go to the container that called it.
+    ``modules``: every path of the model, duplicates included (``named_modules(remove_duplicate=False)``)."""
+    if registered.rpartition(".")[0] == parent:
+        return registered  # the common case
+    holder = modules.get(parent)
+    if holder is not None:
+        for name, child in holder._modules.items():
+            if child is module:
+                return f"{parent}.{name}" if parent else name
+    return registered
