@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from .refusals import refuse
+
 
 class DtypeMismatch(RuntimeError):
     """Tensors of dtypes a real kernel refuses together (torch's wording, as the real run gives)."""
@@ -75,9 +77,4 @@ RULES: dict[str, Callable[[tuple[Any, ...]], str | None]] = {
 def check(op: str, args: tuple[Any, ...]) -> None:
     """Raise :class:`DtypeMismatch` when ``op`` on meta tensors ``args`` is a call the real
     kernels refuse for its dtypes."""
-    rule = RULES.get(op)
-    if rule is None or len(args) < 2 or not isinstance(args[0], torch.Tensor) or not args[0].is_meta:
-        return
-    problem = rule(args)
-    if problem is not None:
-        raise DtypeMismatch(problem)
+    refuse(RULES, op, args, DtypeMismatch)

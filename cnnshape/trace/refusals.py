@@ -139,12 +139,19 @@ for _nd in (1, 2, 3):
     RULES[f"aten._upsample_nearest_exact{_nd}d.default"] = _interpolation("nearest-exact", 2)
 
 
-def check(op: str, args: tuple[Any, ...]) -> None:
-    """Raise :class:`SizeRefusal` when ``op`` on meta tensors ``args`` (trailing defaults put back)
-    is a call the real kernels refuse for its sizes."""
-    rule = RULES.get(op)
+def refuse(rules: dict[str, Callable[[tuple[Any, ...]], str | None]], op: str, args: tuple[Any, ...],
+           error: type[RuntimeError]) -> None:
+    """Raise ``error`` with the rule's reason when ``rules`` refuses ``op`` on meta tensors ``args``
+    (the tables of this module and of :mod:`.dtypes` share it)."""
+    rule = rules.get(op)
     if rule is None or len(args) < 2 or not isinstance(args[0], torch.Tensor) or not args[0].is_meta:
         return
     problem = rule(args)
     if problem is not None:
-        raise SizeRefusal(problem)
+        raise error(problem)
+
+
+def check(op: str, args: tuple[Any, ...]) -> None:
+    """Raise :class:`SizeRefusal` when ``op`` on meta tensors ``args`` (trailing defaults put back)
+    is a call the real kernels refuse for its sizes."""
+    refuse(RULES, op, args, SizeRefusal)
