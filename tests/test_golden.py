@@ -43,6 +43,7 @@ def _diff(expected: bytes, actual: bytes, name: str) -> str:
 
 
 @pytest.mark.slow  # 18 runs of the console script: about a minute on two cores
+@pytest.mark.xdist_group("golden")  # one worker runs the shared fixture once
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_golden(case: Case, outputs: dict[str, Result], request: pytest.FixtureRequest) -> None:
     result = outputs[case.name]

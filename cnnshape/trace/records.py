@@ -1,7 +1,10 @@
 """The frozen records every tracer emits. Later stages read them and never write back."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 NodeKind = Literal["input", "module", "function", "method", "attribute", "output"]
@@ -45,15 +48,20 @@ class OpCall:
     #: the overload that ran (``"default"``, ``"Tensor"``, ``"sizes"``): which schema names the args
     overload: str = "default"
 
-    def bound(self) -> dict[str, Any]:
-        """Every argument by its schema name, the schema's defaults filling those not given."""
+    def bound(self) -> Mapping[str, Any]:
+        """Every argument by its schema name, the schema's defaults filling those not given
+        (read-only; bound once per call, since every analysis reads the same arguments)."""
+        return self._bound
+
+    @cached_property
+    def _bound(self) -> Mapping[str, Any]:
         from .schema import signature
 
         names, defaults = signature(self.op, self.overload, len(self.args), tuple(k for k, _ in self.kwargs))
         bound = dict(defaults)
         bound.update(zip(names, self.args))
         bound.update(self.kwargs)
-        return bound
+        return MappingProxyType(bound)
 
     def arg(self, *names: str, default: Any = None) -> Any:
         """The value of the first of ``names`` the call's schema has (given, or its default);
