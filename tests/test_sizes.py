@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from torch.utils._pytree import tree_leaves
 from typer.testing import CliRunner
 
 from cnnshape.analyse.sizes import Accepted
+from cnnshape.analyse.sizes.symbolic import numpy_absence_remembered
 from cnnshape.api import analyze, on_meta, sizes
 from cnnshape.cli import app
 from cnnshape.load import load_model
@@ -68,7 +70,7 @@ def meta_output_shapes(model: nn.Module, shape: tuple[int, ...], axis: int, s: i
     dims[axis] = s
     watch = EmptyTensorWatch()
     try:
-        with torch.no_grad(), watch:
+        with torch.no_grad(), numpy_absence_remembered(), watch:
             out = model(torch.empty(dims, device="meta"))
     except Exception:  # noqa: BLE001 - any error of the forward pass rejects the size
         return None
@@ -85,7 +87,7 @@ def formula_value(formula: str, symbol: str, s: int) -> int:
     return eval(code, {"floor": lambda v: v})  # '//' already floors; floor(...) is then the identity
 
 
-def check_exhaustively(model: nn.Module, shape: tuple[int, ...], sizes_range: range,
+def check_exhaustively(model: nn.Module, shape: tuple[int, ...], sizes_range: Sequence[int],
                        axes: tuple[int, ...] | None = None) -> None:
     report = sizes(model, [shape], axes=axes)
     with on_meta(model):
@@ -194,15 +196,18 @@ EXAMPLES = [
 ]
 
 
-#: more than 10 s each in docs/test-durations.md
+#: more than 10 s each in docs/test-durations.md: torch's meta forward of these (the oracle) is slow
 SLOW_EXAMPLES = {"MobileNetV2", "DenseNet", "SENet", "TransposedDecoder", "DictOutputNet"}
+#: the sizes the slow examples are checked at here: the smallest ones (where minimums are decided)
+#: and both sides of the multiples of 32 that stride-2 stages make periodic; benchmarks/sizes_oracle.py
+#: sweeps every size 1..512 of every example
+SAMPLE = (1, 2, 3, 4, 5, 7, 9, 15, 31, 32, 33, 63, 65, 97, 224, 479, 511)
 
 
-@pytest.mark.parametrize("spec,shape,step", [
-    pytest.param(*e, marks=pytest.mark.slow) if e[0].split(":")[1] in SLOW_EXAMPLES else e for e in EXAMPLES
-], ids=[e[0].split(":")[1] for e in EXAMPLES])
+@pytest.mark.parametrize("spec,shape,step", EXAMPLES, ids=[e[0].split(":")[1] for e in EXAMPLES])
 def test_every_example_agrees_with_meta_forward(spec: str, shape: tuple[int, ...], step: int) -> None:
-    check_exhaustively(module(spec), shape, range(1, 513, step))
+    slow = spec.split(":")[1] in SLOW_EXAMPLES
+    check_exhaustively(module(spec), shape, SAMPLE if slow else range(1, 513, step))
 
 
 def test_string_padding_single_value_per_axis() -> None:

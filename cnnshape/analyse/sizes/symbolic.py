@@ -19,7 +19,9 @@ imported here only, lazily: nothing imports this module unless the layer arithme
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -102,6 +104,12 @@ def explore(model: nn.Module, inputs: Sequence[TensorMeta], axis: int, given: in
     have cost as much as a trace (each choice then costs at most twice the better one). Raises
     :class:`SymbolicFailure` when torch cannot trace the model or a region's verdict disagrees with
     meta forward passes."""
+    with numpy_absence_remembered():
+        return _explore(model, inputs, axis, given, up_to, max_traces)
+
+
+def _explore(model: nn.Module, inputs: Sequence[TensorMeta], axis: int, given: int, up_to: int,
+             max_traces: int) -> Exploration:
     start = time.perf_counter()
     clock = time.perf_counter()
     paths = [trace_path(model, inputs, axis, given)]
@@ -132,6 +140,25 @@ def explore(model: nn.Module, inputs: Sequence[TensorMeta], axis: int, given: in
     for p in paths:
         _confirm(model, inputs, axis, p, [s for s, v in verdict.items() if v.path is p])
     return Exploration(tuple(paths), verdict, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def numpy_absence_remembered() -> Iterator[None]:
+    """Without numpy installed, ``torch.sym_max`` (which the contiguity checks of torch's Python meta
+    kernels call several times per op) tries ``import numpy`` on every call, and each failed import
+    searches the whole of ``sys.path`` again: most of a symbolic trace's time, and of a meta forward
+    pass through those kernels. While the model runs here, numpy is marked absent in
+    ``sys.modules``, so the import fails at once, as it would after the search; the mark is removed
+    afterwards. Nothing changes where numpy is installed."""
+    if "numpy" in sys.modules or importlib.util.find_spec("numpy") is not None:
+        yield
+        return
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # None: "not importable", the documented marker
+    try:
+        yield
+    finally:
+        if "numpy" in sys.modules and sys.modules["numpy"] is None:
+            del sys.modules["numpy"]
 
 
 def trace_path(model: nn.Module, inputs: Sequence[TensorMeta], axis: int, size: int) -> Path:
