@@ -14,7 +14,6 @@ from torch.utils._pytree import tree_leaves
 from typer.testing import CliRunner
 
 from cnnshape.analyse.sizes import Accepted
-from cnnshape.analyse.sizes.symbolic import numpy_absence_remembered
 from cnnshape.api import analyze, on_meta, sizes
 from cnnshape.cli import app
 from cnnshape.load import load_model
@@ -68,6 +67,9 @@ def meta_output_shapes(model: nn.Module, shape: tuple[int, ...], axis: int, s: i
     along every dimension."""
     dims = list(shape)
     dims[axis] = s
+    from cnnshape.analyse.sizes.symbolic import numpy_absence_remembered  # only here: importing it is the
+    # symbolic engine's cost, which test_sizes_symbolic.py checks the other paths never pay
+
     watch = EmptyTensorWatch()
     try:
         with torch.no_grad(), numpy_absence_remembered(), watch:
