@@ -12,6 +12,8 @@ from typing import Any
 
 from . import pipeline
 from .analyse.sizes.records import SizeReport
+from .compare import Comparison
+from .errors import CnnshapeError
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request
@@ -77,3 +79,87 @@ def verify(request: Request, report: Report, *, device: str = "cpu", dtype: str 
     from .verify import verify as run_verify
 
     return run_verify(request, report, device=device, dtype=dtype, repeat=repeat)
+
+
+def compare(
+    models: Sequence[Any],
+    inputs: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    depth: int = 1,
+    align: str = "name",
+    sizes: bool = True,
+    args: Mapping[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+    train: bool = False,
+) -> Comparison:
+    """Two or more models side by side (docs/compare.md): their totals with ratios to the first,
+    and where the cost goes, stage by stage (the rows collapsed to ``depth``, aligned by ``align``:
+    ``"name"`` or ``"position"``).
+
+    Each of ``models`` is a spec (``"examples/vgg.py:VGG16"``; ``"a.py:Net@1,3,227,227"`` gives it
+    its own input), an ``nn.Module`` or a :class:`Request` (which carries its own inputs and
+    options); ``inputs``, ``args``, ``tracer``, ``leaves`` and ``train`` apply to every model that
+    does not carry its own (default input: 1x3x224x224). ``sizes``: also find each model's minimum
+    input size (a few more traces per model). Every model is analysed; when any fails, the error
+    names each failing model and the ones that worked.
+    """
+    from .compare import build_comparison, default_labels, split_spec
+
+    requests = []
+    for item in models:
+        if isinstance(item, Request):
+            requests.append(item)
+            continue
+        own: tuple[str, ...] = ()
+        if isinstance(item, str):
+            item, own = split_spec(item)
+        given = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
+        requests.append(Request.of(item, given, args=args, tracer=tracer, leaves=leaves, train=train))
+    if len(requests) < 2:
+        from .errors import ConfigError
+
+        raise ConfigError(f"compare needs at least two models, got {len(requests)}")
+    reports: list[Report] = []
+    found: list[SizeReport | str | None] = []
+    failures: list[tuple[int, CnnshapeError]] = []
+    for i, request in enumerate(requests):
+        try:
+            reports.append(pipeline.run_analysis(request))
+        except CnnshapeError as e:
+            failures.append((i, e))
+            continue
+        found.append(_sizes_or_reason(request) if sizes else None)
+    if failures:
+        raise _compare_failure(requests, failures)
+    names = [r.label for r in requests]
+    shown_inputs = ["x".join(str(d) for d in r.inputs[0].shape) if r.inputs else "" for r in requests]
+    chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
+    return build_comparison(reports, found, chosen, depth, align)
+
+
+def _sizes_or_reason(request: Request) -> SizeReport | str:
+    """The model's accepted input sizes by the layer arithmetic, validated by a few re-traces (as
+    ``cnnshape sizes --no-symbolic``); a failure here is a reason in the comparison, never a failed
+    comparison: the primary numbers stand."""
+    try:
+        return pipeline.run_sizes(request, symbolic=False)
+    except CnnshapeError as e:
+        return f"not determined: {e}"
+    except Exception as e:  # a bug in the size analysis must not take the comparison down with it
+        return f"not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
+
+
+def _compare_failure(requests: Sequence[Request], failures: Sequence[tuple[int, CnnshapeError]]) -> CnnshapeError:
+    """One error naming every model that failed (its position, spec and message) and those that
+    worked; of the first failure's class, so that a caller can still tell a load from a shape error."""
+    total = len(requests)
+    lines = [f"model {i + 1} of {total} ({requests[i].label}) failed: {e}" for i, e in failures]
+    bad = {i for i, _ in failures}
+    good = [r.label for i, r in enumerate(requests) if i not in bad]
+    if good:
+        lines.append(f"analysed fine: {', '.join(good)}; fix the failing model or leave it out of the comparison")
+    error = type(failures[0][1])("\n".join(lines))
+    error.__cause__ = failures[0][1]
+    return error
