@@ -12,8 +12,8 @@ from typing import Any
 
 from . import pipeline
 from .analyse.sizes.records import SizeReport
-from .compare import Comparison
-from .errors import CnnshapeError
+from .comparison import Comparison
+from .errors import CnnshapeError, param
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request
@@ -105,22 +105,28 @@ def compare(
     input size (a few more traces per model). Every model is analysed; when any fails, the error
     names each failing model and the ones that worked.
     """
-    from .compare import build_comparison, default_labels, split_spec
+    from .comparison import build_comparison, check_labels, default_labels, split_spec
 
+    from .errors import ConfigError
+
+    if isinstance(models, (str, Request)) or len(models) < 2:
+        raise ConfigError(f"{param('models')}: compare needs a list of at least two models")
+    if labels is not None:
+        check_labels(labels, len(models))
     requests = []
-    for item in models:
+    for i, item in enumerate(models):
         if isinstance(item, Request):
             requests.append(item)
             continue
-        own: tuple[str, ...] = ()
-        if isinstance(item, str):
-            item, own = split_spec(item)
-        given = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
-        requests.append(Request.of(item, given, args=args, tracer=tracer, leaves=leaves, train=train))
-    if len(requests) < 2:
-        from .errors import ConfigError
-
-        raise ConfigError(f"compare needs at least two models, got {len(requests)}")
+        try:
+            own: tuple[str, ...] = ()
+            if isinstance(item, str):
+                item, own = split_spec(item)
+            given = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
+            requests.append(Request.of(item, given, args=args, tracer=tracer, leaves=leaves, train=train))
+        except CnnshapeError as e:  # say which model, the way the analysis failures do
+            shown = models[i] if isinstance(models[i], str) else type(models[i]).__name__
+            raise type(e)(f"model {i + 1} of {len(models)} ({shown}): {e}") from e
     reports: list[Report] = []
     found: list[SizeReport | str | None] = []
     failures: list[tuple[int, CnnshapeError]] = []
@@ -155,7 +161,8 @@ def _compare_failure(requests: Sequence[Request], failures: Sequence[tuple[int, 
     """One error naming every model that failed (its position, spec and message) and those that
     worked; of the first failure's class, so that a caller can still tell a load from a shape error."""
     total = len(requests)
-    lines = [f"model {i + 1} of {total} ({requests[i].label}) failed: {e}" for i, e in failures]
+    lines = [f"model {i + 1} of {total} ({requests[i].label}) failed: " + str(e).replace("\n", "\n  ")
+             for i, e in failures]
     bad = {i for i, _ in failures}
     good = [r.label for i, r in enumerate(requests) if i not in bad]
     if good:

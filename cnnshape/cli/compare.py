@@ -73,7 +73,7 @@ def compare(
 ) -> None:
     """Compare models side by side: params, MACs, FLOPs, memory, output, receptive field and minimum
     input size with ratios to the first model, and where each model's cost goes, stage by stage."""
-    from ..compare import split_spec
+    from ..comparison import split_spec
 
     fmt = output_format(format, output)
 

@@ -1,4 +1,4 @@
-"""A finished :class:`~cnnshape.compare.Comparison` as text, markdown or JSON (never recomputes).
+"""A finished :class:`~cnnshape.comparison.Comparison` as text, markdown or JSON (never recomputes).
 
 Text and markdown give three parts: the totals side by side (one column per model, the ratio to
 the first model beside each figure), the stages side by side (output shape, parameters and MACs,
@@ -10,7 +10,7 @@ import json
 
 from tabulate import tabulate
 
-from ..compare import FIGURES, Comparison, ModelColumn, StageCell
+from ..comparison import FIGURES, Comparison, ModelColumn, StageCell
 from ..units import binary_bytes, si
 from .text import shape_text
 

@@ -1,4 +1,4 @@
-"""A finished :class:`~cnnshape.compare.Comparison` as one self-contained HTML page.
+"""A finished :class:`~cnnshape.comparison.Comparison` as one self-contained HTML page.
 
 Models in columns; inline CSS, no script, no font, image or link fetched: the file opens offline
 from disk and can be mailed. The page has the totals with their ratios to the first model (and a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..compare import FIGURES, Comparison, StageCell
+from ..comparison import FIGURES, Comparison, StageCell
 from ..units import grouped, si
 from .compare import (
     cost_lines,
