@@ -106,7 +106,6 @@ def compare(
     names each failing model and the ones that worked.
     """
     from .comparison import build_comparison, check_labels, default_labels, split_spec
-
     from .errors import ConfigError
 
     if isinstance(models, (str, Request)) or len(models) < 2:
@@ -140,7 +139,9 @@ def compare(
     if failures:
         raise _compare_failure(requests, failures)
     names = [r.label for r in requests]
-    shown_inputs = ["x".join(str(d) for d in r.inputs[0].shape) if r.inputs else "" for r in requests]
+    # an image's spatial sizes tell two runs of one model apart; other inputs their whole shape
+    shown_inputs = ["x".join(str(d) for d in (r.inputs[0].shape[2:] if len(r.inputs[0].shape) > 2
+                                              else r.inputs[0].shape)) for r in requests]
     chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
     return build_comparison(reports, found, chosen, depth, align)
 

@@ -85,7 +85,8 @@ class ModelColumn:
     #: the receptive field of the (first) output: ``"global"``, ``"195"``, ``"unknown"``, ``""`` (none)
     output_rf: str
     deepest_rf: DeepestRF | None
-    #: per spatial axis of the first input; empty with ``minimum_note`` saying why
+    #: per spatial axis of the first input; empty with ``minimum_note`` saying why (:data:`NOT_RUN`:
+    #: the size analysis was not asked for)
     minimum_input: tuple[AxisMinimum, ...]
     minimum_note: str | None
     unsupported_ops: tuple[str, ...] = ()
@@ -237,8 +238,8 @@ def split_spec(text: str) -> tuple[str, tuple[str, ...]]:
 
 def default_labels(names: Sequence[str], inputs: Sequence[str]) -> tuple[str, ...]:
     """Short column names: the part of each spec after its last ``:`` (a class name stays as it
-    is); where two models share one, the input tells them apart (``AlexNet@1x3x227x227``), else the
-    whole spec, else its position (``#2``)."""
+    is); where two models share one, their ``inputs`` texts tell them apart (``AlexNet@227x227``),
+    else the whole spec, else its position (``#2``)."""
     short = [name.rpartition(":")[2] or name for name in names]
     for candidates in ([f"{s}@{i}" for s, i in zip(short, inputs)], list(names)):
         short = [c if short.count(s) > 1 else s for s, c in zip(short, candidates)]
@@ -277,9 +278,13 @@ def _deepest_rf(report: Report) -> DeepestRF | None:
     return None
 
 
+#: ``minimum_note`` of a model whose size analysis was not asked for (``sizes=False``)
+NOT_RUN = "not run"
+
+
 def _minimum(sizes: SizeReport | str | None) -> tuple[tuple[AxisMinimum, ...], str | None]:
     if sizes is None:
-        return (), "not determined: the size analysis was not run"
+        return (), NOT_RUN
     if isinstance(sizes, str):
         return (), sizes
     if not sizes.axes:

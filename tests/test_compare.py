@@ -104,12 +104,12 @@ def test_small_pair_closed_forms() -> None:
 def test_depth_two_aligns_shared_names() -> None:
     c = cnnshape.compare(["examples/lenet.py:LeNet5", "examples/lenet.py:LeNet5@1,1,35,35"], "1,1,32,32",
                          depth=2, sizes=False)
-    assert c.labels == ("LeNet5@1x1x32x32", "LeNet5@1x1x35x35")
+    assert c.labels == ("LeNet5@32x32", "LeNet5@35x35")
     assert all(None not in row.cells for row in c.stages)
     assert [row.label for row in c.stages][:2] == ["features.0", "features.1"]
     # C1 at 35: 31x31 outputs of 25 MACs, 6 channels; at 32: 28x28
     assert [cell.macs for cell in c.stages[0].cells] == [6 * 28 * 28 * 25, 6 * 31 * 31 * 25]  # type: ignore[union-attr]
-    assert c.models[0].minimum_note == "not determined: the size analysis was not run"
+    assert c.models[0].minimum_note == "not run" and "Notes:" not in render_compare_table(c)
 
 
 # --- per-model inputs and labels
@@ -302,3 +302,22 @@ def test_page_in_chromium(alex_vgg: cnnshape.Comparison, tmp_path: Path) -> None
         assert not errors, errors
     finally:
         driver.quit()
+
+
+# --- the golden files' numbers (tests/golden_cases.py runs them), against closed forms
+
+
+def test_golden_compare_numbers() -> None:
+    golden = Path(__file__).parent / "golden"
+    table = (golden / "compare-alexnet-vgg16.txt").read_text(encoding="utf-8")
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    # 138,357,544 / 61,100,840 = 2.264; 15,470,264,320 / 714,188,480 MACs = 21.66
+    assert lines["Params"].split()[-3:] == ["138.36", "M", "(2.26x)"]
+    assert lines["MACs"].split()[-3:] == ["15.47", "G", "(21.66x)"]
+    assert lines["Minimum input size"].split()[-2:] == ["63x63", "32x32"]
+    assert "| Minimum input size              |          63x63 |              32x32 |" in (
+        golden / "compare-alexnet-vgg16.md").read_text(encoding="utf-8")
+    sizes = (golden / "compare-vgg16-sizes.txt").read_text(encoding="utf-8")
+    first = next(line for line in sizes.splitlines() if line.startswith("features.0 "))
+    # conv 3x3 3 -> 64 channels, 27 MACs per output: 224²·64·27 = 86,704,128 and 64²·64·27 = 7,077,888
+    assert "86.70 M" in first and "7.08 M" in first and "1x64x64x64" in first

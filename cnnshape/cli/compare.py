@@ -10,7 +10,6 @@ from ..errors import speaking
 from ..vocab import COMPARE_ALIGNS, COMPARE_FORMATS
 from .common import (
     FLAGS,
-    Args,
     Leaves,
     Output,
     Timeout,

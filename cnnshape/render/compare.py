@@ -10,7 +10,7 @@ import json
 
 from tabulate import tabulate
 
-from ..comparison import FIGURES, Comparison, ModelColumn, StageCell
+from ..comparison import FIGURES, NOT_RUN, Comparison, ModelColumn, StageCell
 from ..units import binary_bytes, si
 from .text import shape_text
 
@@ -46,7 +46,7 @@ def deepest_rf_text(model: ModelColumn) -> str:
 
 
 def minimum_input_text(model: ModelColumn) -> str:
-    return model.minimum_text() or "not determined"
+    return model.minimum_text() or ("not run" if model.minimum_note == NOT_RUN else "not determined")
 
 
 def total_rows(comparison: Comparison) -> list[list[str]]:
@@ -111,12 +111,18 @@ def note_lines(comparison: Comparison) -> list[str]:
         if not m.complete:
             lines.append(f"{m.label}: MACs and FLOPs are lower bounds; no formula for "
                          + ", ".join(m.unsupported_ops))
-        if m.minimum_note:
+        if m.minimum_note and m.minimum_note != NOT_RUN:
             lines.append(f"{m.label}: minimum input size {m.minimum_note}")
         for axis in m.minimum_input:
             if axis.minimum is None and axis.reason:
                 lines.append(f"{m.label}: axis {axis.symbol} not characterised: {axis.reason}")
         lines += [f"{m.label}: warning: {w}" for w in m.warnings]
+    shown = [deepest_rf_text(m) for m in comparison.models] + [m.output_rf for m in comparison.models] + [
+        cell.receptive_field for row in comparison.stages for cell in row.cells if cell is not None]
+    if any(text.endswith("*") or "* " in text for text in shown):
+        lines.append("*: not aligned (branches with different centres or jumps merged, a concatenation along a "
+                     "spatial axis, or an adaptive pool with irregular windows): the size is their union or the "
+                     "largest window (docs/receptive_field.md)")
     return lines
 
 
