@@ -40,6 +40,7 @@ table { border-collapse: collapse; margin: 8px 0; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e3e7eb; text-align: right; vertical-align: top; }
 th { background: #f4f6f8; font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
+th[colspan] { text-align: center; border-left: 1px solid #e3e7eb; }
 td.text { text-align: left; }
 .ratio { color: #5a6570; font-size: 12px; margin-left: 4px; }
 .bar { height: 6px; background: #4477aa; border-radius: 3px; margin-top: 3px; }
