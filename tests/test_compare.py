@@ -229,6 +229,8 @@ def test_cli_format_from_extension(tmp_path: Path) -> None:
     ((NORMAL, SEPARABLE, "--label", "one"), ["--label: 1 label(s) for 2 models"]),
     ((NORMAL, f"{SEPARABLE}@1,8,x"), ["model 2", "'x' is not an integer"]),
     ((NORMAL, SEPARABLE, "--align", "diagonal"), ["'diagonal' is not one of name, position"]),
+    (("old.json", "new.json"), ["old.json is a JSON file", "cnnshape diff old.json new.json"]),
+    ((NORMAL, SEPARABLE, "-o", "examples/textbook.py"), ["--output examples/textbook.py is the source file of"]),
 ])
 def test_cli_errors(args: tuple[str, ...], fragments: list[str]) -> None:
     code, out, err = cli(*args, "-i", "1,8,32,32", "--no-sizes")

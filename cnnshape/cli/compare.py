@@ -84,6 +84,10 @@ def compare(
 
             if len(specs) < 2:
                 raise ConfigError(f"compare needs at least two models, got {len(specs)}: give SPEC SPEC [SPEC ...]")
+            saved = next((s for s in specs if s.lower().endswith(".json") and ":" not in s), None)
+            if saved is not None:
+                raise ConfigError(f"{saved} is a JSON file: compare analyses models from their code (SPEC is "
+                                  "file.py:Name); `cnnshape diff old.json new.json` compares two saved reports")
             sources = {f"the source file of {s}": model_file(split_spec(s)[0]) for s in specs}
             check_outputs({"--output": output}, sources)
             comparison = run_compare(

@@ -82,10 +82,11 @@ def _stage_cells(cell: StageCell | None) -> list[str]:
     return [shape_text(cell.output_shape), _share(cell.params, cell.params_share), _share(cell.macs, cell.macs_share)]
 
 
-def stage_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+def stage_rows(comparison: Comparison, sep: str = "\n") -> tuple[list[str], list[list[str]]]:
+    """The stage table: a model's label over its three columns (``sep``: between label and figure)."""
     headers = ["Stage"]
     for label in comparison.labels:
-        headers += [f"{label} output", f"{label} params", f"{label} MACs"]
+        headers += [f"{label}{sep}output", f"{label}{sep}params", f"{label}{sep}MACs"]
     rows = [[row.label, *(text for cell in row.cells for text in _stage_cells(cell))] for row in comparison.stages]
     return headers, rows
 
@@ -158,7 +159,7 @@ def render_compare_markdown(comparison: Comparison) -> str:
     models = [f"- **{m.label}**: `{m.model}` (input: {input_text(m)})" for m in comparison.models]
     totals = tabulate(total_rows(comparison), headers=["Total", *comparison.labels], tablefmt="github",
                       colalign=("left", *("right",) * len(comparison.models)), disable_numparse=True)
-    headers, rows = stage_rows(comparison)
+    headers, rows = stage_rows(comparison, " ")
     stages = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
                       colalign=("left", *("left", "right", "right") * len(comparison.models)))
     parts = ["### Model comparison", "", title_text(comparison) + ".", "", *models, "", totals, "",
