@@ -186,13 +186,6 @@ class Comparison:
             return None
         return value / first
 
-    def stage_ratio(self, row: StageRow, key: str, index: int) -> float | None:
-        """A stage's figure in model ``index`` over the first model's same stage."""
-        first, cell = row.cells[0], row.cells[index]
-        if first is None or cell is None or getattr(first, key) == 0:
-            return None
-        return float(getattr(cell, key) / getattr(first, key))
-
     def top_stage(self, index: int, key: str) -> StageCell | None:
         """The stage of model ``index`` with the largest ``key`` (``"macs"`` or ``"params"``); None when all are 0."""
         cells = [row.cells[index] for row in self.stages if row.cells[index] is not None]
@@ -255,17 +248,7 @@ def check_labels(labels: Sequence[str], count: int) -> tuple[str, ...]:
 
 
 def _rf_text(layer: LayerRecord | None) -> str:
-    from .analyse.receptive_field.records import fraction_text
-
-    rf = layer.receptive_field if layer else None
-    if rf is None or rf.kind == "flat":
-        return ""
-    if rf.kind != "spatial":
-        text: str = rf.kind
-    else:
-        sizes = [fraction_text(a.size) for a in rf.axes]
-        text = sizes[0] if len(set(sizes)) == 1 else "x".join(sizes)
-    return text if rf.aligned else text + "*"
+    return layer.receptive_field.size_text() if layer is not None and layer.receptive_field is not None else ""
 
 
 def _deepest_rf(report: Report) -> DeepestRF | None:
