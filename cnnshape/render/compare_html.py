@@ -27,9 +27,11 @@ from .compare import (
 )
 from .text import shape_text
 
-#: stage colours, in stage order (cycled); chosen to stay apart for colour-blind readers
-PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#332288",
-           "#117733", "#882255", "#44aa99", "#999933")
+#: colours of the stages that cost something, in stage order (cycled); chosen to stay apart for
+#: colour-blind readers. A stage without MACs or parameters in any model is :data:`NEUTRAL`.
+PALETTE = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#332288", "#117733",
+           "#882255", "#44aa99", "#999933", "#dd7733")
+NEUTRAL = "#d0d5da"
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a;
@@ -37,7 +39,8 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
 .sub { color: #5a6570; margin: 0 0 16px; }
 table { border-collapse: collapse; margin: 8px 0; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e3e7eb; text-align: right; vertical-align: top; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e3e7eb; text-align: right; vertical-align: top;
+         white-space: nowrap; }
 th { background: #f4f6f8; font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
 th[colspan] { text-align: center; border-left: 1px solid #e3e7eb; }
@@ -92,14 +95,23 @@ def _totals(comparison: Comparison) -> str:
     return f'<table id="totals"><tr><th>Total</th>{head}</tr>{"".join(rows)}</table>'
 
 
-def _colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+def _colours(comparison: Comparison) -> list[str]:
+    """One colour per stage: the palette in turn for those with MACs or parameters in some model."""
+    colours, used = [], 0
+    for row in comparison.stages:
+        if any(cell is not None and (cell.macs or cell.params) for cell in row.cells):
+            colours.append(PALETTE[used % len(PALETTE)])
+            used += 1
+        else:
+            colours.append(NEUTRAL)
+    return colours
 
 
 def _stacks(comparison: Comparison, key: str, what: str) -> str:
     """One bar per model, its segments the stages' shares of ``key``; a legend of the stages that have any."""
     bars = []
     used: set[int] = set()
+    colour = _colours(comparison)
     for m, model in enumerate(comparison.models):
         spans = []
         for s, row in enumerate(comparison.stages):
@@ -108,12 +120,12 @@ def _stacks(comparison: Comparison, key: str, what: str) -> str:
             if share > 0:
                 used.add(s)
                 tip = f"{row.label}: {100 * share:.1f}% of {model.label}'s {what}"
-                spans.append(f'<span style="width:{100 * share:.3f}%;background:{_colour(s)}" '
+                spans.append(f'<span style="width:{100 * share:.3f}%;background:{colour[s]}" '
                              f'title="{escape(tip)}"></span>')
         bars.append(f'<div class="stackrow"><div>{escape(model.label)}</div>'
                     f'<div class="stack" data-model="{escape(model.label)}" data-figure="{key}">{"".join(spans)}</div>'
                     "</div>")
-    legend = "".join(f'<span><i style="background:{_colour(s)}"></i>{escape(comparison.stages[s].label)}</span>'
+    legend = "".join(f'<span><i style="background:{colour[s]}"></i>{escape(comparison.stages[s].label)}</span>'
                      for s in sorted(used))
     return "".join(bars) + f'<div class="legend">{legend}</div>'
 
@@ -133,8 +145,9 @@ def _stage_table(comparison: Comparison) -> str:
     top = "".join(f'<th colspan="3">{escape(label)}</th>' for label in comparison.labels)
     sub = "<th>Output</th><th>Params</th><th>MACs</th>" * len(comparison.models)
     rows = []
+    colour = _colours(comparison)
     for s, row in enumerate(comparison.stages):
-        name = f'<td><i class="key" style="background:{_colour(s)}"></i>{escape(row.label)}</td>'
+        name = f'<td><i class="key" style="background:{colour[s]}"></i>{escape(row.label)}</td>'
         cells = "".join(_stage_cell(cell, label) for cell, label in zip(row.cells, comparison.labels))
         rows.append(f'<tr data-stage="{escape(row.label)}">{name}{cells}</tr>')
     return (f'<table id="stages"><tr><th rowspan="2">Stage</th>{top}</tr><tr>{sub}</tr>'
