@@ -93,6 +93,7 @@ def compare(
     tracer: str = "auto",
     leaves: Sequence[str | type] = (),
     train: bool = False,
+    keep_going: bool = False,
 ) -> Comparison:
     """Two or more models side by side (docs/compare.md): their totals with ratios to the first,
     and where the cost goes, stage by stage (the rows collapsed to ``depth``, aligned by ``align``:
@@ -103,9 +104,10 @@ def compare(
     options); ``inputs``, ``args``, ``tracer``, ``leaves`` and ``train`` apply to every model that
     does not carry its own (default input: 1x3x224x224). ``sizes``: also find each model's minimum
     input size (a few more traces per model). Every model is analysed; when any fails, the error
-    names each failing model and the ones that worked.
+    names each failing model and the ones that worked, unless ``keep_going`` and at least two
+    worked: then those are compared and the others listed in ``Comparison.failed``.
     """
-    from .comparison import build_comparison, check_labels, default_labels, split_spec
+    from .comparison import FailedModel, build_comparison, check_labels, default_labels, split_spec
     from .errors import ConfigError
 
     if isinstance(models, (str, Request)) or len(models) < 2:
@@ -136,14 +138,18 @@ def compare(
             failures.append((i, e))
             continue
         found.append(_sizes_or_reason(request) if sizes else None)
-    if failures:
-        raise _compare_failure(requests, failures)
+    # how messages name each model: as given (with its @inputs), or its request's label
+    given = [m if isinstance(m, str) else r.label for m, r in zip(models, requests)]
+    if failures and (not keep_going or len(requests) - len(failures) < 2):
+        raise _compare_failure(given, failures)
     names = [r.label for r in requests]
     # an image's spatial sizes tell two runs of one model apart; other inputs their whole shape
     shown_inputs = ["x".join(str(d) for d in (r.inputs[0].shape[2:] if len(r.inputs[0].shape) > 2
                                               else r.inputs[0].shape)) for r in requests]
     chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
-    return build_comparison(reports, found, chosen, depth, align)
+    bad = {i for i, _ in failures}
+    return build_comparison(reports, found, [label for i, label in enumerate(chosen) if i not in bad], depth, align,
+                            [FailedModel(i + 1, given[i], str(e)) for i, e in failures])
 
 
 def _sizes_or_reason(request: Request) -> SizeReport | str:
@@ -158,14 +164,15 @@ def _sizes_or_reason(request: Request) -> SizeReport | str:
         return f"not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
 
 
-def _compare_failure(requests: Sequence[Request], failures: Sequence[tuple[int, CnnshapeError]]) -> CnnshapeError:
-    """One error naming every model that failed (its position, spec and message) and those that
-    worked; of the first failure's class, so that a caller can still tell a load from a shape error."""
-    total = len(requests)
-    lines = [f"model {i + 1} of {total} ({requests[i].label}) failed: " + str(e).replace("\n", "\n  ")
-             for i, e in failures]
+def _compare_failure(given: Sequence[str], failures: Sequence[tuple[int, CnnshapeError]]) -> CnnshapeError:
+    """One error naming every model that failed (its position, how it was given and its message)
+    and those that worked; of the first failure's class, so that a caller can still tell a load
+    from a shape error."""
+    from .comparison import FailedModel
+
+    lines = [FailedModel(i + 1, given[i], str(e)).text(len(given)) for i, e in failures]
     bad = {i for i, _ in failures}
-    good = [r.label for i, r in enumerate(requests) if i not in bad]
+    good = [text for i, text in enumerate(given) if i not in bad]
     if good:
         lines.append(f"analysed fine: {', '.join(good)}; fix the failing model or leave it out of the comparison")
     error = type(failures[0][1])("\n".join(lines))

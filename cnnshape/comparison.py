@@ -165,6 +165,22 @@ class StageRow:
 
 
 @dataclass(frozen=True)
+class FailedModel:
+    """A model left out of the comparison (``keep_going``) because its analysis failed."""
+
+    #: its place among the models given, from 1
+    position: int
+    model: str
+    error: str
+
+    def text(self, total: int) -> str:
+        return f"model {self.position} of {total} ({self.model}) failed: " + self.error.replace("\n", "\n  ")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "model": self.model, "error": self.error}
+
+
+@dataclass(frozen=True)
 class Comparison:
     models: tuple[ModelColumn, ...]
     #: the depth the stages were collapsed to
@@ -174,6 +190,13 @@ class Comparison:
     stages: tuple[StageRow, ...]
     #: each model's report (uncollapsed), for API users; not part of the JSON
     reports: tuple[Report, ...] = field(default=(), compare=False, repr=False)
+    #: models whose analysis failed, left out (only with ``keep_going``)
+    failed: tuple[FailedModel, ...] = ()
+
+    @property
+    def given(self) -> int:
+        """How many models were given, those that failed included."""
+        return len(self.models) + len(self.failed)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -200,6 +223,7 @@ class Comparison:
             "models": [m.to_dict() | {"ratios": {key: self.ratio(key, i) for key, _, _ in FIGURES}}
                        for i, m in enumerate(self.models)],
             "stages": [row.to_dict() for row in self.stages],
+            "failed": [f.to_dict() for f in self.failed],
         }
 
 
@@ -336,9 +360,10 @@ def _align_by_position(columns: list[list[StageCell]]) -> list[StageRow]:
 
 
 def build_comparison(reports: Sequence[Report], sizes: Sequence[SizeReport | str | None], labels: Sequence[str],
-                     depth: int = 1, align: str = "name") -> Comparison:
+                     depth: int = 1, align: str = "name", failed: Sequence[FailedModel] = ()) -> Comparison:
     """The comparison of ``reports`` (uncollapsed; the first is the reference of the ratios).
-    ``sizes``: each model's size analysis, or why there is none; ``labels``: the column names."""
+    ``sizes``: each model's size analysis, or why there is none; ``labels``: the column names;
+    ``failed``: the models left out."""
     if len(reports) < 2:
         raise ConfigError(f"{param('models')}: compare needs at least two models, got {len(reports)}")
     if align not in COMPARE_ALIGNS:
@@ -349,4 +374,4 @@ def build_comparison(reports: Sequence[Report], sizes: Sequence[SizeReport | str
     models = tuple(model_column(label, r, s) for label, r, s in zip(labels, reports, sizes))
     columns = [_cells(r, depth) for r in reports]
     stages = _align_by_name(columns) if align == "name" else _align_by_position(columns)
-    return Comparison(models, depth, align, tuple(stages), tuple(reports))
+    return Comparison(models, depth, align, tuple(stages), tuple(reports), tuple(failed))

@@ -323,3 +323,22 @@ def test_golden_compare_numbers() -> None:
     first = next(line for line in sizes.splitlines() if line.startswith("features.0 "))
     # conv 3x3 3 -> 64 channels, 27 MACs per output: 224²·64·27 = 86,704,128 and 64²·64·27 = 7,077,888
     assert "86.70 M" in first and "7.08 M" in first and "1x64x64x64" in first
+
+
+def test_keep_going_compares_the_others() -> None:
+    broken = "tests/broken_models.py:WrongInChannels"
+    lenet = "examples/lenet.py:LeNet5"
+    c = cnnshape.compare([lenet, broken, f"{lenet}@1,1,35,35"], "1,1,32,32", sizes=False, keep_going=True)
+    assert c.labels == ("LeNet5@32x32", "LeNet5@35x35") and c.given == 3
+    assert [(f.position, f.model) for f in c.failed] == [(2, broken)]
+    assert "Conv2d 'conv1' expects 3 input channels but receives 1" in c.failed[0].error
+    # LeNet-5's features at 35: C1 6·31²·25 = 144,150 MACs, pool to 15, C3 16·11²·150 = 290,400; at 32:
+    # C1 6·28²·25 = 117,600, C3 16·10²·150 = 240,000 (the pools are not MACs)
+    assert [cell.macs for cell in c.stages[0].cells] == [117_600 + 240_000, 144_150 + 290_400]  # type: ignore[union-attr]
+    assert json.loads(render_compare_json(c))["failed"][0]["position"] == 2
+    code, out, err = cli(lenet, broken, f"{lenet}@1,1,35,35", "-i", "1,1,32,32", "--no-sizes", "--keep-going")
+    assert code == 2 and err.startswith(f"error: model 2 of 3 ({broken}) failed: ")
+    assert "Comparing 2 models (1 more failed, see the notes)" in out and f"model 2 of 3 ({broken}) failed" in out
+    # with fewer than two left there is nothing to compare: the error names them all
+    with pytest.raises(ShapeError, match="analysed fine: examples/lenet.py:LeNet5; fix"):
+        cnnshape.compare([lenet, broken], "1,1,32,32", sizes=False, keep_going=True)

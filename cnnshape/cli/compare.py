@@ -18,6 +18,7 @@ from .common import (
     Train,
     check_outputs,
     choice,
+    fail,
     guarded,
     model_file,
     parse_cli_args,
@@ -62,6 +63,9 @@ def compare(
         "--format", COMPARE_FORMATS, "Output format (default: from -o's extension, .html .md .json, else table).",
         "-f")] = None,
     output: Output = None,
+    keep_going: Annotated[bool, typer.Option(
+        "--keep-going", help="When a model fails, still compare the others (at least two), list the failures "
+        "under the notes and on stderr, and exit 2.")] = False,
     sizes: Annotated[bool, typer.Option(
         "--sizes/--no-sizes", help="Find each model's minimum input size (a few more traces per model).")] = True,
     tracer: TracerOpt = "auto",
@@ -92,7 +96,7 @@ def compare(
             check_outputs({"--output": output}, sources)
             comparison = run_compare(
                 specs, parse_inputs(input) if input else None, labels=label, depth=depth, align=align, sizes=sizes,
-                args=parse_cli_args(arg), tracer=tracer, leaves=leaf or (), train=train)
+                args=parse_cli_args(arg), tracer=tracer, leaves=leaf or (), train=train, keep_going=keep_going)
             if fmt == "html":
                 from ..render.compare_html import render_compare_html
 
@@ -101,5 +105,8 @@ def compare(
                 text = {"table": render.render_compare_table, "markdown": render.render_compare_markdown,
                         "json": render.render_compare_json}[fmt](comparison)
             write_output(text, output)
+            return comparison
 
-    guarded(run, traceback, specs[0].partition("@")[0] if specs else None, timeout)
+    comparison = guarded(run, traceback, specs[0].partition("@")[0] if specs else None, timeout)
+    if comparison.failed:  # the others are compared; the run is still a failure
+        fail("\n".join(f.text(comparison.given) for f in comparison.failed))

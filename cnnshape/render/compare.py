@@ -106,8 +106,9 @@ def cost_lines(comparison: Comparison) -> list[str]:
 
 
 def note_lines(comparison: Comparison) -> list[str]:
-    """What qualifies the figures: lower bounds, unsupported ops, sizes not found, warnings."""
-    lines = []
+    """What qualifies the figures: models left out, lower bounds, unsupported ops, sizes not found,
+    warnings."""
+    lines = [f.text(comparison.given) for f in comparison.failed]
     for m in comparison.models:
         if not m.complete:
             lines.append(f"{m.label}: MACs and FLOPs are lower bounds; no formula for "
@@ -128,7 +129,8 @@ def note_lines(comparison: Comparison) -> list[str]:
 
 
 def title_text(comparison: Comparison) -> str:
-    return f"Comparing {len(comparison.models)} models; ratios are to the first, {comparison.labels[0]}"
+    left_out = f" ({len(comparison.failed)} more failed, see the notes)" if comparison.failed else ""
+    return f"Comparing {len(comparison.models)} models{left_out}; ratios are to the first, {comparison.labels[0]}"
 
 
 def stage_title(comparison: Comparison) -> str:
