@@ -123,18 +123,18 @@ def compare(
             own: tuple[str, ...] = ()
             if isinstance(item, str):
                 item, own = split_spec(item)
-            given = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
-            requests.append(Request.of(item, given, args=args, tracer=tracer, leaves=leaves, train=train))
+            shapes = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
+            requests.append(Request.of(item, shapes, args=args, tracer=tracer, leaves=leaves, train=train))
         except CnnshapeError as e:  # say which model, the way the analysis failures do
             shown = models[i] if isinstance(models[i], str) else type(models[i]).__name__
             raise type(e)(f"model {i + 1} of {len(models)} ({shown}): {e}") from e
     reports: list[Report] = []
     found: list[SizeReport | str | None] = []
-    failures: list[tuple[int, CnnshapeError]] = []
+    failures: list[tuple[int, Exception]] = []
     for i, request in enumerate(requests):
         try:
             reports.append(pipeline.run_analysis(request))
-        except CnnshapeError as e:
+        except Exception as e:  # each model's failure is reported with the others'
             failures.append((i, e))
             continue
         found.append(_sizes_or_reason(request) if sizes else None)
@@ -149,7 +149,7 @@ def compare(
     chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
     bad = {i for i, _ in failures}
     return build_comparison(reports, found, [label for i, label in enumerate(chosen) if i not in bad], depth, align,
-                            [FailedModel(i + 1, given[i], str(e)) for i, e in failures])
+                            [FailedModel(i + 1, given[i], _failure_text(e)) for i, e in failures])
 
 
 def _sizes_or_reason(request: Request) -> SizeReport | str:
@@ -164,17 +164,27 @@ def _sizes_or_reason(request: Request) -> SizeReport | str:
         return f"not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
 
 
-def _compare_failure(given: Sequence[str], failures: Sequence[tuple[int, CnnshapeError]]) -> CnnshapeError:
+def _failure_text(e: Exception) -> str:
+    """A cnnshape error's message; anything else said to be unexpected, as the CLI says it."""
+    if isinstance(e, CnnshapeError):
+        return str(e)
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (f"unexpected {type(e).__name__}: {first} (a bug in cnnshape, or an error of the model's code that "
+            "no diagnosis covers; run again with --traceback for the full trace)")
+
+
+def _compare_failure(given: Sequence[str], failures: Sequence[tuple[int, Exception]]) -> CnnshapeError:
     """One error naming every model that failed (its position, how it was given and its message)
-    and those that worked; of the first failure's class, so that a caller can still tell a load
-    from a shape error."""
+    and those that worked; of the first failure's class when that is a cnnshape error, so that a
+    caller can still tell a load from a shape error; the first failure is its cause."""
     from .comparison import FailedModel
 
-    lines = [FailedModel(i + 1, given[i], str(e)).text(len(given)) for i, e in failures]
+    lines = [FailedModel(i + 1, given[i], _failure_text(e)).text(len(given)) for i, e in failures]
     bad = {i for i, _ in failures}
     good = [text for i, text in enumerate(given) if i not in bad]
     if good:
         lines.append(f"analysed fine: {', '.join(good)}; fix the failing model or leave it out of the comparison")
-    error = type(failures[0][1])("\n".join(lines))
-    error.__cause__ = failures[0][1]
+    first = failures[0][1]
+    error = (type(first) if isinstance(first, CnnshapeError) else CnnshapeError)("\n".join(lines))
+    error.__cause__ = first
     return error

@@ -342,3 +342,22 @@ def test_keep_going_compares_the_others() -> None:
     # with fewer than two left there is nothing to compare: the error names them all
     with pytest.raises(ShapeError, match="analysed fine: examples/lenet.py:LeNet5; fix"):
         cnnshape.compare([lenet, broken], "1,1,32,32", sizes=False, keep_going=True)
+
+
+def test_unexpected_failure_is_named_and_chained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception no diagnosis turned into a cnnshape error (a bug) still names its model, says it
+    is unexpected, and keeps the original as the cause for --traceback."""
+    from cnnshape import pipeline
+
+    analyse = pipeline.run_analysis
+
+    def run_analysis(request: cnnshape.Request, depth: int | None = None) -> cnnshape.Report:
+        if request.model == SEPARABLE:
+            raise RuntimeError("internal oops\nsecond line")
+        return analyse(request, depth)
+
+    monkeypatch.setattr(pipeline, "run_analysis", run_analysis)
+    with pytest.raises(cnnshape.CnnshapeError) as info:
+        cnnshape.compare([NORMAL, SEPARABLE], "1,8,32,32", sizes=False)
+    assert str(info.value).startswith(f"model 2 of 2 ({SEPARABLE}) failed: unexpected RuntimeError: internal oops (")
+    assert isinstance(info.value.__cause__, RuntimeError) and "second line" not in str(info.value)
