@@ -244,9 +244,13 @@ def split_spec(text: str) -> tuple[str, tuple[str, ...]]:
             break
         inputs.insert(0, tail)
         spec = head
-    if not inputs and spec.endswith("@"):
-        raise ConfigError(f"{param('model')} {text!r}: nothing after '@'; give the model's input there, "
-                          "e.g. a.py:Net@1,3,224,224, or leave the '@' out to use the shared input")
+    name = spec.rpartition(":")[2]
+    if "@" in name:  # a class or factory name holds no '@': what follows it is a malformed input
+        bad = name.rpartition("@")[2]
+        what = "nothing after '@'" if not bad else f"{bad!r} after '@' is not an input shape"
+        raise ConfigError(f"{param('models')} {text!r}: {what}; give the model's input there as sizes, e.g. "
+                          "a.py:Net@1,3,224,224 (NAME=SIZES for an input passed by keyword), or leave the '@' out "
+                          "to use the shared input")
     return spec, tuple(inputs)
 
 

@@ -128,9 +128,11 @@ def test_split_spec(text: str, spec: str, inputs: tuple[str, ...]) -> None:
     assert split_spec(text) == (spec, inputs)
 
 
-def test_split_spec_empty_input() -> None:
+def test_split_spec_bad_input() -> None:
     with pytest.raises(ConfigError, match="nothing after '@'"):
         split_spec("a.py:A@")
+    with pytest.raises(ConfigError, match="'big' after '@' is not an input shape"):
+        split_spec("a.py:A@1,3,32,32@big")
 
 
 def test_default_labels() -> None:
