@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,14 @@ from .vocab import COMPARE_ALIGNS, COMPARE_SCHEMA
 
 if TYPE_CHECKING:
     from .analyse.sizes.records import SizeReport
+
+#: how a comparison shows itself: "text" (``str(comparison)``) and "html" (Jupyter's
+#: ``_repr_html_``), installed by :mod:`cnnshape.render.views` as the report's views are
+_VIEWS: dict[str, Callable[[Comparison], str]] = {}
+
+
+def install_view(name: str, view: Callable[[Comparison], str]) -> None:
+    _VIEWS[name] = view
 
 #: the totals compared, in the order they are shown: (key, label, kind) with kind "count" or "bytes"
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -214,6 +222,16 @@ class Comparison:
         cells = [row.cells[index] for row in self.stages if row.cells[index] is not None]
         best = max(cells, key=lambda c: getattr(c, key), default=None)
         return best if best is not None and getattr(best, key) > 0 else None
+
+    def __str__(self) -> str:
+        """The tables (once the renderers' views are installed, as the API does)."""
+        if "text" in _VIEWS:
+            return _VIEWS["text"](self)
+        return f"<cnnshape comparison of {', '.join(self.labels)}>"
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the HTML page inline (in an iframe, its styles kept to itself)."""
+        return _VIEWS["html"](self) if "html" in _VIEWS else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -363,3 +363,11 @@ def test_unexpected_failure_is_named_and_chained(monkeypatch: pytest.MonkeyPatch
         cnnshape.compare([NORMAL, SEPARABLE], "1,8,32,32", sizes=False)
     assert str(info.value).startswith(f"model 2 of 2 ({SEPARABLE}) failed: unexpected RuntimeError: internal oops (")
     assert isinstance(info.value.__cause__, RuntimeError) and "second line" not in str(info.value)
+
+
+def test_views(alex_vgg: cnnshape.Comparison) -> None:
+    assert str(alex_vgg) == render_compare_table(alex_vgg)
+    frame = alex_vgg._repr_html_()
+    assert frame is not None and frame.startswith("<iframe srcdoc=\"&lt;!DOCTYPE html&gt;")
+    # the page is escaped whole into the attribute: no raw tag of it reaches the notebook
+    assert "<style>" not in frame and "<table" not in frame

@@ -185,3 +185,11 @@ def render_compare_html(comparison: Comparison) -> str:
 <p class="sub">Made by cnnshape from a static analysis on meta tensors: nothing was run for real.</p>
 </body></html>
 """
+
+
+def render_compare_notebook(comparison: Comparison) -> str:
+    """The page for Jupyter's ``_repr_html_``: inside an ``iframe`` (``srcdoc``), so that its
+    stylesheet stays off the notebook's own page."""
+    height = min(700 + 36 * len(comparison.stages), 1600)
+    return (f'<iframe srcdoc="{escape(render_compare_html(comparison), quote=True)}" '
+            f'style="width:100%;height:{height}px;border:0" title="cnnshape compare"></iframe>')
