@@ -108,9 +108,12 @@ class ModelColumn:
         return value if value is None else int(value)
 
     def minimum_text(self) -> str:
-        """``"63x63"``; ``"32x?"`` where an axis is not characterised; ``""`` when not determined."""
+        """``"63x63"``; ``"32x?"`` where an axis is not characterised (``"not characterised"`` when
+        none is); ``""`` when not determined."""
         if not self.minimum_input:
             return ""
+        if all(a.minimum is None for a in self.minimum_input):
+            return "not characterised"
         return "x".join(str(a.minimum) if a.minimum is not None else "?" for a in self.minimum_input)
 
     def to_dict(self) -> dict[str, Any]:

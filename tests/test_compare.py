@@ -371,3 +371,18 @@ def test_views(alex_vgg: cnnshape.Comparison) -> None:
     assert frame is not None and frame.startswith("<iframe srcdoc=\"&lt;!DOCTYPE html&gt;")
     # the page is escaped whole into the attribute: no raw tag of it reaches the notebook
     assert "<style>" not in frame and "<table" not in frame
+
+
+def test_minimum_input_not_characterised() -> None:
+    from cnnshape.analyse.sizes.records import AxisSizes, SizeReport
+
+    c0 = cnnshape.compare([NORMAL, SEPARABLE], "1,8,32,32", sizes=False)
+    axes = tuple(AxisSizes(axis, symbol, 32, None, None, "the model reads x.shape", (), ())
+                 for axis, symbol in ((2, "H"), (3, "W")))
+    c = build_comparison(c0.reports, [SizeReport("n", (1, 8, 32, 32), axes), "not determined: a reason"], ["N", "S"])
+    assert [m.minimum_text() for m in c.models] == ["not characterised", ""]
+    text = render_compare_table(c)
+    # one line for both axes of N, which share their reason; S says why it has none
+    assert text.count("not characterised by the layer arithmetic (the model reads x.shape)") == 1
+    assert "N: input axes H, W not characterised" in text and "S: minimum input size not determined: a reason" in text
+    assert "not characterised     not determined" in text

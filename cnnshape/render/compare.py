@@ -115,9 +115,14 @@ def note_lines(comparison: Comparison) -> list[str]:
                          + ", ".join(m.unsupported_ops))
         if m.minimum_note and m.minimum_note != NOT_RUN:
             lines.append(f"{m.label}: minimum input size {m.minimum_note}")
+        reasons: dict[str, list[str]] = {}  # axes that share a reason get one line
         for axis in m.minimum_input:
-            if axis.minimum is None and axis.reason:
-                lines.append(f"{m.label}: axis {axis.symbol} not characterised: {axis.reason}")
+            if axis.minimum is None:
+                reasons.setdefault(axis.reason or "no reason given", []).append(axis.symbol)
+        for reason, symbols in reasons.items():
+            lines.append(f"{m.label}: input {'axes' if len(symbols) > 1 else 'axis'} {', '.join(symbols)} not "
+                         f"characterised by the layer arithmetic ({reason}); `cnnshape sizes` also tries torch's "
+                         "symbolic shapes")
         lines += [f"{m.label}: warning: {w}" for w in m.warnings]
     shown = [deepest_rf_text(m) for m in comparison.models] + [m.output_rf for m in comparison.models] + [
         cell.receptive_field for row in comparison.stages for cell in row.cells if cell is not None]
