@@ -12,7 +12,6 @@ from .common import (
     FLAGS,
     Leaves,
     Output,
-    Timeout,
     Traceback,
     TracerOpt,
     Train,
@@ -71,7 +70,9 @@ def compare(
     tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     train: Train = False,
-    timeout: Timeout = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", metavar="SECONDS", help="Stop with exit 2, naming the line it was running, when the models' "
+        "code (import, construction, forward; all the models together) takes longer than this.")] = None,
     traceback: Traceback = False,
 ) -> None:
     """Compare models side by side: params, MACs, FLOPs, memory, output, receptive field and minimum
