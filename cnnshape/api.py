@@ -100,8 +100,9 @@ def compare(
     ``"name"`` or ``"position"``).
 
     Each of ``models`` is a spec (``"examples/vgg.py:VGG16"``; ``"a.py:Net@1,3,227,227"`` gives it
-    its own input), an ``nn.Module`` or a :class:`Request` (which carries its own inputs and
-    options); ``inputs``, ``args``, ``tracer``, ``leaves`` and ``train`` apply to every model that
+    its own input), an ``nn.Module``, a :class:`Request` (which carries its own inputs and
+    options) or a finished, uncollapsed :class:`Report` (compared as it is, without a size
+    analysis); ``inputs``, ``args``, ``tracer``, ``leaves`` and ``train`` apply to every model that
     does not carry its own (default input: 1x3x224x224). ``sizes``: also find each model's minimum
     input size (a few more traces per model). Every model is analysed; when any fails, the error
     names each failing model and the ones that worked, unless ``keep_going`` and at least two
@@ -114,9 +115,9 @@ def compare(
         raise ConfigError(f"{param('models')}: compare needs a list of at least two models")
     if labels is not None:
         check_labels(labels, len(models))
-    requests = []
+    requests: list[Request | Report] = []
     for i, item in enumerate(models):
-        if isinstance(item, Request):
+        if isinstance(item, (Request, Report)):
             requests.append(item)
             continue
         try:
@@ -132,6 +133,10 @@ def compare(
     found: list[SizeReport | str | None] = []
     failures: list[tuple[int, Exception]] = []
     for i, request in enumerate(requests):
+        if isinstance(request, Report):  # analysed already: its figures as they are
+            reports.append(request)
+            found.append(f"not determined: {request.model} was given as a finished report" if sizes else None)
+            continue
         try:
             reports.append(pipeline.run_analysis(request))
         except Exception as e:  # each model's failure is reported with the others'
@@ -139,13 +144,14 @@ def compare(
             continue
         found.append(_sizes_or_reason(request) if sizes else None)
     # how messages name each model: as given (with its @inputs), or its request's label
-    given = [m if isinstance(m, str) else r.label for m, r in zip(models, requests)]
+    given = [m if isinstance(m, str) else r.model if isinstance(r, Report) else r.label
+             for m, r in zip(models, requests)]
     if failures and (not keep_going or len(requests) - len(failures) < 2):
         raise _compare_failure(given, failures)
-    names = [r.label for r in requests]
     # an image's spatial sizes tell two runs of one model apart; other inputs their whole shape
-    shown_inputs = ["x".join(str(d) for d in (r.inputs[0].shape[2:] if len(r.inputs[0].shape) > 2
-                                              else r.inputs[0].shape)) for r in requests]
+    shapes_given = [r.inputs[0].shape if r.inputs else () for r in requests]
+    shown_inputs = ["x".join(str(d) for d in (shape[2:] if len(shape) > 2 else shape)) for shape in shapes_given]
+    names = [r.model if isinstance(r, Report) else r.label for r in requests]
     chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
     bad = {i for i, _ in failures}
     return build_comparison(reports, found, [label for i, label in enumerate(chosen) if i not in bad], depth, align,

@@ -386,3 +386,14 @@ def test_minimum_input_not_characterised() -> None:
     assert text.count("not characterised by the layer arithmetic (the model reads x.shape)") == 1
     assert "N: input axes H, W not characterised" in text and "S: minimum input size not determined: a reason" in text
     assert "not characterised     not determined" in text
+
+
+def test_finished_reports_and_modules(alex_vgg: cnnshape.Comparison) -> None:
+    from examples.textbook import NormalConv
+
+    c = cnnshape.compare([alex_vgg.reports[1], alex_vgg.reports[0]])
+    assert c.labels == ("VGG16", "AlexNet") and c.ratio("params", 1) == pytest.approx(61_100_840 / 138_357_544)
+    assert c.models[0].minimum_note == f"not determined: {VGG16} was given as a finished report"
+    module = NormalConv()
+    c = cnnshape.compare([module, SEPARABLE], "1,8,32,32", sizes=False)
+    assert c.labels == ("NormalConv", "DepthwiseSeparable") and c.models[0].params == 576
