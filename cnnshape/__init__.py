@@ -39,6 +39,8 @@ _LAZY = {
     "Cost": ("cnnshape.analyse.flops", "Cost"),
     "verify": ("cnnshape.api", "verify"),
     "sizes": ("cnnshape.api", "sizes"),
+    "compare": ("cnnshape.api", "compare"),
+    "Comparison": ("cnnshape.comparison", "Comparison"),
 }
 
 
@@ -55,4 +57,5 @@ __all__ = [
     "analyze", "sizes", "verify", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
     "TraceError", "__version__",
+    "compare", "Comparison",
 ]

@@ -12,6 +12,8 @@ from typing import Any
 
 from . import pipeline
 from .analyse.sizes.records import SizeReport
+from .comparison import Comparison
+from .errors import CnnshapeError, param
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request
@@ -77,3 +79,118 @@ def verify(request: Request, report: Report, *, device: str = "cpu", dtype: str 
     from .verify import verify as run_verify
 
     return run_verify(request, report, device=device, dtype=dtype, repeat=repeat)
+
+
+def compare(
+    models: Sequence[Any],
+    inputs: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+    depth: int = 1,
+    align: str = "name",
+    sizes: bool = True,
+    args: Mapping[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+    train: bool = False,
+    keep_going: bool = False,
+) -> Comparison:
+    """Two or more models side by side (docs/compare.md): their totals with ratios to the first,
+    and where the cost goes, stage by stage (the rows collapsed to ``depth``, aligned by ``align``:
+    ``"name"`` or ``"position"``).
+
+    Each of ``models`` is a spec (``"examples/vgg.py:VGG16"``; ``"a.py:Net@1,3,227,227"`` gives it
+    its own input), an ``nn.Module``, a :class:`Request` (which carries its own inputs and
+    options) or a finished, uncollapsed :class:`Report` (compared as it is, without a size
+    analysis); ``inputs``, ``args``, ``tracer``, ``leaves`` and ``train`` apply to every model that
+    does not carry its own (default input: 1x3x224x224). ``sizes``: also find each model's minimum
+    input size (a few more traces per model). Every model is analysed; when any fails, the error
+    names each failing model and the ones that worked, unless ``keep_going`` and at least two
+    worked: then those are compared and the others listed in ``Comparison.failed``.
+    """
+    from .comparison import FailedModel, build_comparison, check_labels, default_labels, split_spec
+    from .errors import ConfigError
+
+    if isinstance(models, (str, Request)) or len(models) < 2:
+        raise ConfigError(f"{param('models')}: compare needs a list of at least two models")
+    if labels is not None:
+        check_labels(labels, len(models))
+    requests: list[Request | Report] = []
+    for i, item in enumerate(models):
+        if isinstance(item, (Request, Report)):
+            requests.append(item)
+            continue
+        try:
+            own: tuple[str, ...] = ()
+            if isinstance(item, str):
+                item, own = split_spec(item)
+            shapes = own or (inputs if inputs is not None else (DEFAULT_SHAPE,))
+            requests.append(Request.of(item, shapes, args=args, tracer=tracer, leaves=leaves, train=train))
+        except CnnshapeError as e:  # say which model, the way the analysis failures do
+            shown = models[i] if isinstance(models[i], str) else type(models[i]).__name__
+            raise type(e)(f"model {i + 1} of {len(models)} ({shown}): {e}") from e
+    reports: list[Report] = []
+    found: list[SizeReport | str | None] = []
+    failures: list[tuple[int, Exception]] = []
+    for i, request in enumerate(requests):
+        if isinstance(request, Report):  # analysed already: its figures as they are
+            reports.append(request)
+            found.append(f"not determined: {request.model} was given as a finished report" if sizes else None)
+            continue
+        try:
+            reports.append(pipeline.run_analysis(request))
+        except Exception as e:  # each model's failure is reported with the others'
+            failures.append((i, e))
+            continue
+        found.append(_sizes_or_reason(request) if sizes else None)
+    # how messages name each model: as given (with its @inputs), or its request's label
+    given = [m if isinstance(m, str) else r.model if isinstance(r, Report) else r.label
+             for m, r in zip(models, requests)]
+    if failures and (not keep_going or len(requests) - len(failures) < 2):
+        raise _compare_failure(given, failures)
+    # an image's spatial sizes tell two runs of one model apart; other inputs their whole shape
+    shapes_given = [r.inputs[0].shape if r.inputs else () for r in requests]
+    shown_inputs = ["x".join(str(d) for d in (shape[2:] if len(shape) > 2 else shape)) for shape in shapes_given]
+    names = [r.model if isinstance(r, Report) else r.label for r in requests]
+    chosen = tuple(labels) if labels is not None else default_labels(names, shown_inputs)
+    bad = {i for i, _ in failures}
+    return build_comparison(reports, found, [label for i, label in enumerate(chosen) if i not in bad], depth, align,
+                            [FailedModel(i + 1, given[i], _failure_text(e)) for i, e in failures])
+
+
+def _sizes_or_reason(request: Request) -> SizeReport | str:
+    """The model's accepted input sizes by the layer arithmetic, validated by a few re-traces (as
+    ``cnnshape sizes --no-symbolic``); a failure here is a reason in the comparison, never a failed
+    comparison: the primary numbers stand."""
+    try:
+        return pipeline.run_sizes(request, symbolic=False)
+    except CnnshapeError as e:
+        return f"not determined: {e}"
+    except Exception as e:  # a bug in the size analysis must not take the comparison down with it
+        return f"not determined: cnnshape bug ({type(e).__name__}: {e}); please report it"
+
+
+def _failure_text(e: Exception) -> str:
+    """A cnnshape error's message; anything else said to be unexpected, as the CLI says it."""
+    if isinstance(e, CnnshapeError):
+        return str(e)
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (f"unexpected {type(e).__name__}: {first} (a bug in cnnshape, or an error of the model's code that "
+            "no diagnosis covers; run again with --traceback for the full trace)")
+
+
+def _compare_failure(given: Sequence[str], failures: Sequence[tuple[int, Exception]]) -> CnnshapeError:
+    """One error naming every model that failed (its position, how it was given and its message)
+    and those that worked; of the first failure's class when that is a cnnshape error, so that a
+    caller can still tell a load from a shape error; the first failure is its cause."""
+    from .comparison import FailedModel
+
+    lines = [FailedModel(i + 1, given[i], _failure_text(e)).text(len(given)) for i, e in failures]
+    bad = {i for i, _ in failures}
+    good = [text for i, text in enumerate(given) if i not in bad]
+    if good:
+        lines.append(f"analysed fine: {', '.join(good)}; fix the failing model or leave it out of the comparison")
+    first = failures[0][1]
+    error = (type(first) if isinstance(first, CnnshapeError) else CnnshapeError)("\n".join(lines))
+    error.__cause__ = first
+    return error

@@ -34,3 +34,8 @@ BASELINE_SCHEMA = "cnnshape.baseline/1"
 #: the input when none is given: one 224x224 RGB image
 DEFAULT_SHAPE = (1, 3, 224, 224)
 DEFAULT_INPUT = ",".join(str(d) for d in DEFAULT_SHAPE)
+
+#: ``cnnshape compare``: its formats, how it aligns the stages of the models, its JSON schema id
+COMPARE_FORMATS = ("table", "markdown", "json", "html")
+COMPARE_ALIGNS = ("name", "position")
+COMPARE_SCHEMA = "cnnshape.compare/1"

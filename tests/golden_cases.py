@@ -50,6 +50,14 @@ CASES = [
 ] + [
     Case("rf-resnet18.txt", ("rf", "examples/resnet.py:ResNet18", "--input", "1,3,224,224")),
     Case("sizes-lenet5.txt", ("sizes", "examples/lenet.py:LeNet5", "--input", "1,1,32,32", "--layers")),
+] + [
+    # cnnshape compare: the documented AlexNet-vs-VGG-16 example, as a table and as markdown, and
+    # VGG-16 at two sizes by stage at depth 2 (per-model inputs, stages aligned by name)
+    Case("compare-alexnet-vgg16.txt", ("compare", "examples/alexnet.py:AlexNet", "examples/vgg.py:VGG16")),
+    Case("compare-alexnet-vgg16.md", ("compare", "examples/alexnet.py:AlexNet", "examples/vgg.py:VGG16",
+                                      "--format", "markdown")),
+    Case("compare-vgg16-sizes.txt", ("compare", "examples/vgg.py:VGG16@1,3,224,224", "examples/vgg.py:VGG16@1,3,64,64",
+                                     "--depth", "2", "--no-sizes")),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from .check import check
+from .compare import compare
 from .diff import diff
 from .graph import graph
 from .rf import rf
@@ -24,7 +25,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff):
+for command in (summary, graph, rf, sizes, check, diff, compare):
     app.command()(command)
 
 

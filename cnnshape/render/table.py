@@ -35,18 +35,7 @@ def window_text(layer: LayerRecord) -> str:
 
 def rf_text(layer: LayerRecord) -> str:
     """``7``, ``7x5``, ``global``, ``unknown``; ``*`` marks a merge of misaligned branches."""
-    from ..analyse.receptive_field.records import fraction_text
-
-    rf = layer.receptive_field
-    if rf is None or rf.kind == "flat":
-        return ""
-    text: str
-    if rf.kind != "spatial":
-        text = rf.kind
-    else:
-        sizes = [fraction_text(a.size) for a in rf.axes]
-        text = sizes[0] if len(set(sizes)) == 1 else "x".join(sizes)
-    return text if rf.aligned else text + "*"
+    return layer.receptive_field.size_text() if layer.receptive_field is not None else ""
 
 
 def _param_text(layer: LayerRecord) -> str:

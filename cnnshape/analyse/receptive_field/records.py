@@ -99,6 +99,18 @@ class ReceptiveField:
     def is_global(self) -> bool:
         return self.kind == "global"
 
+    def size_text(self) -> str:
+        """The size as the tables print it: ``7``, ``7x5``, ``global``, ``unknown``; ``*`` marks a
+        merge of misaligned branches; ``""`` for a flat layout."""
+        if self.kind == "flat":
+            return ""
+        if self.kind != "spatial":
+            text: str = self.kind
+        else:
+            sizes = [fraction_text(a.size) for a in self.axes]
+            text = sizes[0] if len(set(sizes)) == 1 else "x".join(sizes)
+        return text if self.aligned else text + "*"
+
     def to_dict(self) -> dict[str, Any] | None:
         """JSON: {size: [..] or "global" or "unknown", jump, start, aligned}; None for flat."""
         if self.kind == "flat":
