@@ -4,7 +4,7 @@
 
 Needs selenium and Debian's ``chromium`` + ``chromium-driver`` (or another Chrome and its driver on
 PATH). Writes the page to a temporary file, opens it with the network off, and saves the overview,
-a layer's details with its input box, and the page with the blocks collapsed to depth 1.
+a layer's details with a unit's input box, and the page at depth 1 (ResNet's stages as one node).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
 
 
-def browser(width: int = 1600, height: int = 1000):  # noqa: ANN201  (a selenium WebDriver)
+def browser(width: int = 1600, height: int = 1100):  # noqa: ANN201  (a selenium WebDriver)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -51,6 +51,9 @@ def main() -> None:
         shown(driver, 0)
         driver.save_screenshot(str(IMG / "report-resnet50.png"))
         driver.find_element(By.CSS_SELECTOR, '#layers tr[data-name="layer3.0.conv2"]').click()
+        # a unit near the corner: its box reaches into the padding (dashed)
+        driver.execute_script("""document.querySelectorAll('#details .unit input').forEach(i => {
+            i.value = '1'; i.dispatchEvent(new Event('input')); });""")
         time.sleep(0.3)
         driver.save_screenshot(str(IMG / "report-resnet50-details.png"))
         driver.find_element(By.ID, "collapse-all").click()

@@ -399,30 +399,33 @@
   function details(it) {
     var box = $("details"); box.textContent = "";
     box.appendChild(el("h2", { text: it.name + " · " + it.type }));
+    var cols = el("div", { cls: "cols" }), facts = el("div"), rfCol = el("div");
+    cols.appendChild(facts); cols.appendChild(rfCol); box.appendChild(cols);
     if (it.isModule) {
-      box.appendChild(kv([["module", it.type + ", " + it.nodes + " traced nodes"],
+      facts.appendChild(kv([["module", it.type + ", " + it.nodes + " traced nodes"],
         ["input → output", (it.input_shapes || []).map(shape).join(", ") + " → " + shape(it.output_shape)],
         ["parameters", grouped(it.params)], ["MACs", LB + grouped(it.macs)], ["FLOPs", LB + grouped(it.flops)],
         ["activation memory", bytes(it.activation_bytes) + " (every new output inside)"],
         ["no formula for", (it.unsupported_ops || []).join(", ")]]));
+      if (lastIn[it.name]) receptive(rfCol, lastIn[it.name], "its output, " + lastIn[it.name].name);
       return;
     }
     var win = WINDOW.filter(function (k) { return it[k] !== undefined; }).map(function (k) {
       return k.replace("_size", "") + " " + (Array.isArray(it[k]) ? it[k].join("×") : it[k]);
     }).join(", ");
     var outs = it.outputs ? it.outputs.map(function (o) { return (o.key || "·") + ": " + shape(o.shape); }).join(", ") : shape(it.output_shape);
-    box.appendChild(kv([["kind", it.kind + (it.source ? " · " + it.source : "")],
+    facts.appendChild(kv([["kind", it.kind], ["source", it.source || ""],
       ["input shapes", (it.input_shapes || []).map(shape).join(", ")], ["output shape", outs + (it.dtype ? " " + it.dtype : "")],
       ["window", win], ["parameters", grouped(it.params) + (it.shared_with ? " (shared with " + it.shared_with + ")" : "")],
       ["MACs", it.kind === "input" ? "" : grouped(it.macs)], ["FLOPs", it.kind === "input" ? "" : grouped(it.flops)],
       ["output memory", bytes(it.output_bytes)], ["activation memory", it.activation_bytes ? bytes(it.activation_bytes) + " (new outputs kept)" : ""],
       ["no formula for", (it.unsupported_ops || []).join(", ") + ((it.unsupported_ops || []).length ? " (MACs/FLOPs a lower bound)" : "")]]));
-    receptive(box, it);
+    receptive(rfCol, it, "");
   }
-  function receptive(box, it) {
+  function receptive(box, it, of) {
     var rf = it.rf;
     if (!rf) return;
-    box.appendChild(el("h2", { text: "Receptive field" }));
+    box.appendChild(el("h2", { text: "Receptive field" + (of ? " (" + of + ")" : "") }));
     if (rf.kind !== "spatial") {
       box.appendChild(el("p", { text: rf.kind === "global" ? "global: every unit sees the whole input" : rf.kind === "unknown" ? "unknown: " + (rf.unknown_op || "") + " has no rule" : rf.kind }));
       return;
@@ -465,7 +468,7 @@
     }
     rows.push(["from", centreUnit ? "the exact trail (as cnnshape rf --layer " + name + " --at " + idx.join(",") + ")" :
       "the closed form start + i·jump ± (size − 1)/2; the exact box: cnnshape rf --layer " + name + " --at " + idx.join(",")]);
-    var wrap = el("div", null, [kv(rows)]);
+    var wrap = el("div", { cls: "unitbox" }, [kv(rows)]);
     if (nd >= 2) wrap.insertBefore(grid(ext.slice(-2), boxes.slice(-2)), wrap.firstChild);
     return wrap;
   }
