@@ -171,3 +171,14 @@ def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
         report.to_html(color_by="weight")
     result = run("report", SMALL, "-o", str(ROOT / "examples/textbook.py"))
     assert result.returncode == 2 and "is the model's source file" in result.stderr
+
+
+def test_color_by_choices_are_the_vocabulary() -> None:
+    from typer.main import get_command
+
+    from cnnshape import vocab
+    from cnnshape.cli import app
+
+    command = get_command(app).commands["report"]  # type: ignore[attr-defined]
+    option = next(p for p in command.params if "--color-by" in p.opts)
+    assert option.metavar == "[" + "|".join(vocab.COLOR_BY) + "]"

@@ -226,3 +226,30 @@ def test_without_graphviz_the_page_has_everything_but_the_diagram(
     driver.find_element("css selector", '#layers tr[data-name="fc"]').click()
     assert "Linear" in driver.find_element("id", "details").text
     assert errors(driver) == []
+
+
+def test_filter_keeps_the_matching_rows(loaded: Any, summary: dict[str, Any]) -> None:
+    box = loaded.find_element("id", "filter")
+    box.send_keys("downsample")
+    shown = js(loaded, "return Array.from(document.querySelectorAll('#layers tr.layer')).filter(tr => !tr.hidden)"
+                       ".map(tr => tr.dataset.name)")
+    assert shown == [layer["name"] for layer in summary["layers"] if "downsample" in layer["name"]]
+    box.clear()
+    box.send_keys("BatchNorm2d")
+    shown = js(loaded, "return Array.from(document.querySelectorAll('#layers tr.layer')).filter(tr => !tr.hidden)"
+                       ".map(tr => tr.dataset.name)")
+    assert shown == [layer["name"] for layer in summary["layers"] if layer["type"] == "BatchNorm2d"]
+    assert errors(loaded) == []
+
+
+def test_colouring_by_parameters(loaded: Any, summary: dict[str, Any]) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(loaded.find_element("id", "color-by")).select_by_value("params")
+    fill = """return document.querySelector('#diagram g.node[data-name="' + arguments[0] + '"]')
+        .querySelector('path, polygon, ellipse').getAttribute('fill')"""
+    heaviest = max(summary["layers"], key=lambda layer: layer["params"])
+    assert loaded.execute_script(fill, heaviest["name"]) == "rgb(215,48,31)"  # the top of the scale
+    assert loaded.execute_script(fill, "relu") == "#ffffff"  # no parameters
+    assert "parameters" in loaded.find_element("id", "legend").text
+    assert errors(loaded) == []
