@@ -44,8 +44,8 @@ def _row(layer: LayerRecord) -> str:
 
 
 def compact_html(report: Report, diagram: bool = True) -> str:
-    """The totals line, the per-layer table (scrolling) and, when ``diagram``, the diagram (folded
-    open; a note saying how to get it when Graphviz ``dot`` is missing)."""
+    """The totals line, the per-layer table (scrolling) and, when ``diagram``, the diagram beside it
+    (a note saying how to get it when Graphviz ``dot`` is missing)."""
     t, e = report.totals, html.escape
     lb = "" if t.complete else "≥ "
     head = (f"<b>{e(report.model)}</b> · {si(t.params)} params · {lb}{si(t.macs)} MACs · "
@@ -53,13 +53,14 @@ def compact_html(report: Report, diagram: bool = True) -> str:
     rows = "".join(_row(layer) for layer in report.layers)
     table = (f'<div class="scroll"><table><thead><tr>{"".join(f"<th>{c}</th>" for c in _COLUMNS)}</tr></thead>'
              f"<tbody>{rows}</tbody></table></div>")
-    parts = [f"<style>{asset('compact.css')}</style>", f'<div class="cnnshape-report"><p>{head}</p>', table]
+    parts = [f"<style>{asset('compact.css')}</style>", f'<div class="cnnshape-report"><p>{head}</p>']
     if not t.complete:
         parts.append('<p class="lb">MACs and FLOPs are lower bounds: some ops have no formula (rows marked ≥).</p>')
+    parts.append(f'<div class="cols">{table}')
     if diagram:
         svg, why = diagram_svg(report)
         body = svg if svg is not None else f'<p class="hint">No diagram: {e(why or "")}</p>'
-        parts.append(f'<details open><summary>Diagram</summary><div class="diagram">{body}</div></details>')
-    parts.append('<p class="hint">The full interactive page: <code>report.to_html()</code> or '
+        parts.append(f'<div class="diagram">{body}</div>')
+    parts.append('</div><p class="hint">The full interactive page: <code>report.to_html()</code> or '
                  "<code>cnnshape report SPEC -o model.html</code>.</p></div>")
     return "".join(parts)
