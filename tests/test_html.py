@@ -182,3 +182,26 @@ def test_color_by_choices_are_the_vocabulary() -> None:
     command = get_command(app).commands["report"]  # type: ignore[attr-defined]
     option = next(p for p in command.params if "--color-by" in p.opts)
     assert option.metavar == "[" + "|".join(vocab.COLOR_BY) + "]"
+
+
+def test_a_bug_in_the_drawing_leaves_the_rest_of_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnshape.render.html import page
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("boom")
+
+    report = cnnshape.analyze(str(ROOT / SMALL), [(1, 3, 32, 32)])
+    monkeypatch.setattr(page, "to_digraph", broken)
+    html = report.to_html()
+    assert "cnnshape bug drawing the diagram (KeyError: &#x27;boom&#x27;)" in html
+    assert len(page_data(html)["layers"]) == len(report.layers)
+
+
+def test_report_to_stdout_without_sizes() -> None:
+    result = run("report", SMALL, "--input", "1,3,64,64", "--no-sizes")
+    assert result.returncode == 0, result.stderr
+    data = page_data(result.stdout)
+    # without the size analysis the page shows the first trace's own estimate, from the report's notes
+    assert data["sizes"]["axes"] is None and data["sizes"]["note"].startswith("accepted input sizes")
+    # conv 7x7/2 p3 on 64: out 32; pool 3/2 p1: out 16
+    assert data["outputs"][0]["shape"] == [1, 64, 16, 16]

@@ -75,4 +75,6 @@ def _sizes(request: Request) -> SizeReport | str:
     try:
         return run_sizes(request, None, False, False)
     except CnnshapeError as e:
-        return f"{e}"
+        return str(e)
+    except Exception as e:  # a bug in a secondary analysis never takes the page down
+        return f"cnnshape bug ({type(e).__name__}: {e}); please report it"

@@ -48,6 +48,8 @@ def diagram_svg(report: Report, rankdir: str = "TB") -> tuple[str | None, str | 
         svg = render_graph(to_digraph(report, rankdir=rankdir), "svg").decode("utf-8")
     except EnvironmentFault as e:
         return None, str(e)
+    except Exception as e:  # a bug in the drawing never takes the table and the figures down
+        return None, f"cnnshape bug drawing the diagram ({type(e).__name__}: {e}); please report it"
     svg = svg[svg.index("<svg"):]  # no XML prolog or doctype inside HTML
     return re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S), None
 
