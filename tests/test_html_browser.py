@@ -253,3 +253,14 @@ def test_colouring_by_parameters(loaded: Any, summary: dict[str, Any]) -> None:
     assert loaded.execute_script(fill, "relu") == "#ffffff"  # no parameters
     assert "parameters" in loaded.find_element("id", "legend").text
     assert errors(loaded) == []
+
+
+def test_clicking_a_module_row_highlights_its_cluster(loaded: Any) -> None:
+    loaded.find_element("css selector", '#layers tr[data-name="layer3"]').click()
+    assert js(loaded, "return Array.from(document.querySelectorAll('#diagram .sel')).map(g => g.getAttribute('class')"
+                      " + ' ' + g.dataset.name)") == ["cluster sel layer3"]
+    # ResNet-18's layer3: 2 blocks, 4 convs 3x3 and a 1x1 downsample; 256 channels at 4x4 from 64x64 input:
+    # 3x3 128->256 at 4x4 (9·128·256·16 = 4,718,592) + 3 of 256->256 (9·256·256·16 = 9,437,184 each)
+    # + 1x1 128->256 (128·256·16 = 524,288) = 33,554,432 MACs
+    assert "33,554,432" in loaded.find_element("id", "details").text
+    assert errors(loaded) == []

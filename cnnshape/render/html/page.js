@@ -371,6 +371,7 @@
     var outer = hiddenBy(it);
     if (outer && overlays[outer] && overlays[outer].style.display !== "none") return [overlays[outer]];
     if (overlays[it.name] && overlays[it.name].style.display !== "none") return [overlays[it.name]];
+    if (clusterG[it.name] && clusterG[it.name].style.display !== "none") return [clusterG[it.name]];
     for (var i = it.scopes.length - 1; i >= 0; i--) if (nodeG[it.scopes[i]]) return nodeG[it.scopes[i]];
     return [];
   }
@@ -387,8 +388,8 @@
   }
   function centre(g) {
     var pane = $("diagram"), r = g.getBoundingClientRect(), c = pane.getBoundingClientRect();
-    pane.scrollLeft += r.left - c.left - c.width / 2 + r.width / 2;
-    pane.scrollTop += r.top - c.top - c.height / 2 + r.height / 2;
+    pane.scrollLeft += r.left - c.left - (r.width > c.width ? 10 : c.width / 2 - r.width / 2);
+    pane.scrollTop += r.top - c.top - (r.height > c.height ? 10 : c.height / 2 - r.height / 2);  // a tall one: its top
   }
   tbody.addEventListener("click", function (ev) {
     var tr = ev.target.closest("tr"); if (tr) select(tr.getAttribute("data-name"), "table");
