@@ -54,10 +54,10 @@ def report(
     offline: diagram coloured by cost, sortable table, details, totals and notes."""
 
     def run() -> None:
+        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
         from ..api import analyze
         from ..render.html import to_html
 
-        check_outputs({"--output": output}, {"the model's source file": model_file(spec)})
         request = request_from_cli(spec, input, arg, tracer, leaf, train)
         result = analyze(request, depth=depth)
         size_report = _sizes(request) if sizes else None
