@@ -264,3 +264,16 @@ def test_clicking_a_module_row_highlights_its_cluster(loaded: Any) -> None:
     # + 1x1 128->256 (128·256·16 = 524,288) = 33,554,432 MACs
     assert "33,554,432" in loaded.find_element("id", "details").text
     assert errors(loaded) == []
+
+
+def test_a_browser_that_cannot_unpack_the_diagram_shows_the_rest(driver: Any, page: Path,
+                                                                 summary: dict[str, Any]) -> None:
+    hook = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                  {"source": "delete window.DecompressionStream;"})
+    try:
+        load(driver, page)
+        assert "cannot unpack the diagram" in driver.find_element("id", "diagram").text
+        assert js(driver, "return document.querySelectorAll('#layers tr.layer').length") == len(summary["layers"])
+        assert errors(driver) == []
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hook["identifier"]})

@@ -195,7 +195,10 @@
   function showDiagram(depth) {
     var key = String(depth);
     if (!D.diagrams || !D.diagrams[key]) return Promise.resolve();
-    var text = svgText[key] ? Promise.resolve(svgText[key]) : unpack(D.diagrams[key]).then(function (t) { svgText[key] = t; return t; });
+    var text;
+    try {
+      text = svgText[key] ? Promise.resolve(svgText[key]) : unpack(D.diagrams[key]).then(function (t) { svgText[key] = t; return t; });
+    } catch (e) { return Promise.reject(e); }  // no DecompressionStream: an old browser
     return text.then(function (t) {
       $("diagram").innerHTML = t;
       index(document.querySelector("#diagram svg"));
