@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,21 @@ def page(report: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def summary(report: Any) -> dict[str, Any]:
     return json.loads(json.dumps(report.to_dict()))
+
+
+def test_the_page_is_small_and_has_a_diagram_per_depth(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="cnnshape-data">(.*?)</script>', text, re.S)
+    assert found
+    data = json.loads(found.group(1))
+    # rows nest 4 deep (layer1.0.downsample.0): the whole graph, then modules drawn as one node at
+    # depth 1 (layer1), 2 (layer1.0) and 3 (layer1.0.downsample)
+    assert list(data["diagrams"]) == ["0", "1", "2", "3"]
+    assert len(text.encode("utf-8")) < 300_000
+    # module sums: layer1 of ResNet-18 is 4 convs 3x3 64 -> 64 on 16x16 (after the stem, 64/4):
+    # MACs 4·(9·64·64·16·16) = 37,748,736 and params 4·9·64·64 + 4 BN·2·64 = 147,456 + 512
+    layer1 = data["modules"]["layer1"]
+    assert (layer1["macs"], layer1["params"]) == (37_748_736, 147_968)
 
 
 def load(driver: Any, path: Path) -> None:
