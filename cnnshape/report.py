@@ -22,7 +22,8 @@ _VIEWS: dict[str, Callable[..., Any]] = {}
 
 
 def install_view(name: str, view: Callable[..., Any]) -> None:
-    """Make ``view(report, **options)`` the report's ``name`` view ("text" or "graphviz")."""
+    """Make ``view(report, **options)`` the report's ``name`` view ("text", "graphviz", "html" or
+    "html_compact")."""
     _VIEWS[name] = view
 
 
@@ -363,3 +364,16 @@ class Report:
         if "graphviz" not in _VIEWS:
             raise ConfigError("no graphviz view is installed: import cnnshape.render.views first")
         return _VIEWS["graphviz"](self.collapse(depth), rankdir=rankdir)
+
+    def to_html(self, sizes: Any = None, color_by: str = "macs", rankdir: str = "TB") -> str:
+        """The self-contained interactive HTML page (docs/report.md); ``sizes``: a ``SizeReport``
+        from ``cnnshape.sizes`` for the accepted input sizes. Write it to a file and open it."""
+        if "html" not in _VIEWS:
+            raise ConfigError("no html view is installed: import cnnshape.render.views first")
+        return str(_VIEWS["html"](self, sizes=sizes, color_by=color_by, rankdir=rankdir))
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter's inline view: totals, the per-layer table and the diagram (static HTML)."""
+        if "html_compact" not in _VIEWS:
+            return None
+        return str(_VIEWS["html_compact"](self))

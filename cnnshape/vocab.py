@@ -20,6 +20,8 @@ CHECK_FORMATS = ("text", "json", "github", "junit")
 GRAPH_FORMATS = ("dot", "svg", "png", "pdf")
 #: ``--rankdir`` of the diagram
 RANKDIRS = ("TB", "LR")
+#: ``cnnshape report --color-by``: what the HTML page colours the diagram's nodes by at first
+COLOR_BY = ("type", "macs", "params", "memory", "rf")
 
 #: dtypes a verification pass may cast the model and its floating inputs to (``--dtype``)
 VERIFY_DTYPES = ("float16", "bfloat16")
