@@ -1,0 +1,174 @@
+"""Dependency groups from a traced graph: walk the nodes in execution order, give each tensor's
+channels ids (:mod:`.channels`), let each ATen op's rule (:mod:`.rules`) join the ids that must
+go together, then read off the groups."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..graph import ModelGraph
+from ..trace.records import Node, TensorMeta
+from .channels import Channels, Label, Member, TensorAxis
+from .rules import RULES, OpContext, flat_tensors, unknown
+
+
+@dataclass(frozen=True)
+class Group:
+    """Channels that must be pruned together, and the module tensors that lose them."""
+
+    index: int
+    #: the units (sets of joined ids), in the order they were created: removing one removes a
+    #: channel from every member
+    units: tuple[int, ...]
+    #: (member, how many of its channels along that axis belong to the group)
+    members: tuple[tuple[Member, int], ...]
+    #: why the group cannot be pruned (empty: it can)
+    reasons: tuple[str, ...]
+
+    @property
+    def producers(self) -> tuple[str, ...]:
+        """The layers that make these channels (a conv's, a linear's output), in order."""
+        return _unique(m.layer for m, _ in self.members if m.role == "out")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return _unique(m.layer for m, _ in self.members)
+
+    @property
+    def name(self) -> str:
+        return (self.producers or self.layers or (f"group {self.index}",))[0]
+
+    def channels(self, layer: str) -> int:
+        """How many channels of ``layer``'s output (else of anything it has) the group holds."""
+        counts = [(m.role != "out", n) for m, n in self.members if m.layer == layer and m.axis == 0]
+        return min(counts)[1] if counts else 0
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What the walk found: the ids, the groups, and each node output's label."""
+
+    channels: Channels
+    groups: tuple[Group, ...]
+    labels: dict[str, Label | None]
+    #: unit root -> its group's index
+    group_of: dict[int, int]
+
+
+def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool = False) -> Followed:
+    """The dependency groups of ``graph`` (traced on meta). The model's input channels and the
+    channels of its outputs are fixed unless ``prune_inputs`` / ``prune_outputs``."""
+    ch = Channels()
+    labels: dict[str, Label | None] = {}
+    owned = _own_tensors(graph.model)
+    for node in graph.nodes:
+        ins = [labels.get(name) for name in node.inputs]
+        if node.kind == "input":
+            labels[node.name] = _input(node, ch, prune_inputs)
+        elif node.kind == "output":
+            if not prune_outputs:
+                for label in ins:
+                    if label is not None:
+                        ch.fix(label.ids, f"a model output ({node.name!r}; pruned only on request)")
+        else:
+            own = owned.get(node.target, {}) if node.kind == "module" else {}
+            labels[node.name] = _node(node, ins, ch, own)
+    return _assemble(ch, labels)
+
+
+def _input(node: Node, ch: Channels, prune: bool) -> Label | None:
+    out = node.output
+    if out is None or len(out.shape) < 2:
+        return None
+    ids = ch.fresh(out.shape[1], f"input {node.name}")
+    if not prune:
+        ch.fix(ids, f"the model's input channels ({node.name!r})")
+    return Label(1, ids)
+
+
+def _own_tensors(model: nn.Module) -> dict[str, dict[str, tuple[int, ...]]]:
+    own: dict[str, dict[str, tuple[int, ...]]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        tensors = {**{k: v for k, v in module._parameters.items() if v is not None},
+                   **{k: v for k, v in module._buffers.items() if v is not None}}
+        own[path] = {k: tuple(v.shape) for k, v in tensors.items()}
+    return own
+
+
+def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tuple[int, ...]]) -> Label | None:
+    """Run the rules of the node's ops in order; the node's output label is that of the last op
+    output with the node output's shape."""
+    out = node.output
+    if len(node.outputs) > 1:
+        for label in ins:
+            if label is not None:
+                ch.fix(label.ids, f"{node.type} has {len(node.outputs)} outputs (at {node.name!r})")
+        return None
+    env_in = list(zip(node.input_metas, ins))
+    made: list[tuple[TensorMeta, Label | None]] = []
+    module = node.target if node.kind == "module" else None
+    for call in node.ops:
+        used_in: set[int] = set()
+        tensors = []
+        for meta in flat_tensors(call):
+            tensors.append((meta, _take(meta, made, env_in, used_in)))
+        ctx = OpContext(call, node.name, tensors, ch, module, own)
+        rule = RULES.get(call.op)
+        try:
+            label = rule(ctx) if rule is not None else unknown(ctx)
+        except Exception as e:  # a bug in a rule: its channels stay, the walk goes on
+            for _, t in tensors:
+                ctx.fix(t, f"cnnshape bug in the channel rule of {call.op} ({type(e).__name__}: {e}); please report it")
+            label = None
+        if call.outputs:
+            made.append((call.outputs[0], label))
+    if out is None:
+        return None
+    if not node.ops:  # an identity (Dropout in eval mode, nn.Identity)
+        return next((label for meta, label in env_in if meta.shape == out.shape), None)
+    return next((label for meta, label in reversed(made) if meta.shape == out.shape), None)
+
+
+def _take(meta: TensorMeta, made: list[tuple[TensorMeta, Label | None]],
+          env_in: list[tuple[TensorMeta, Label | None]], used_in: set[int]) -> Label | None:
+    """The label of the tensor an op received: the latest op output of that shape in this node,
+    else the first node input of that shape not yet given to this op (argument order)."""
+    for m, label in reversed(made):
+        if m.shape == meta.shape:
+            return label
+    for i, (m, label) in enumerate(env_in):
+        if i not in used_in and m.shape == meta.shape:
+            used_in.add(i)
+            return label
+    return None
+
+
+def regroup(followed: Followed) -> Followed:
+    """The groups again, after more reasons were added to ``followed.channels``."""
+    return _assemble(followed.channels, followed.labels)
+
+
+def _assemble(ch: Channels, labels: dict[str, Label | None]) -> Followed:
+    units: dict[int, dict[int, None]] = {}  # batch -> its unit roots in order
+    for i in range(ch.size):
+        units.setdefault(ch.batch(i), {})[ch.find(i)] = None
+    counts: dict[int, dict[TensorAxis, int]] = {}
+    for key, ids in ch.params.items():
+        for i in ids:
+            per = counts.setdefault(ch.batch(i), {})
+            per[key] = per.get(key, 0) + 1
+    groups, group_of = [], {}
+    for batch, roots in units.items():
+        if batch not in counts:
+            continue  # nothing with parameters meets these channels
+        index = len(groups)
+        members = tuple((ch.members[key], n) for key, n in counts[batch].items())
+        groups.append(Group(index, tuple(roots), members, tuple(ch.reasons.get(batch, ()))))
+        for root in roots:
+            group_of[root] = index
+    return Followed(ch, tuple(groups), labels, group_of)
+
+
+def _unique(names: object) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))  # type: ignore[call-overload]

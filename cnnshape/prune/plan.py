@@ -1,0 +1,168 @@
+"""The what-if: the groups of one traced model, the channels each keeps at the requested ratios,
+and the figures of the pruned model, re-traced and re-analysed on meta beside the unpruned one.
+
+The pruned model's trace is checked against the plan: every tensor must have the shape the kept
+channels predict. A layer where it does not (a ``view`` with a literal size) or where the pruned
+model fails makes the groups it reads unprunable, with the reason, and the plan is made again."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..analyse.analysis import analyse
+from ..errors import CnnshapeError, InternalError
+from ..graph import ModelGraph, build_graph
+from ..pipeline import build_report, no_gc, on_meta, resolve_model
+from ..report import LayerRecord, Report
+from ..request import Request
+from ..trace.leaves import resolve_leaves
+from ..trace.tracers import trace
+from .groups import Followed, Group, follow, regroup
+from .options import PruneOptions
+from .rebuild import pruned_copy
+from .records import GroupRecord, LayerChange, MemberRecord, PrunePlan
+
+#: how many times a plan is made again after the pruned model showed a size fixed in its code
+ATTEMPTS = 6
+CHANNEL_KEYS = {"in_channels": ("in_channels", "in_features", "num_features", "num_channels"),
+                "out_channels": ("out_channels", "out_features", "num_features", "num_channels")}
+
+
+@dataclass(frozen=True)
+class _Decision:
+    group: Group
+    kept: int
+    ratio: float
+    status: str
+
+
+def run_prune(request: Request, options: PruneOptions) -> PrunePlan:
+    with no_gc():
+        module, notes = resolve_model(request)
+        with on_meta(module, request.train):
+            leaves = resolve_leaves(request.leaves, module)
+            graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
+            before = build_report(graph, analyse(graph, dict(request.formulas)), model=request.label, notes=notes)
+            followed = follow(graph, prune_outputs=options.prune_outputs)
+            for _ in range(ATTEMPTS):
+                decisions = [_decide(g, options) for g in followed.groups]
+                removed = _removed(followed, decisions)
+                pruned = pruned_copy(module, _sizes(followed, removed))
+                culprit = _check(graph, followed, removed, pruned, request, leaves)
+                if isinstance(culprit, ModelGraph):
+                    after = build_report(culprit, analyse(culprit, dict(request.formulas)), model=request.label)
+                    return _plan(request, options, decisions, followed, removed, before, after)
+                followed = culprit
+    raise InternalError(f"the pruning plan still did not fit the model after {ATTEMPTS} attempts; please report it")
+
+
+def _decide(group: Group, options: PruneOptions) -> _Decision:
+    n = len(group.units)
+    if group.reasons:
+        return _Decision(group, n, 0.0, "fixed")
+    if not options.selected(group.producers):
+        return _Decision(group, n, 0.0, "not selected")
+    if options.keep and options.kept([m.layer for m, _ in group.members if m.role != "in"]):
+        return _Decision(group, n, 0.0, "kept")
+    ratio = options.ratio_for(group.producers)
+    per_unit = max((c for m, c in group.members if m.role == "out" and m.axis == 0), default=n) // max(n, 1)
+    kept = options.channels_kept(n, ratio, per_unit)
+    return _Decision(group, kept, ratio, "pruned" if kept < n else "unchanged")
+
+
+def _removed(followed: Followed, decisions: list[_Decision]) -> set[int]:
+    removed: set[int] = set()
+    for d in decisions:
+        removed.update(d.group.units[d.kept:])
+    return removed
+
+
+def _kept(followed: Followed, ids: tuple[int, ...], removed: set[int]) -> list[int]:
+    find = followed.channels.find
+    return [k for k, i in enumerate(ids) if find(i) not in removed]
+
+
+def _sizes(followed: Followed, removed: set[int]) -> dict[tuple[str, str, int], int]:
+    sizes = {}
+    for key, ids in followed.channels.params.items():
+        n = len(_kept(followed, ids, removed))
+        if n < len(ids):
+            sizes[key] = n
+    return sizes
+
+
+def _check(graph: ModelGraph, followed: Followed, removed: set[int], pruned: nn.Module, request: Request,
+           leaves: tuple[type, ...]) -> ModelGraph | Followed:
+    """The pruned model's graph when every tensor has the predicted shape; else the groups again,
+    with the first layer where it does not (or where the pruned model fails) fixing those it reads."""
+    try:
+        after = build_graph(trace(pruned, request.inputs, graph.trace.tracer, leaves), pruned)
+    except CnnshapeError as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        named = [n for n in graph.nodes if re.search(rf"'{re.escape(n.name)}'", str(e))]
+        if not named:
+            raise InternalError(f"the pruned model does not run and cnnshape cannot tell which layer fixes "
+                                f"its channels: {text}; please report it") from e
+        return _fix_at(followed, graph, named[0].name, f"the pruned model fails there: {text}")
+    for node in graph.nodes:
+        label = followed.labels.get(node.name)
+        if node.kind in ("input", "output") or node.output is None or node.name not in after._by_name:
+            continue
+        got = after.node(node.name).output
+        want = list(node.output.shape)
+        if label is not None:
+            want[label.axis] = len(_kept(followed, label.ids, removed))
+        if got is not None and list(got.shape) != want:
+            return _fix_at(followed, graph, node.name, f"a size fixed in the model's code: the pruned model gives "
+                           f"{'x'.join(map(str, got.shape))} where {'x'.join(map(str, want))} was planned")
+    return after
+
+
+def _fix_at(followed: Followed, graph: ModelGraph, name: str, reason: str) -> Followed:
+    node = graph.node(name)
+    labels = [followed.labels.get(i) for i in node.inputs] + [followed.labels.get(name)]
+    fixed = False
+    for label in labels:
+        if label is not None:
+            followed.channels.fix(label.ids, f"{reason} (at {name!r})")
+            fixed = True
+    if not fixed:
+        raise InternalError(f"the pruned model differs from the plan at {name!r} ({reason}), where no "
+                            "pruned channels arrive; please report it")
+    return regroup(followed)
+
+
+def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], followed: Followed,
+          removed: set[int], before: Report, after: Report) -> PrunePlan:
+    groups = []
+    for d in decisions:
+        members = tuple(MemberRecord(m.layer, m.tensor, m.axis, m.role, n,
+                                     len(_kept(followed, tuple(i for i in followed.channels.params[
+                                         (m.layer, m.tensor, m.axis)] if followed.channels.batch(i) ==
+                                         followed.channels.batch(d.group.units[0])), removed)))
+                        for m, n in d.group.members)
+        groups.append(GroupRecord(d.group.index, d.group.name, len(d.group.units), d.kept, d.ratio, d.status,
+                                  d.group.reasons, members))
+    slices = tuple((layer, tensor, axis, tuple(_kept(followed, ids, removed)))
+                   for (layer, tensor, axis), ids in followed.channels.params.items()
+                   if len(_kept(followed, ids, removed)) < len(ids))
+    rows = {r.name: r for r in after.layers}
+    layers = tuple(_change(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
+    notes = ()
+    if not after.totals.complete:
+        notes = ("some ops have no MAC formula: MACs before and after are lower bounds",)
+    return PrunePlan(request.label, options.ratio, options.ratios, options.round_to, options.prune_outputs,
+                     tuple(groups), layers, before, after, slices, notes)
+
+
+def _change(b: LayerRecord, a: LayerRecord | None) -> LayerChange:
+    a = a or b
+    channels = {}
+    for key, names in CHANNEL_KEYS.items():
+        old = next((b.attr(n) for n in names if b.attr(n) is not None), None)
+        new = next((a.attr(n) for n in names if a.attr(n) is not None), None)
+        channels[key] = (old, new) if old is not None else None
+    return LayerChange(b.name, b.type, channels["in_channels"], channels["out_channels"], (b.params, a.params),
+                       (b.macs, a.macs), (b.activation_bytes, a.activation_bytes), (b.output_shape, a.output_shape))

@@ -1,0 +1,80 @@
+"""The pruned model on meta: a copy whose module tensors have the kept channels' sizes and whose
+layers' hyper-parameters (``out_channels``, ``groups``, ``num_features``, ...) say so. The pipeline
+then traces and analyses it like any model: the pruned figures are measured, not estimated."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..analyse.params import submodule
+
+#: (layer, tensor, axis) -> how many entries that axis keeps
+Sizes = dict[tuple[str, str, int], int]
+
+
+def pruned_copy(model: nn.Module, sizes: Sizes) -> nn.Module:
+    """A deep copy of ``model`` (already on meta) with each listed tensor axis cut to its size."""
+    pruned = copy.deepcopy(model)
+    by_layer: dict[str, dict[str, dict[int, int]]] = {}
+    for (layer, tensor, axis), n in sizes.items():
+        by_layer.setdefault(layer, {}).setdefault(tensor, {})[axis] = n
+    for layer, tensors in by_layer.items():
+        before, module = submodule(model, layer), submodule(pruned, layer)
+        for name, axes in tensors.items():
+            old = getattr(before, name)
+            shape = [axes.get(i, d) for i, d in enumerate(old.shape)]
+            new = torch.empty(shape, dtype=old.dtype, device="meta")
+            if name in module._parameters:
+                module._parameters[name] = nn.Parameter(new, old.requires_grad)
+            else:
+                module._buffers[name] = new
+        for cls, update in HYPER.items():
+            if isinstance(module, cls):
+                update(before, module)
+                break
+    return pruned
+
+
+def _conv(before: nn.Module, after: nn.Module) -> None:
+    w, groups = after.weight, before.groups  # type: ignore[attr-defined]
+    if before.transposed:  # type: ignore[attr-defined]
+        after.in_channels, after.out_channels = w.shape[0], w.shape[1] * groups  # type: ignore[attr-defined]
+        return
+    after.out_channels = w.shape[0]  # type: ignore[attr-defined]
+    if groups > 1 and before.weight.shape[1] == 1:  # type: ignore[attr-defined]  depthwise: groups follow
+        m = before.out_channels // before.in_channels  # type: ignore[attr-defined]
+        after.in_channels = after.groups = w.shape[0] // m  # type: ignore[attr-defined]
+    else:
+        after.in_channels = w.shape[1] * groups  # type: ignore[attr-defined]
+
+
+def _linear(before: nn.Module, after: nn.Module) -> None:
+    after.out_features, after.in_features = after.weight.shape  # type: ignore[attr-defined]
+
+
+def _norm(before: nn.Module, after: nn.Module) -> None:
+    vector = after.running_mean if after.running_mean is not None else after.weight  # type: ignore[attr-defined]
+    if vector is not None:
+        after.num_features = vector.shape[0]  # type: ignore[attr-defined]
+
+
+def _group_norm(before: nn.Module, after: nn.Module) -> None:
+    if after.weight is not None:  # type: ignore[attr-defined]
+        after.num_channels = after.weight.shape[0]  # type: ignore[attr-defined]
+
+
+def _prelu(before: nn.Module, after: nn.Module) -> None:
+    after.num_parameters = after.weight.shape[0]  # type: ignore[attr-defined]
+
+
+#: module class -> how its hyper-parameters follow its new tensor shapes (first match wins)
+HYPER: dict[type, Callable[[nn.Module, nn.Module], None]] = {
+    nn.modules.conv._ConvNd: _conv,
+    nn.Linear: _linear,
+    nn.modules.batchnorm._NormBase: _norm,
+    nn.GroupNorm: _group_norm,
+    nn.PReLU: _prelu,
+}
