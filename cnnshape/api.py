@@ -77,3 +77,31 @@ def verify(request: Request, report: Report, *, device: str = "cpu", dtype: str 
     from .verify import verify as run_verify
 
     return run_verify(request, report, device=device, dtype=dtype, repeat=repeat)
+
+
+def prune_plan(
+    model: Any,
+    inputs: Any = (DEFAULT_SHAPE,),
+    *,
+    ratio: float | None = None,
+    ratios: Mapping[str, float] | str | None = None,
+    layers: Sequence[str] = (),
+    keep: Sequence[str] = (),
+    round_to: int = 1,
+    prune_outputs: bool = False,
+    args: Mapping[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+) -> Any:
+    """What structured channel pruning would do to ``model`` (docs/prune.md): its dependency
+    groups, the channels each keeps at ``ratio`` (default 0.5; ``ratios``: ``{"layer pattern":
+    ratio}`` or a TOML/JSON file of them), and the pruned model's params, MACs, memory and shapes
+    beside the unpruned ones, measured on a pruned meta copy. ``layers`` / ``keep``: fnmatch
+    patterns of the layers whose groups are pruned / left whole; ``round_to``: kept channels are a
+    multiple of it; the model's outputs keep their channels unless ``prune_outputs``."""
+    from .prune.options import PruneOptions
+    from .prune.plan import run_prune
+
+    request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves)
+    options = PruneOptions.of(ratio, ratios, layers, keep, round_to, prune_outputs)
+    return run_prune(request, options)

@@ -37,7 +37,9 @@ class Group:
 
     @property
     def name(self) -> str:
-        return (self.producers or self.layers or (f"group {self.index}",))[0]
+        if self.producers:
+            return self.producers[0]
+        return f"input of {self.layers[0]}" if self.layers else f"group {self.index}"
 
     def channels(self, layer: str) -> int:
         """How many channels of ``layer``'s output (else of anything it has) the group holds."""
