@@ -1,0 +1,249 @@
+"""The pruning what-if (issue 18): closed forms worked out by hand, and, for the example models,
+the pruned model built for real (trained-weight slicing along the plan's channels) run by torch,
+its parameters counted and its MACs measured by FlopCounterMode."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from typer.testing import CliRunner
+
+import cnnshape
+from cnnshape.cli import app
+from cnnshape.errors import ConfigError
+from examples.plain import PlainConv8
+
+runner = CliRunner()
+PLAIN = "examples/plain.py:PlainConv8"
+
+
+# --- closed forms
+
+
+def test_plain_eight_convs_at_half_keep_the_outputs_by_default() -> None:
+    plan = cnnshape.prune_plan(PLAIN, [(1, 3, 8, 8)], ratio=0.5)
+    # Σ 9·c_in·c_out over 3→32→…→4096 = 9·11,184,224 (examples/plain.py)
+    assert plan.before.totals.params == 100_658_016
+    # every inner conv halves; the last keeps its 4096 outputs (the model's output):
+    # 9·(3·16 + 16·32 + … + 512·1024 + 1024·4096) = 9·4,893,232
+    assert plan.after.totals.params == 44_039_088
+    # no bias, 8x8 maps with padding 1: MACs = 64 · params
+    assert plan.after.totals.macs == 64 * 44_039_088
+    assert plan.channels()["convs.7"] == {"in_channels": 1024, "out_channels": 4096}
+
+
+def test_plain_eight_convs_pruning_the_outputs_too() -> None:
+    plan = cnnshape.prune_plan(PLAIN, [(1, 3, 8, 8)], ratio=0.5, prune_outputs=True)
+    # 9·(3·16 + 16·32 + 32·64 + 64·128 + 128·256 + 256·512 + 512·1024 + 1024·2048) = 9·2,796,080
+    assert plan.after.totals.params == 25_164_720
+    assert plan.after.totals.macs == 64 * 25_164_720
+    fixed = [g for g in plan.groups if g.status == "fixed"]
+    assert [g.channels for g in fixed] == [3]  # the image's RGB channels stay
+
+
+class Residual(nn.Module):
+    """stem 3→16, then conv1 16→8, conv2 8→16 added back to the stem's output (3x3, no bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(16, 8, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.head = nn.Conv2d(16, 4, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = x + self.conv2(torch.relu(self.conv1(x)))
+        return self.head(x)
+
+
+def test_residual_branches_lose_the_same_channels() -> None:
+    plan = cnnshape.prune_plan(Residual(), [(1, 3, 6, 6)], ratio=0.5)
+    skip = next(g for g in plan.groups if "stem" in g.producers)
+    assert set(skip.producers) == {"stem", "conv2"} and (skip.channels, skip.kept) == (16, 8)
+    # stem 3·8·9 + conv1 8·4·9 + conv2 4·8·9 + head 8·4·1 = 216 + 288 + 288 + 32
+    assert plan.after.totals.params == 824
+    kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
+    assert kept[("stem", "weight", 0)] == kept[("conv2", "weight", 0)] == kept[("head", "weight", 1)]
+
+
+def test_inception_concat_consumer_loses_branch_channels_at_their_offsets() -> None:
+    plan = cnnshape.prune_plan("examples/inception.py:InceptionNet", [(1, 3, 32, 32)], ratio=0.5)
+    kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
+    # branches of 64, 128, 32, 32 channels at offsets 0, 64, 192, 224; each keeps its first half
+    expected = (*range(0, 32), *range(64, 128), *range(192, 208), *range(224, 240))
+    assert kept[("fc", "weight", 1)] == expected
+    # the four branch groups stay apart: one per branch conv
+    assert {g.name: (g.channels, g.kept) for g in plan.groups if g.name.endswith(".1.0") or
+            g.name == "inception3a.branch1.0"} == {
+        "inception3a.branch1.0": (64, 32), "inception3a.branch2.1.0": (128, 64),
+        "inception3a.branch3.1.0": (32, 16), "inception3a.branch4.1.0": (32, 16)}
+
+
+class DepthwiseBlock(nn.Module):
+    """conv 3→32 (3x3), depthwise 3x3 on 32 (groups=32), pointwise 32→64; no bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1, bias=False)
+        self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False)
+        self.pw = nn.Conv2d(32, 64, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(self.conv(x)))
+
+
+def test_depthwise_separable_groups_shrink_with_the_channels() -> None:
+    plan = cnnshape.prune_plan(DepthwiseBlock(), [(1, 3, 5, 5)], ratio=0.5, prune_outputs=True)
+    # conv 3·16·9 = 432; depthwise 16·1·9 = 144 (groups 16); pointwise 16·32 = 512
+    assert plan.after.totals.params == 432 + 144 + 512
+    dw = next(r for r in plan.after.layers if r.name == "dw")
+    assert dw.attr("groups") == 16 and dw.attr("in_channels") == dw.attr("out_channels") == 16
+
+
+class FlattenHead(nn.Module):
+    """conv 3→8 (3x3, bias) on 4x4 (padding 1), flatten to 8·16 = 128 features, linear 128→10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+def test_flatten_linear_loses_h_w_inputs_per_channel() -> None:
+    plan = cnnshape.prune_plan(FlattenHead(), [(1, 3, 4, 4)], ratio=0.5)
+    # conv 3·4·9 + 4 = 112; fc (4·16)·10 + 10 = 650
+    assert plan.after.totals.params == 112 + 650
+    kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
+    assert kept[("fc", "weight", 1)] == tuple(range(64))  # channels 0..3, 16 features each
+
+
+def test_round_to_and_keep_and_layers() -> None:
+    # 0.3 of 32 removes floor(9.6) = 9, keeps 23 -> nearest multiple of 8: 24
+    plan = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=0.3, round_to=8, args={"widths": (3, 32, 64)})
+    assert plan.channels()["convs.0"]["out_channels"] == 24
+    kept = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=0.5, keep=["convs.0"],
+                               args={"widths": (3, 32, 64, 64)})
+    assert kept.channels()["convs.0"]["out_channels"] == 32 and kept.channels()["convs.1"]["out_channels"] == 32
+    only = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=0.5, layers=["convs.1"],
+                               args={"widths": (3, 32, 64, 64)})
+    assert only.channels()["convs.0"]["out_channels"] == 32 and only.channels()["convs.1"]["out_channels"] == 32
+
+
+def test_per_layer_ratios_from_a_file(tmp_path: object) -> None:
+    path = tmp_path / "ratios.toml"  # type: ignore[operator]
+    path.write_text('[ratios]\n"convs.0" = 0.25\n"convs.1" = 0.75\n')
+    plan = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratios=str(path), args={"widths": (3, 32, 64, 64)})
+    # 32 - floor(8) = 24; 64 - floor(48) = 16; convs.2 unlisted: ratio 0 (its outputs are kept anyway)
+    assert plan.channels()["convs.0"]["out_channels"] == 24 and plan.channels()["convs.1"]["out_channels"] == 16
+
+
+class LiteralView(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).view(-1, 8 * 16))
+
+
+def test_a_literal_view_makes_its_group_unprunable_with_the_reason() -> None:
+    plan = cnnshape.prune_plan(LiteralView(), [(2, 3, 4, 4)], ratio=0.5)
+    conv = next(g for g in plan.groups if g.name == "conv")
+    # with batch 2, view(-1, 128) of 2·4·16 = 128 values gives 1x128: the batch changes, then fc refuses
+    assert conv.status == "fixed" and any("(at 'view')" in r for r in conv.reasons), conv.reasons
+    assert plan.after.totals.params == plan.before.totals.params
+
+
+def test_bad_options_are_clear() -> None:
+    with pytest.raises(ConfigError, match="ratio 1.0: a pruning ratio"):
+        cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=1.0)
+    with pytest.raises(ConfigError, match="round_to 0"):
+        cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], round_to=0)
+    result = runner.invoke(app, ["prune", PLAIN, "-i", "1,3,4,4", "--ratios", "/nonexistent.json"])
+    assert result.exit_code == 2 and "--ratios /nonexistent.json: cannot read it" in result.output
+
+
+def test_cli_table_and_json() -> None:
+    args = ["prune", PLAIN, "-i", "1,3,4,4", "--arg", "widths=(3, 32, 64)", "--groups"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Dependency groups (3):" in result.output and "convs.0: 32 -> 16" in result.output
+    result = runner.invoke(app, [*args[:6], "--prune-outputs", "-f", "json"])
+    data = json.loads(result.output)
+    # 9·(3·16 + 16·32) = 5,040
+    assert data["schema"] == "cnnshape.prune/1" and data["totals"]["params"]["after"] == 5_040
+    assert data["channels"]["convs.1"] == {"in_channels": 16, "out_channels": 32}
+
+
+# --- against torch: the pruned model built for real
+
+
+def build_pruned(model: nn.Module, plan: object) -> nn.Module:
+    """Slice ``model``'s trained tensors along the plan's kept channels, fix the layers' sizes."""
+    before = {name: (m.in_channels, m.out_channels) for name, m in model.named_modules()
+              if isinstance(m, nn.modules.conv._ConvNd)}
+    for layer, tensor, axis, kept in plan.slices:  # type: ignore[attr-defined]
+        module = model.get_submodule(layer)
+        value = getattr(module, tensor).detach().index_select(axis, torch.tensor(kept))
+        if tensor in module._parameters:
+            module._parameters[tensor] = nn.Parameter(value)
+        else:
+            module._buffers[tensor] = value
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            old_in, old_out = before[name]
+            m.out_channels = m.weight.shape[0]
+            if m.groups > 1 and m.weight.shape[1] == 1:  # depthwise: one group per input channel
+                m.in_channels = m.groups = m.out_channels * old_in // old_out
+            else:
+                m.in_channels = m.weight.shape[1] * m.groups
+        elif isinstance(m, nn.Linear):
+            m.out_features, m.in_features = m.weight.shape
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.num_features = m.weight.shape[0]
+    return model
+
+
+REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}), ("examples/mobilenet.py:MobileNetV2", (1, 3, 32, 32), {}),
+        ("examples/inception.py:InceptionNet", (1, 3, 32, 32), {}), ("examples/densenet.py:DenseNet", (1, 3, 32, 32), {}),
+        ("examples/senet.py:SENet", (1, 3, 32, 32), {}), ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
+        ("examples/unet.py:UNet", (1, 1, 32, 32), {}), ("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}),
+        (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)}),
+        ("examples/textbook.py:DepthwiseSeparable", (1, 8, 16, 16), {})]
+
+
+@pytest.mark.parametrize(("spec", "shape", "args"), REAL, ids=lambda v: v.split(":")[-1] if isinstance(v, str) else "")
+def test_pruned_model_built_for_real_matches_the_plan(spec: str, shape: tuple[int, ...], args: dict) -> None:
+    plan = cnnshape.prune_plan(spec, [shape], ratio=0.5, round_to=4, args=args)
+    assert plan.after.totals.params < plan.before.totals.params or spec.endswith("DepthwiseSeparable")
+    torch.manual_seed(0)
+    model = build_pruned(_real(spec, args), plan)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = model(torch.randn(shape))
+    assert sum(p.numel() for p in model.parameters()) == plan.after.totals.params
+    assert counter.get_total_flops() == 2 * plan.after.totals.macs
+    assert tuple(out.shape) == plan.after.outputs[0].shape
+
+
+def _real(spec: str, args: dict) -> nn.Module:
+    """The model with real (random) weights on the CPU."""
+    return PlainConv8(**args).eval() if spec == PLAIN else _construct(spec)
+
+
+def _construct(spec: str) -> nn.Module:
+    import importlib.util
+
+    path, name = spec.split(":")
+    module_spec = importlib.util.spec_from_file_location(f"_prune_{name}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, name)().eval()
