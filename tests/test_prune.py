@@ -212,10 +212,14 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
     return model
 
 
-REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}), ("examples/mobilenet.py:MobileNetV2", (1, 3, 32, 32), {}),
-        ("examples/inception.py:InceptionNet", (1, 3, 32, 32), {}), ("examples/densenet.py:DenseNet", (1, 3, 32, 32), {}),
-        ("examples/senet.py:SENet", (1, 3, 32, 32), {}), ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
-        ("examples/unet.py:UNet", (1, 1, 32, 32), {}), ("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}),
+REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}),
+        ("examples/mobilenet.py:MobileNetV2", (1, 3, 32, 32), {}),
+        ("examples/inception.py:InceptionNet", (1, 3, 32, 32), {}),
+        ("examples/densenet.py:DenseNet", (1, 3, 32, 32), {}),
+        ("examples/senet.py:SENet", (1, 3, 32, 32), {}),
+        ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
+        ("examples/unet.py:UNet", (1, 1, 32, 32), {}),
+        ("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}),
         (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)}),
         ("examples/textbook.py:DepthwiseSeparable", (1, 8, 16, 16), {})]
 

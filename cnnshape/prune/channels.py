@@ -56,7 +56,7 @@ class Channels:
         """``n`` new ids: one new batch (a layer's new channels), or one batch each (the columns
         of a layer that reads channels made elsewhere: they must not tie their sources together)."""
         start = len(self._parent)
-        for k in range(1 if one_batch else n):
+        for _ in range(1 if one_batch else n):
             self._batch_parent.append(len(self._batch_parent))
             self.origins.append(origin)
         first = len(self._batch_parent) - (1 if one_batch else n)

@@ -118,7 +118,11 @@ def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tupl
         ctx = OpContext(call, node.name, tensors, ch, module, own)
         rule = RULES.get(call.op)
         try:
-            label = rule(ctx) if rule is not None else unknown(ctx)
+            if rule is None:
+                unknown(ctx)
+                label = None
+            else:
+                label = rule(ctx)
         except Exception as e:  # a bug in a rule: its channels stay, the walk goes on
             for _, t in tensors:
                 ctx.fix(t, f"cnnshape bug in the channel rule of {call.op} ({type(e).__name__}: {e}); please report it")
@@ -160,7 +164,8 @@ def _assemble(ch: Channels, labels: dict[str, Label | None]) -> Followed:
         for i in ids:
             per = counts.setdefault(ch.batch(i), {})
             per[key] = per.get(key, 0) + 1
-    groups, group_of = [], {}
+    groups: list[Group] = []
+    group_of: dict[int, int] = {}
     for batch, roots in units.items():
         if batch not in counts:
             continue  # nothing with parameters meets these channels

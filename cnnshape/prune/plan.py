@@ -150,7 +150,7 @@ def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], f
                    if len(_kept(followed, ids, removed)) < len(ids))
     rows = {r.name: r for r in after.layers}
     layers = tuple(_change(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
-    notes = ()
+    notes: tuple[str, ...] = ()
     if not after.totals.complete:
         notes = ("some ops have no MAC formula: MACs before and after are lower bounds",)
     return PrunePlan(request.label, options.ratio, options.ratios, options.round_to, options.prune_outputs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,40 +39,40 @@ def pruned_copy(model: nn.Module, sizes: Sizes) -> nn.Module:
     return pruned
 
 
-def _conv(before: nn.Module, after: nn.Module) -> None:
-    w, groups = after.weight, before.groups  # type: ignore[attr-defined]
-    if before.transposed:  # type: ignore[attr-defined]
-        after.in_channels, after.out_channels = w.shape[0], w.shape[1] * groups  # type: ignore[attr-defined]
+def _conv(before: Any, after: Any) -> None:
+    w, groups = after.weight, before.groups
+    if before.transposed:
+        after.in_channels, after.out_channels = w.shape[0], w.shape[1] * groups
         return
-    after.out_channels = w.shape[0]  # type: ignore[attr-defined]
-    if groups > 1 and before.weight.shape[1] == 1:  # type: ignore[attr-defined]  depthwise: groups follow
-        m = before.out_channels // before.in_channels  # type: ignore[attr-defined]
-        after.in_channels = after.groups = w.shape[0] // m  # type: ignore[attr-defined]
+    after.out_channels = w.shape[0]
+    if groups > 1 and before.weight.shape[1] == 1:  # depthwise: groups follow
+        m = before.out_channels // before.in_channels
+        after.in_channels = after.groups = w.shape[0] // m
     else:
-        after.in_channels = w.shape[1] * groups  # type: ignore[attr-defined]
+        after.in_channels = w.shape[1] * groups
 
 
-def _linear(before: nn.Module, after: nn.Module) -> None:
-    after.out_features, after.in_features = after.weight.shape  # type: ignore[attr-defined]
+def _linear(before: Any, after: Any) -> None:
+    after.out_features, after.in_features = after.weight.shape
 
 
-def _norm(before: nn.Module, after: nn.Module) -> None:
-    vector = after.running_mean if after.running_mean is not None else after.weight  # type: ignore[attr-defined]
+def _norm(before: Any, after: Any) -> None:
+    vector = after.running_mean if after.running_mean is not None else after.weight
     if vector is not None:
-        after.num_features = vector.shape[0]  # type: ignore[attr-defined]
+        after.num_features = vector.shape[0]
 
 
-def _group_norm(before: nn.Module, after: nn.Module) -> None:
-    if after.weight is not None:  # type: ignore[attr-defined]
-        after.num_channels = after.weight.shape[0]  # type: ignore[attr-defined]
+def _group_norm(before: Any, after: Any) -> None:
+    if after.weight is not None:
+        after.num_channels = after.weight.shape[0]
 
 
-def _prelu(before: nn.Module, after: nn.Module) -> None:
-    after.num_parameters = after.weight.shape[0]  # type: ignore[attr-defined]
+def _prelu(before: Any, after: Any) -> None:
+    after.num_parameters = after.weight.shape[0]
 
 
 #: module class -> how its hyper-parameters follow its new tensor shapes (first match wins)
-HYPER: dict[type, Callable[[nn.Module, nn.Module], None]] = {
+HYPER: dict[type, Callable[[Any, Any], None]] = {
     nn.modules.conv._ConvNd: _conv,
     nn.Linear: _linear,
     nn.modules.batchnorm._NormBase: _norm,
