@@ -68,6 +68,7 @@ def test_residual_branches_lose_the_same_channels() -> None:
     assert plan.after.totals.params == 824
     kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
     assert kept[("stem", "weight", 0)] == kept[("conv2", "weight", 0)] == kept[("head", "weight", 1)]
+    assert_real(Residual(), plan, (1, 3, 6, 6))
 
 
 def test_inception_concat_consumer_loses_branch_channels_at_their_offsets() -> None:
@@ -102,6 +103,7 @@ def test_depthwise_separable_groups_shrink_with_the_channels() -> None:
     assert plan.after.totals.params == 432 + 144 + 512
     dw = next(r for r in plan.after.layers if r.name == "dw")
     assert dw.attr("groups") == 16 and dw.attr("in_channels") == dw.attr("out_channels") == 16
+    assert_real(DepthwiseBlock(), plan, (1, 3, 5, 5))
 
 
 class FlattenHead(nn.Module):
@@ -122,6 +124,62 @@ def test_flatten_linear_loses_h_w_inputs_per_channel() -> None:
     assert plan.after.totals.params == 112 + 650
     kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
     assert kept[("fc", "weight", 1)] == tuple(range(64))  # channels 0..3, 16 features each
+    assert_real(FlattenHead(), plan, (1, 3, 4, 4))
+
+
+class GroupedConv(nn.Module):
+    """stem 3→8 (3x3), grouped 3x3 conv 8→8 in 2 groups, head 8→4 (1x1); no bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False)
+        self.head = nn.Conv2d(8, 4, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.grouped(self.stem(x)))
+
+
+def test_grouped_conv_keeps_its_groups_equal() -> None:
+    plan = cnnshape.prune_plan(GroupedConv(), [(1, 3, 5, 5)], ratio=0.5)
+    kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
+    # each group of 4 input channels keeps the same 2 slots: channels 0,1 of group 0 and 4,5 of group 1
+    assert kept[("stem", "weight", 0)] == (0, 1, 4, 5)
+    assert kept[("grouped", "weight", 1)] == (0, 1) and kept[("grouped", "weight", 0)] == (0, 1, 4, 5)
+    # stem 3·4·9 = 108; grouped 4 outputs · 2 inputs per group · 9 = 72; head 4·4 = 16
+    assert plan.after.totals.params == 108 + 72 + 16
+    assert_real(GroupedConv(), plan, (1, 3, 5, 5))
+
+
+class ShuffleChunk(nn.Module):
+    """conv 3→16, channel shuffle in 4 groups, chunk into halves, conv 8→8 on the second, concat, conv 16→4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 1)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.c = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        n, c, h, w = x.shape
+        x = x.view(n, 4, c // 4, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+        x1, x2 = x.chunk(2, dim=1)
+        return self.c(torch.cat([x1, self.b(x2)], 1))
+
+
+def test_channel_shuffle_and_chunk() -> None:
+    plan = cnnshape.prune_plan(ShuffleChunk(), [(1, 3, 4, 4)], ratio=0.5)
+    kept = {(layer, tensor, axis): k for layer, tensor, axis, k in plan.slices}
+    # a's channel g·4 + k goes to position k·4 + g; the halves 0..7 / 8..15 are slots k 0,1 / 2,3 and
+    # stay equal, so slot k goes with slot k+2: one unit of slots {0, 2} stays, every group keeps 2
+    assert kept[("a", "weight", 0)] == (0, 2, 4, 6, 8, 10, 12, 14)
+    # kept shuffled positions 0..3 (first half) and 8..11 (second half, b's input 0..3); b keeps 4
+    assert kept[("b", "weight", 1)] == (0, 1, 2, 3)
+    assert kept[("c", "weight", 1)] == (0, 1, 2, 3, 8, 9, 10, 11)
+    # a 3·8 + 8 = 32; b 4·4 + 4 = 20; c 4·8 + 4 = 36
+    assert plan.after.totals.params == 32 + 20 + 36
+    assert_real(ShuffleChunk(), plan, (1, 3, 4, 4))
 
 
 def test_round_to_and_keep_and_layers() -> None:
@@ -220,21 +278,30 @@ REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}),
         ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
         ("examples/unet.py:UNet", (1, 1, 32, 32), {}),
         ("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}),
-        (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)}),
-        ("examples/textbook.py:DepthwiseSeparable", (1, 8, 16, 16), {})]
+        (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)})]
 
 
 @pytest.mark.parametrize(("spec", "shape", "args"), REAL, ids=lambda v: v.split(":")[-1] if isinstance(v, str) else "")
 def test_pruned_model_built_for_real_matches_the_plan(spec: str, shape: tuple[int, ...], args: dict) -> None:
     plan = cnnshape.prune_plan(spec, [shape], ratio=0.5, round_to=4, args=args)
-    assert plan.after.totals.params < plan.before.totals.params or spec.endswith("DepthwiseSeparable")
+    # every channel of these models can be followed: only the input's and the outputs' stay
+    reasons = {r.split(" (")[0] for g in plan.groups for r in g.reasons}
+    assert reasons <= {"the model's input channels", "a model output"}, reasons
+    assert plan.after.totals.params < plan.before.totals.params
     torch.manual_seed(0)
-    model = build_pruned(_real(spec, args), plan)
+    assert_real(_real(spec, args), plan, shape)
+
+
+def assert_real(model: nn.Module, plan: object, shape: tuple[int, ...]) -> None:
+    """``model`` (real weights) pruned along the plan runs; its parameter count, its MACs
+    (FlopCounterMode / 2) and its output shape are the plan's."""
+    model = build_pruned(model, plan)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = model(torch.randn(shape))
-    assert sum(p.numel() for p in model.parameters()) == plan.after.totals.params
-    assert counter.get_total_flops() == 2 * plan.after.totals.macs
-    assert tuple(out.shape) == plan.after.outputs[0].shape
+    after = plan.after  # type: ignore[attr-defined]
+    assert sum(p.numel() for p in model.parameters()) == after.totals.params
+    assert counter.get_total_flops() == 2 * after.totals.macs
+    assert tuple(out.shape) == after.outputs[0].shape
 
 
 def _real(spec: str, args: dict) -> nn.Module:

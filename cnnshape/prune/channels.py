@@ -15,10 +15,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Label:
-    """The channel ids of one tensor along its channel axis (``ids[i]``: channel ``i``)."""
+    """The channel ids of one tensor along its channel axis (``ids[i]``: channel ``i``).
+
+    ``outer`` > 0: the channels were split by a view into axes ``axis`` (``outer`` long) and
+    ``axis + 1`` (the rest); ``ids`` run over both, row-major. Of the two, the part ``literal``
+    (0: at ``axis``, 1: at ``axis + 1``) keeps its size (shuffle groups, heads: a count in the
+    code) and the other shrinks when channels are pruned."""
 
     axis: int
     ids: tuple[int, ...]
+    outer: int = 0
+    literal: int = 0
+
+    def sizes(self, kept: int) -> tuple[int, int]:
+        """The two parts' sizes when ``kept`` of the channels stay (split labels only)."""
+        fixed = self.outer if self.literal == 0 else len(self.ids) // self.outer
+        return (fixed, kept // fixed) if self.literal == 0 else (kept // fixed, fixed)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -108,11 +120,13 @@ class Channels:
 
     # --- module tensors
 
-    def param(self, layer: str, tensor: str, axis: int, n: int, role: str) -> tuple[int, ...]:
-        """The ids of a module tensor axis (created on first use: a shared module meets the same ids)."""
+    def param(self, layer: str, tensor: str, axis: int, n: int, role: str, whole: bool = False) -> tuple[int, ...]:
+        """The ids of a module tensor axis (created on first use: a shared module meets the same
+        ids); one batch when the layer makes the channels (or ``whole``: they come from nowhere
+        cnnshape can follow), else one batch per id, to be joined with the channels' source."""
         key = (layer, tensor, axis)
         if key not in self.params:
-            self.params[key] = self.fresh(n, f"{layer} {role}", one_batch=role == "out")
+            self.params[key] = self.fresh(n, f"{layer} {role}", one_batch=role == "out" or whole)
             self.members[key] = Member(layer, tensor, axis, role)
         return self.params[key]
 

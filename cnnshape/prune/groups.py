@@ -10,7 +10,11 @@ from torch import nn
 from ..graph import ModelGraph
 from ..trace.records import Node, TensorMeta
 from .channels import Channels, Label, Member, TensorAxis
-from .rules import RULES, OpContext, flat_tensors, unknown
+from .rules import RULES, OpContext, elementwise, flat_tensors, keep_channels, unknown
+from .views import chunk, permute, view
+
+#: the rules that follow channels split into (groups, rest) by a view
+SPLIT_AWARE = (keep_channels, elementwise, view, permute)
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,23 @@ def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool
     channels of its outputs are fixed unless ``prune_inputs`` / ``prune_outputs``."""
     ch = Channels()
     labels: dict[str, Label | None] = {}
+    pieces: dict[str, list[Label]] = {}  # a chunk node -> the labels of its outputs
+    taken: dict[str, int] = {}  # a chunk node -> how many of its pieces getitem nodes took
     owned = _own_tensors(graph.model)
     for node in graph.nodes:
         ins = [labels.get(name) for name in node.inputs]
-        if node.kind == "input":
+        if node.inputs and node.inputs[0] in pieces and not node.ops and node.output is not None:
+            source = node.inputs[0]  # getitem: the k-th taken; the pieces are tied, so any order holds
+            k = taken.get(source, 0)
+            taken[source] = k + 1
+            options = pieces[source]
+            labels[node.name] = options[k] if k < len(options) else None
+        elif len(node.outputs) > 1:
+            got = _chunk(node, ins, ch)
+            if got:
+                pieces[node.name] = got
+            labels[node.name] = got[0] if got else None
+        elif node.kind == "input":
             labels[node.name] = _input(node, ch, prune_inputs)
         elif node.kind == "output":
             if not prune_outputs:
@@ -98,15 +115,28 @@ def _own_tensors(model: nn.Module) -> dict[str, dict[str, tuple[int, ...]]]:
     return own
 
 
+def _chunk(node: Node, ins: list[Label | None], ch: Channels) -> list[Label] | None:
+    """The pieces of ``x.chunk(n, dim)`` (recorded as ``aten.split``); any other node with several
+    outputs fixes the channels it reads."""
+    metas = [m for _, m in node.outputs]
+    call = node.ops[0] if len(node.ops) == 1 else None
+    x = ins[0] if len(ins) == 1 else None
+    if (node.type == "chunk" and call is not None and call.op == "aten.split" and x is not None
+            and len({m.shape for m in metas}) == 1):
+        dim = int(call.arg("dim", default=0)) % len(metas[0].shape)
+        return chunk(ch, x, dim, len(metas), metas[0].shape[dim], node.name)
+    why = "splits its input into pieces of a literal size" if node.type == "split" else \
+        f"has {len(node.outputs)} outputs the channel rules do not follow"
+    for label in ins:
+        if label is not None:
+            ch.fix(label.ids, f"{node.type} {why} (at {node.name!r})")
+    return None
+
+
 def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tuple[int, ...]]) -> Label | None:
     """Run the rules of the node's ops in order; the node's output label is that of the last op
     output with the node output's shape."""
     out = node.output
-    if len(node.outputs) > 1:
-        for label in ins:
-            if label is not None:
-                ch.fix(label.ids, f"{node.type} has {len(node.outputs)} outputs (at {node.name!r})")
-        return None
     env_in = list(zip(node.input_metas, ins))
     made: list[tuple[TensorMeta, Label | None]] = []
     module = node.target if node.kind == "module" else None
@@ -117,6 +147,8 @@ def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tupl
             tensors.append((meta, _take(meta, made, env_in, used_in)))
         ctx = OpContext(call, node.name, tensors, ch, module, own)
         rule = RULES.get(call.op)
+        if rule is not None and rule not in SPLIT_AWARE and any(t is not None and t.outer for _, t in tensors):
+            rule = None  # channels split into groups reach an op that only follows whole channel axes
         try:
             if rule is None:
                 unknown(ctx)

@@ -112,7 +112,9 @@ def _check(graph: ModelGraph, followed: Followed, removed: set[int], pruned: nn.
             continue
         got = after.node(node.name).output
         want = list(node.output.shape)
-        if label is not None:
+        if label is not None and label.outer:
+            want[label.axis:label.axis + 2] = label.sizes(len(_kept(followed, label.ids, removed)))
+        elif label is not None:
             want[label.axis] = len(_kept(followed, label.ids, removed))
         if got is not None and list(got.shape) != want:
             return _fix_at(followed, graph, node.name, f"a size fixed in the model's code: the pruned model gives "
@@ -143,8 +145,9 @@ def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], f
                                          (m.layer, m.tensor, m.axis)] if followed.channels.batch(i) ==
                                          followed.channels.batch(d.group.units[0])), removed)))
                         for m, n in d.group.members)
-        groups.append(GroupRecord(d.group.index, d.group.name, len(d.group.units), d.kept, d.ratio, d.status,
-                                  d.group.reasons, members))
+        lead = next((m for m in members if m.role == "out"), members[0])
+        groups.append(GroupRecord(d.group.index, d.group.name, lead.channels, lead.kept, len(d.group.units), d.kept,
+                                  d.ratio, d.status, d.group.reasons, members))
     slices = tuple((layer, tensor, axis, tuple(_kept(followed, ids, removed)))
                    for (layer, tensor, axis), ids in followed.channels.params.items()
                    if len(_kept(followed, ids, removed)) < len(ids))

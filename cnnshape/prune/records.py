@@ -32,9 +32,13 @@ class MemberRecord:
 class GroupRecord:
     index: int
     name: str  #: the first layer that makes the group's channels
-    #: units: one unit is one channel of each producing layer (of every group, for a grouped conv)
+    #: the channels of that layer (of the first member, when no layer makes them) before and after
     channels: int
     kept: int
+    #: units: what is removed together; one channel of each producing layer, or more where the
+    #: channels are tied (one per group of a grouped conv, of a channel shuffle, of a chunk)
+    units: int
+    kept_units: int
     ratio: float
     status: str
     reasons: tuple[str, ...]
@@ -50,7 +54,7 @@ class GroupRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "channels": self.channels, "kept": self.kept,
-                "ratio": self.ratio, "status": self.status, "reasons": list(self.reasons),
+                "units": self.units, "kept_units": self.kept_units, "ratio": self.ratio, "status": self.status, "reasons": list(self.reasons),
                 "members": [m.to_dict() for m in self.members]}
 
 

@@ -67,9 +67,13 @@ def unknown(ctx: OpContext) -> None:
         ctx.fix(label, f"{ctx.call.op} has no channel rule")
 
 
-def _moved(label: Label, in_rank: int, out: TensorMeta) -> Label | None:
+def moved(label: Label, in_rank: int, out: TensorMeta) -> Label | None:
     """``label`` on an output of another rank, right-aligned (broadcasting), if the size holds."""
     axis = label.axis + len(out.shape) - in_rank
+    if label.outer:
+        if 0 <= axis < len(out.shape) - 1 and out.shape[axis:axis + 2] == (label.outer, len(label) // label.outer):
+            return Label(axis, label.ids, label.outer, label.literal)
+        return None
     if 0 <= axis < len(out.shape) and out.shape[axis] == len(label):
         return Label(axis, label.ids)
     return None
@@ -109,7 +113,7 @@ def keep_channels(ctx: OpContext) -> Label | None:
             return None  # a softmax over the channels: pruning changes its values, not any shape
     if op in ("aten.mul_", "aten.add_", "aten.div_"):
         return elementwise(ctx)
-    return _moved(label, len(ctx.tensors[0][0].shape), ctx.out)
+    return moved(label, len(ctx.tensors[0][0].shape), ctx.out)
 
 
 @rule("aten.add", "aten.sub", "aten.mul", "aten.div", "aten.maximum", "aten.minimum", "aten.where",
@@ -121,21 +125,21 @@ def elementwise(ctx: OpContext) -> Label | None:
     placed = []
     for meta, label in ctx.tensors:
         if label is not None:
-            moved = _moved(label, len(meta.shape), out)
-            if moved is None:
+            here = moved(label, len(meta.shape), out)
+            if here is None:
                 if len(label) > 1:
                     ctx.fix(label, f"{ctx.call.op} broadcasts these channels")
                 continue
-            placed.append(moved)
+            placed.append(here)
     if not placed:
         return None
     axis = placed[0].axis
-    for moved in placed[1:]:
-        if moved.axis != axis:
+    for other in placed[1:]:
+        if (other.axis, other.outer, other.literal) != (axis, placed[0].outer, placed[0].literal):
             for m in placed:
                 ctx.fix(m, f"{ctx.call.op} combines tensors whose channels lie on different axes")
             return None
-        ctx.channels.join(placed[0].ids, moved.ids)
+        ctx.channels.join(placed[0].ids, other.ids)
     for meta, label in ctx.tensors:  # an unfollowed tensor of full size there fixes the count
         if label is None and meta.shape:
             at = axis - len(out.shape) + len(meta.shape)
@@ -207,7 +211,7 @@ def _transposed(ctx: OpContext, x: Label | None, weight: str, w_meta: TensorMeta
 def _unfollowed_input(ctx: OpContext, weight: str, axis: int, n: int) -> None:
     """The layer reads channels cnnshape could not follow to their source: its weight's columns stay."""
     assert ctx.module is not None
-    ids = ctx.channels.param(ctx.module, weight, axis, n, "in")
+    ids = ctx.channels.param(ctx.module, weight, axis, n, "in", whole=True)
     ctx.channels.fix(ids, f"the input of {ctx.module!r} has channels cnnshape cannot follow to their source")
 
 
@@ -250,7 +254,7 @@ def per_channel(ctx: OpContext) -> Label | None:
         own = ctx.own_tensor(name, (n,)) if ctx.call.arg(name) is not None else None
         if own is not None and ctx.module is not None:
             ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, n, "norm"))
-    return _moved(x, len(ctx.tensors[0][0].shape), ctx.out)
+    return moved(x, len(ctx.tensors[0][0].shape), ctx.out)
 
 
 @rule("aten.native_group_norm", "aten.group_norm")
@@ -309,56 +313,6 @@ def reduce(ctx: OpContext) -> Label | None:
     return Label(x.axis if keep else x.axis - sum(1 for d in dims if d < x.axis), x.ids)
 
 
-@rule("aten.view", "aten._unsafe_view", "aten.reshape", "aten.flatten", "aten.unsqueeze", "aten.squeeze",
-      "aten.expand")
-def view(ctx: OpContext) -> Label | None:
-    """A view that keeps the channel axis whole moves it; one that flattens the channels with the
-    axes after them repeats each id once per feature (Flatten -> Linear loses ``H·W`` inputs per
-    channel); unflattening such features gives the channels back. One that splits the channel
-    axis itself (into heads, into shuffle groups) is refused."""
-    x = ctx.label(0)
-    if x is None:
-        return None
-    src, dst = ctx.tensors[0][0].shape, ctx.out.shape
-    if ctx.call.op == "aten.expand":
-        return _moved(x, len(src), ctx.out)
-    before = _prod(src[:x.axis])
-    for axis in range(len(dst)):
-        if _prod(dst[:axis]) != before:
-            continue
-        if dst[axis] == src[x.axis]:
-            return Label(axis, x.ids)
-        if dst[axis] % len(x) == 0:  # flattened with the axes after it: each id once per feature
-            rest, acc = dst[axis] // len(x), 1
-            for d in src[x.axis + 1:]:
-                acc *= d
-                if acc == rest:
-                    return Label(axis, tuple(i for i in x.ids for _ in range(rest)))
-        if dst[axis] < src[x.axis] and src[x.axis] % dst[axis] == 0:
-            block = src[x.axis] // dst[axis]
-            ids = x.ids[::block]
-            if all(x.ids[k] == ids[k // block] for k in range(len(x.ids))):
-                return Label(axis, ids)
-    ctx.fix(x, f"{ctx.call.op} to {'x'.join(map(str, dst))} splits or mixes the channel axis "
-               "(heads, shuffle groups, a literal size)")
-    return None
-
-
-@rule("aten.permute", "aten.transpose", "aten.t")
-def permute(ctx: OpContext) -> Label | None:
-    x = ctx.label(0)
-    if x is None:
-        return None
-    rank = len(ctx.tensors[0][0].shape)
-    if ctx.call.op == "aten.permute":
-        order = [d % rank for d in ctx.call.arg("dims")]
-    else:
-        a, b = (0, 1) if ctx.call.op == "aten.t" else (ctx.call.arg("dim0") % rank, ctx.call.arg("dim1") % rank)
-        order = list(range(rank))
-        order[a], order[b] = order[b], order[a]
-    return Label(order.index(x.axis), x.ids)
-
-
 @rule("aten.empty", "aten.zeros", "aten.ones", "aten.full", "aten.arange", "aten.size", "aten.sym_size",
       "aten.copy_")
 def no_channels(ctx: OpContext) -> Label | None:
@@ -366,7 +320,7 @@ def no_channels(ctx: OpContext) -> Label | None:
     return None
 
 
-def _prod(dims: Sequence[int]) -> int:
+def prod(dims: Sequence[int]) -> int:
     n = 1
     for d in dims:
         n *= d

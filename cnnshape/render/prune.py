@@ -63,8 +63,9 @@ def render_prune_text(plan: PrunePlan, groups: bool = False, all_layers: bool = 
 
 
 def _group_lines(g: GroupRecord) -> list[str]:
-    head = f"  [{g.index}] {g.name}: {g.channels} -> {g.kept} ({g.status}"
-    head += f", ratio {g.ratio:g})" if g.status in ("pruned", "unchanged") else ")"
+    tied = f", in {g.units} units of {g.channels // g.units}" if g.units and g.units != g.channels else ""
+    head = f"  [{g.index}] {g.name}: {g.channels} -> {g.kept} channels ({g.status}{tied}"
+    head += f"; ratio {g.ratio:g})" if g.status in ("pruned", "unchanged") else ")"
     lines = [head]
     lines += [f"      because {reason}" for reason in g.reasons]
     by_layer: dict[tuple[str, str], tuple[int, int]] = {}
