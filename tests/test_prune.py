@@ -277,7 +277,7 @@ REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}),
         ("examples/senet.py:SENet", (1, 3, 32, 32), {}),
         ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
         ("examples/unet.py:UNet", (1, 1, 32, 32), {}),
-        ("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}),
+        pytest.param("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}, marks=pytest.mark.slow),
         (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)})]
 
 

@@ -60,6 +60,9 @@ class Followed:
     labels: dict[str, Label | None]
     #: unit root -> its group's index
     group_of: dict[int, int]
+    #: id -> its unit (root), and id -> its group's batch, as they stood when the groups were read
+    root_of: list[int]
+    batch_of: list[int]
 
 
 def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool = False) -> Followed:
@@ -188,13 +191,15 @@ def regroup(followed: Followed) -> Followed:
 
 
 def _assemble(ch: Channels, labels: dict[str, Label | None]) -> Followed:
+    root_of = [ch.find(i) for i in range(ch.size)]
+    batch_of = [ch.batch(i) for i in range(ch.size)]
     units: dict[int, dict[int, None]] = {}  # batch -> its unit roots in order
     for i in range(ch.size):
-        units.setdefault(ch.batch(i), {})[ch.find(i)] = None
+        units.setdefault(batch_of[i], {})[root_of[i]] = None
     counts: dict[int, dict[TensorAxis, int]] = {}
     for key, ids in ch.params.items():
         for i in ids:
-            per = counts.setdefault(ch.batch(i), {})
+            per = counts.setdefault(batch_of[i], {})
             per[key] = per.get(key, 0) + 1
     groups: list[Group] = []
     group_of: dict[int, int] = {}
@@ -206,7 +211,7 @@ def _assemble(ch: Channels, labels: dict[str, Label | None]) -> Followed:
         groups.append(Group(index, tuple(roots), members, tuple(ch.reasons.get(batch, ()))))
         for root in roots:
             group_of[root] = index
-    return Followed(ch, tuple(groups), labels, group_of)
+    return Followed(ch, tuple(groups), labels, group_of, root_of, batch_of)
 
 
 def _unique(names: object) -> tuple[str, ...]:

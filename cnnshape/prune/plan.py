@@ -72,19 +72,19 @@ def _decide(group: Group, options: PruneOptions) -> _Decision:
     return _Decision(group, kept, ratio, "pruned" if kept < n else "unchanged")
 
 
-def _removed(followed: Followed, decisions: list[_Decision]) -> set[int]:
+def _removed(followed: Followed, decisions: list[_Decision]) -> list[bool]:
+    """id -> whether its unit is removed."""
     removed: set[int] = set()
     for d in decisions:
         removed.update(d.group.units[d.kept:])
-    return removed
+    return [root in removed for root in followed.root_of]
 
 
-def _kept(followed: Followed, ids: tuple[int, ...], removed: set[int]) -> list[int]:
-    find = followed.channels.find
-    return [k for k, i in enumerate(ids) if find(i) not in removed]
+def _kept(followed: Followed, ids: tuple[int, ...], removed: list[bool]) -> list[int]:
+    return [k for k, i in enumerate(ids) if not removed[i]]
 
 
-def _sizes(followed: Followed, removed: set[int]) -> dict[tuple[str, str, int], int]:
+def _sizes(followed: Followed, removed: list[bool]) -> dict[tuple[str, str, int], int]:
     sizes = {}
     for key, ids in followed.channels.params.items():
         n = len(_kept(followed, ids, removed))
@@ -93,7 +93,7 @@ def _sizes(followed: Followed, removed: set[int]) -> dict[tuple[str, str, int], 
     return sizes
 
 
-def _check(graph: ModelGraph, followed: Followed, removed: set[int], pruned: nn.Module, request: Request,
+def _check(graph: ModelGraph, followed: Followed, removed: list[bool], pruned: nn.Module, request: Request,
            leaves: tuple[type, ...]) -> ModelGraph | Followed:
     """The pruned model's graph when every tensor has the predicted shape; else the groups again,
     with the first layer where it does not (or where the pruned model fails) fixing those it reads."""
@@ -137,20 +137,18 @@ def _fix_at(followed: Followed, graph: ModelGraph, name: str, reason: str) -> Fo
 
 
 def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], followed: Followed,
-          removed: set[int], before: Report, after: Report) -> PrunePlan:
+          removed: list[bool], before: Report, after: Report) -> PrunePlan:
     groups = []
     for d in decisions:
-        members = tuple(MemberRecord(m.layer, m.tensor, m.axis, m.role, n,
-                                     len(_kept(followed, tuple(i for i in followed.channels.params[
-                                         (m.layer, m.tensor, m.axis)] if followed.channels.batch(i) ==
-                                         followed.channels.batch(d.group.units[0])), removed)))
-                        for m, n in d.group.members)
+        batch = followed.batch_of[d.group.units[0]]
+        members = tuple(MemberRecord(m.layer, m.tensor, m.axis, m.role, n, sum(
+            1 for i in followed.channels.params[(m.layer, m.tensor, m.axis)]
+            if followed.batch_of[i] == batch and not removed[i])) for m, n in d.group.members)
         lead = next((m for m in members if m.role == "out"), members[0])
         groups.append(GroupRecord(d.group.index, d.group.name, lead.channels, lead.kept, len(d.group.units), d.kept,
                                   d.ratio, d.status, d.group.reasons, members))
-    slices = tuple((layer, tensor, axis, tuple(_kept(followed, ids, removed)))
-                   for (layer, tensor, axis), ids in followed.channels.params.items()
-                   if len(_kept(followed, ids, removed)) < len(ids))
+    kept = {key: tuple(_kept(followed, ids, removed)) for key, ids in followed.channels.params.items()}
+    slices = tuple((*key, k) for key, k in kept.items() if len(k) < len(followed.channels.params[key]))
     rows = {r.name: r for r in after.layers}
     layers = tuple(_change(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
     notes: tuple[str, ...] = ()
