@@ -220,6 +220,39 @@ def test_a_literal_view_makes_its_group_unprunable_with_the_reason() -> None:
     assert plan.after.totals.params == plan.before.totals.params
 
 
+class CumsumChannels(nn.Module):
+    """conv 3→8, then a cumulative sum over the channels (an op with no channel rule), conv 8→4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 1)
+        self.b = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.cumsum(self.a(x), 1))
+
+
+def test_an_op_without_a_rule_keeps_the_channels_it_meets_and_says_why() -> None:
+    plan = cnnshape.prune_plan(CumsumChannels(), [(1, 3, 4, 4)], ratio=0.5)
+    groups = {g.name: g for g in plan.groups}
+    assert groups["a"].status == "fixed" and groups["a"].reasons == ("aten.cumsum has no channel rule (at 'cumsum')",)
+    assert groups["input of b"].status == "fixed"  # b reads channels cnnshape could not follow
+    assert plan.after.totals.params == plan.before.totals.params == (3 * 8 + 8) + (8 * 4 + 4)
+
+
+def test_a_bug_in_a_channel_rule_leaves_the_figures_standing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnshape.prune import rules
+
+    def broken(ctx: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(rules.RULES, "aten.relu", broken)
+    plan = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=0.5, args={"widths": (3, 32, 64)})
+    assert plan.before.totals.params == 9 * (3 * 32 + 32 * 64)  # the unpruned figures are intact
+    group = next(g for g in plan.groups if g.name == "convs.0")
+    assert group.status == "fixed" and "cnnshape bug in the channel rule of aten.relu" in group.reasons[0]
+
+
 def test_bad_options_are_clear() -> None:
     with pytest.raises(ConfigError, match="ratio 1.0: a pruning ratio"):
         cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=1.0)
@@ -227,6 +260,21 @@ def test_bad_options_are_clear() -> None:
         cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], round_to=0)
     result = runner.invoke(app, ["prune", PLAIN, "-i", "1,3,4,4", "--ratios", "/nonexistent.json"])
     assert result.exit_code == 2 and "--ratios /nonexistent.json: cannot read it" in result.output
+    result = runner.invoke(app, ["prune", PLAIN, "-i", "1,3,4,4", "--layers", "conv.*"])
+    assert result.exit_code == 2 and "--layers 'conv.*' matches no layer" in result.output
+    assert "'convs.*'" in result.output
+
+
+def test_cli_ratios_file_and_keep(tmp_path: object) -> None:
+    path = tmp_path / "ratios.json"  # type: ignore[operator]
+    path.write_text('{"convs.1": 0.75}')
+    args = ["prune", PLAIN, "-i", "1,3,4,4", "--arg", "widths=(3, 32, 64, 64)", "--ratios", str(path),
+            "--ratio", "0.5", "--keep", "convs.0", "-f", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    channels = json.loads(result.output)["channels"]
+    # convs.0 kept whole (--keep); convs.1 64 - floor(48) = 16; convs.2 makes the output: kept
+    assert [channels[f"convs.{i}"]["out_channels"] for i in range(3)] == [32, 16, 64]
 
 
 def test_cli_table_and_json() -> None:

@@ -6,13 +6,14 @@ channels predict. A layer where it does not (a ``view`` with a literal size) or 
 model fails makes the groups it reads unprunable, with the reason, and the plan is made again."""
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 
 from torch import nn
 
 from ..analyse.analysis import analyse
-from ..errors import CnnshapeError, InternalError
+from ..errors import CnnshapeError, ConfigError, InternalError, param
 from ..graph import ModelGraph, build_graph
 from ..pipeline import build_report, no_gc, on_meta, resolve_model
 from ..report import LayerRecord, Report
@@ -46,6 +47,7 @@ def run_prune(request: Request, options: PruneOptions) -> PrunePlan:
             graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
             before = build_report(graph, analyse(graph, dict(request.formulas)), model=request.label, notes=notes)
             followed = follow(graph, prune_outputs=options.prune_outputs)
+            _check_patterns(options, followed)
             for _ in range(ATTEMPTS):
                 decisions = [_decide(g, options) for g in followed.groups]
                 removed = _removed(followed, decisions)
@@ -56,6 +58,21 @@ def run_prune(request: Request, options: PruneOptions) -> PrunePlan:
                     return _plan(request, options, decisions, followed, removed, before, after)
                 followed = culprit
     raise InternalError(f"the pruning plan still did not fit the model after {ATTEMPTS} attempts; please report it")
+
+
+def _check_patterns(options: PruneOptions, followed: Followed) -> None:
+    """Every pattern the user gave names some layer the groups run through: a typo is an error,
+    not a plan that silently prunes everything (or nothing)."""
+    names = sorted({m.layer for g in followed.groups for m, _ in g.members})
+    given = [("layers", p) for p in options.layers] + [("keep", p) for p in options.keep] + \
+        [("ratios", p) for p, _ in options.ratios]
+    dotted = [n for n in names if "." in n]
+    example = dotted[0].split(".")[0] + ".*" if dotted else (names[0] if names else "conv1")
+    for what, pattern in given:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ConfigError(f"{param(what)} {pattern!r} matches no layer with channels to prune; layers are "
+                              f"named by module path ({shown}): give a pattern such as {example!r}")
 
 
 def _decide(group: Group, options: PruneOptions) -> _Decision:
