@@ -54,8 +54,8 @@ class GroupRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "channels": self.channels, "kept": self.kept,
-                "units": self.units, "kept_units": self.kept_units, "ratio": self.ratio, "status": self.status, "reasons": list(self.reasons),
-                "members": [m.to_dict() for m in self.members]}
+                "units": self.units, "kept_units": self.kept_units, "ratio": self.ratio, "status": self.status,
+                "reasons": list(self.reasons), "members": [m.to_dict() for m in self.members]}
 
 
 Pair = tuple[Any, Any]
