@@ -220,6 +220,27 @@ def test_a_literal_view_makes_its_group_unprunable_with_the_reason() -> None:
     assert plan.after.totals.params == plan.before.totals.params
 
 
+class ChannelsLast(nn.Module):
+    """Linear 8→16, LayerNorm(16), GELU, crop the sequence to its first 3 tokens, Linear 16→4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Linear(8, 16)
+        self.norm = nn.LayerNorm(16)
+        self.down = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(nn.functional.gelu(self.norm(self.up(x)))[:, :3])
+
+
+def test_layer_norm_over_the_channels_and_a_crop_of_another_axis() -> None:
+    plan = cnnshape.prune_plan(ChannelsLast(), [(1, 5, 8)], ratio=0.5)
+    # up 8·8 + 8 = 72; norm 8 + 8 = 16; down 8·4 + 4 = 36
+    assert plan.after.totals.params == 72 + 16 + 36
+    assert "norm" in next(g for g in plan.groups if g.name == "up").layers
+    assert_real(ChannelsLast(), plan, (1, 5, 8))
+
+
 class CumsumChannels(nn.Module):
     """conv 3→8, then a cumulative sum over the channels (an op with no channel rule), conv 8→4."""
 
@@ -315,6 +336,8 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
             m.out_features, m.in_features = m.weight.shape
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.num_features = m.weight.shape[0]
+        elif isinstance(m, nn.LayerNorm):
+            m.normalized_shape = tuple(m.weight.shape)
     return model
 
 

@@ -10,11 +10,11 @@ from torch import nn
 from ..graph import ModelGraph
 from ..trace.records import Node, TensorMeta
 from .channels import Channels, Label, Member, TensorAxis
-from .rules import RULES, OpContext, elementwise, flat_tensors, keep_channels, unknown
+from .rules import RULES, OpContext, elementwise, flat_tensors, keep_channels, layer_norm, other_axis, unknown
 from .views import chunk, permute, view
 
 #: the rules that follow channels split into (groups, rest) by a view
-SPLIT_AWARE = (keep_channels, elementwise, view, permute)
+SPLIT_AWARE = (keep_channels, elementwise, view, permute, layer_norm, other_axis)
 
 
 @dataclass(frozen=True)
@@ -75,24 +75,23 @@ def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool
     owned = _own_tensors(graph.model)
     for node in graph.nodes:
         ins = [labels.get(name) for name in node.inputs]
-        if node.inputs and node.inputs[0] in pieces and not node.ops and node.output is not None:
-            source = node.inputs[0]  # getitem: the k-th taken; the pieces are tied, so any order holds
-            k = taken.get(source, 0)
-            taken[source] = k + 1
-            options = pieces[source]
-            labels[node.name] = options[k] if k < len(options) else None
-        elif len(node.outputs) > 1:
-            got = _chunk(node, ins, ch)
-            if got:
-                pieces[node.name] = got
-            labels[node.name] = got[0] if got else None
-        elif node.kind == "input":
+        if node.kind == "input":
             labels[node.name] = _input(node, ch, prune_inputs)
         elif node.kind == "output":
             if not prune_outputs:
                 for label in ins:
                     if label is not None:
                         ch.fix(label.ids, f"a model output ({node.name!r}; pruned only on request)")
+        elif node.inputs and node.inputs[0] in pieces and not node.ops and node.output is not None:
+            source = node.inputs[0]  # getitem: the k-th taken; the pieces are tied, so any order holds
+            k = taken.get(source, 0)
+            taken[source] = k + 1
+            labels[node.name] = pieces[source][k] if k < len(pieces[source]) else None
+        elif len(node.outputs) > 1:
+            got = _chunk(node, ins, ch)
+            if got:
+                pieces[node.name] = got
+            labels[node.name] = got[0] if got else None
         else:
             own = owned.get(node.target, {}) if node.kind == "module" else {}
             labels[node.name] = _node(node, ins, ch, own)

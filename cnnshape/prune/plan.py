@@ -140,17 +140,25 @@ def _check(graph: ModelGraph, followed: Followed, removed: list[bool], pruned: n
 
 
 def _fix_at(followed: Followed, graph: ModelGraph, name: str, reason: str) -> Followed:
+    """Fix the groups that reach ``name``; when no pruned channels arrive there (the size comes
+    from elsewhere in the module: ``x.shape`` read earlier), those that reach its module, then
+    the module around that, ..."""
     node = graph.node(name)
-    labels = [followed.labels.get(i) for i in node.inputs] + [followed.labels.get(name)]
-    fixed = False
-    for label in labels:
-        if label is not None:
-            followed.channels.fix(label.ids, f"{reason} (at {name!r})")
-            fixed = True
-    if not fixed:
-        raise InternalError(f"the pruned model differs from the plan at {name!r} ({reason}), where no "
-                            "pruned channels arrive; please report it")
-    return regroup(followed)
+    scope: str | None = node.scope
+    nodes = [node]
+    while True:
+        names = [i for n in nodes for i in n.inputs] + [n.name for n in nodes]
+        labels = [label for label in map(followed.labels.get, names) if label is not None]
+        if labels:
+            for label in labels:
+                followed.channels.fix(label.ids, f"{reason} (at {name!r})")
+            return regroup(followed)
+        if scope is None:
+            raise InternalError(f"the pruned model differs from the plan at {name!r} ({reason}), where no "
+                                "pruned channels arrive; please report it")
+        nodes = [n for n in graph.nodes if n.scope == scope or n.scope.startswith(scope + ".")] if scope else \
+            list(graph.nodes)
+        scope = scope.rpartition(".")[0] if scope else None
 
 
 def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], followed: Followed,

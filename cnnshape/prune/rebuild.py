@@ -67,6 +67,11 @@ def _group_norm(before: Any, after: Any) -> None:
         after.num_channels = after.weight.shape[0]
 
 
+def _layer_norm(before: Any, after: Any) -> None:
+    if after.weight is not None:
+        after.normalized_shape = (*after.normalized_shape[:-1], after.weight.shape[-1])
+
+
 def _prelu(before: Any, after: Any) -> None:
     after.num_parameters = after.weight.shape[0]
 
@@ -77,5 +82,6 @@ HYPER: dict[type, Callable[[Any, Any], None]] = {
     nn.Linear: _linear,
     nn.modules.batchnorm._NormBase: _norm,
     nn.GroupNorm: _group_norm,
+    nn.LayerNorm: _layer_norm,
     nn.PReLU: _prelu,
 }

@@ -113,7 +113,10 @@ def keep_channels(ctx: OpContext) -> Label | None:
             return None  # a softmax over the channels: pruning changes its values, not any shape
     if op in ("aten.mul_", "aten.add_", "aten.div_"):
         return elementwise(ctx)
-    return moved(label, len(ctx.tensors[0][0].shape), ctx.out)
+    out = moved(label, len(ctx.tensors[0][0].shape), ctx.out)
+    if out is None:
+        ctx.fix(label, f"{op} changes the channel count")
+    return out
 
 
 @rule("aten.add", "aten.sub", "aten.mul", "aten.div", "aten.maximum", "aten.minimum", "aten.where",
@@ -255,6 +258,48 @@ def per_channel(ctx: OpContext) -> Label | None:
         if own is not None and ctx.module is not None:
             ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, n, "norm"))
     return moved(x, len(ctx.tensors[0][0].shape), ctx.out)
+
+
+@rule("aten.native_layer_norm", "aten.layer_norm")
+def layer_norm(ctx: OpContext) -> Label | None:
+    """LayerNorm over the channels alone (channels last: ``normalized_shape == (C,)``): its
+    weight and bias follow them. Over more axes, or not over the channels, they are kept."""
+    x = ctx.label(0)
+    if x is None:
+        return None
+    rank, shape = len(ctx.tensors[0][0].shape), tuple(ctx.call.arg("normalized_shape") or ())
+    if x.outer or rank - len(shape) > x.axis:
+        return moved(x, rank, ctx.out)  # the channels are not normalised over: values change, not shapes
+    if shape != (len(x),) or x.axis != rank - 1:
+        ctx.fix(x, f"{ctx.call.op} over {'x'.join(map(str, shape))}: the channels with other axes")
+        return None
+    for name in ("weight", "bias"):
+        own = ctx.own_tensor(name, (len(x),)) if ctx.call.arg(name) is not None else None
+        if own is not None and ctx.module is not None:
+            ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, len(x), "norm"))
+    return moved(x, rank, ctx.out)
+
+
+@rule("aten.slice", "aten.select", "aten.roll", "aten.narrow", "aten.flip")
+def other_axis(ctx: OpContext) -> Label | None:
+    """Cropping, selecting, rolling or flipping another axis: the channels go through. On the
+    channel axis itself, a literal range of channels is taken: refused."""
+    x = ctx.label(0)
+    if x is None:
+        return None
+    rank = len(ctx.tensors[0][0].shape)
+    dims = ctx.call.arg("dim", "dims")
+    dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+    parts = range(x.axis, x.axis + (2 if x.outer else 1))
+    whole = ctx.call.op in ("aten.slice", "aten.narrow") and ctx.out.shape == ctx.tensors[0][0].shape
+    if whole:  # x[:, :]: every channel
+        return x
+    if not dims or any(d % rank in parts for d in dims):
+        ctx.fix(x, f"{ctx.call.op} takes a literal part of the channels")
+        return None
+    if ctx.call.op == "aten.select":  # the axis disappears
+        return Label(x.axis - sum(1 for d in dims if d % rank < x.axis), x.ids, x.outer, x.literal)
+    return moved(x, rank, ctx.out)
 
 
 @rule("aten.native_group_norm", "aten.group_norm")
