@@ -44,6 +44,16 @@ def test_plain_eight_convs_pruning_the_outputs_too() -> None:
     assert [g.channels for g in fixed] == [3]  # the image's RGB channels stay
 
 
+@pytest.mark.slow
+def test_resnet50_at_half_beside_torch_pruning() -> None:
+    # Torch-Pruning's published ResNet-50 at 0.5, classifier pruned too: 6.41 M parameters
+    pruned = cnnshape.prune_plan("examples/resnet.py:ResNet50", [(1, 3, 224, 224)], ratio=0.5, prune_outputs=True)
+    assert round(pruned.after.totals.params / 1e6, 2) == 6.41
+    # keeping the 1000 classes keeps 500 more rows of fc (1024 inputs each) and 500 more biases
+    kept = cnnshape.prune_plan("examples/resnet.py:ResNet50", [(1, 3, 224, 224)], ratio=0.5)
+    assert kept.after.totals.params - pruned.after.totals.params == 500 * 1024 + 500
+
+
 class Residual(nn.Module):
     """stem 3→16, then conv1 16→8, conv2 8→16 added back to the stem's output (3x3, no bias)."""
 
