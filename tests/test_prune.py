@@ -335,7 +335,9 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
         else:
             module._buffers[tensor] = value
     for name, m in model.named_modules():
-        if isinstance(m, nn.modules.conv._ConvNd):
+        if isinstance(m, nn.modules.conv._ConvTransposeNd):  # weight (in, out / groups, k...)
+            m.in_channels, m.out_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
+        elif isinstance(m, nn.modules.conv._ConvNd):
             old_in, old_out = before[name]
             m.out_channels = m.weight.shape[0]
             if m.groups > 1 and m.weight.shape[1] == 1:  # depthwise: one group per input channel
@@ -351,38 +353,43 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
     return model
 
 
-REAL = [("examples/resnet.py:ResNet50", (1, 3, 32, 32), {}),
-        ("examples/mobilenet.py:MobileNetV2", (1, 3, 32, 32), {}),
-        ("examples/inception.py:InceptionNet", (1, 3, 32, 32), {}),
-        ("examples/densenet.py:DenseNet", (1, 3, 32, 32), {}),
-        ("examples/senet.py:SENet", (1, 3, 32, 32), {}),
-        ("examples/lenet.py:LeNet5", (1, 1, 32, 32), {}),
-        ("examples/unet.py:UNet", (1, 1, 32, 32), {}),
-        pytest.param("examples/regnet.py:regnet_x_400mf", (1, 3, 32, 32), {}, marks=pytest.mark.slow),
-        (PLAIN, (1, 3, 8, 8), {"widths": (3, 32, 64, 128, 256)})]
+REAL = [("examples/resnet.py:ResNet50", [(1, 3, 32, 32)], {}),
+        pytest.param("examples/mobilenet.py:MobileNetV2", [(1, 3, 32, 32)], {}, marks=pytest.mark.slow),
+        ("examples/inception.py:InceptionNet", [(1, 3, 32, 32)], {}),
+        ("examples/densenet.py:DenseNet", [(1, 3, 32, 32)], {}),
+        ("examples/senet.py:SENet", [(1, 3, 32, 32)], {}),
+        ("examples/lenet.py:LeNet5", [(1, 1, 32, 32)], {}),
+        ("examples/unet.py:UNet", [(1, 1, 32, 32)], {}),
+        ("examples/decoder.py:TransposedDecoder", [(1, 100, 1, 1)], {}),
+        ("examples/dilated.py:DilatedStack", [(1, 3, 32, 32)], {}),
+        ("examples/dilated.py:DilatedConv1dStack", [(1, 1, 2000)], {}),
+        ("examples/multi_io.py:TwoInputNet", [(1, 3, 16, 16), (1, 10)], {}),
+        pytest.param("examples/regnet.py:regnet_x_400mf", [(1, 3, 32, 32)], {}, marks=pytest.mark.slow),
+        (PLAIN, [(1, 3, 8, 8)], {"widths": (3, 32, 64, 128, 256)})]
 
 
-@pytest.mark.parametrize(("spec", "shape", "args"), REAL, ids=lambda v: v.split(":")[-1] if isinstance(v, str) else "")
-def test_pruned_model_built_for_real_matches_the_plan(spec: str, shape: tuple[int, ...], args: dict) -> None:
-    plan = cnnshape.prune_plan(spec, [shape], ratio=0.5, round_to=4, args=args)
+@pytest.mark.parametrize(("spec", "shapes", "args"), REAL, ids=lambda v: v.split(":")[-1] if isinstance(v, str) else "")
+def test_pruned_model_built_for_real_matches_the_plan(spec: str, shapes: list, args: dict) -> None:
+    plan = cnnshape.prune_plan(spec, shapes, ratio=0.5, round_to=4, args=args)
     # every channel of these models can be followed: only the input's and the outputs' stay
     reasons = {r.split(" (")[0] for g in plan.groups for r in g.reasons}
     assert reasons <= {"the model's input channels", "a model output"}, reasons
     assert plan.after.totals.params < plan.before.totals.params
     torch.manual_seed(0)
-    assert_real(_real(spec, args), plan, shape)
+    assert_real(_real(spec, args), plan, *shapes)
 
 
-def assert_real(model: nn.Module, plan: object, shape: tuple[int, ...]) -> None:
+def assert_real(model: nn.Module, plan: object, *shapes: tuple[int, ...]) -> None:
     """``model`` (real weights) pruned along the plan runs; its parameter count, its MACs
     (FlopCounterMode / 2) and its output shape are the plan's."""
     model = build_pruned(model, plan)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        out = model(torch.randn(shape))
+        out = model(*(torch.randn(s) for s in shapes))
     after = plan.after  # type: ignore[attr-defined]
     assert sum(p.numel() for p in model.parameters()) == after.totals.params
     assert counter.get_total_flops() == 2 * after.totals.macs
-    assert tuple(out.shape) == after.outputs[0].shape
+    first = out[0] if isinstance(out, tuple) else out
+    assert tuple(first.shape) == after.outputs[0].shape
 
 
 def _real(spec: str, args: dict) -> nn.Module:
