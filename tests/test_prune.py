@@ -4,6 +4,7 @@ its parameters counted and its MACs measured by FlopCounterMode."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
@@ -325,7 +326,7 @@ def test_cli_table_and_json() -> None:
 
 def build_pruned(model: nn.Module, plan: object) -> nn.Module:
     """Slice ``model``'s trained tensors along the plan's kept channels, fix the layers' sizes."""
-    before = {name: (m.in_channels, m.out_channels) for name, m in model.named_modules()
+    before = {name: (m.in_channels, m.out_channels, m.weight.shape[1]) for name, m in model.named_modules()
               if isinstance(m, nn.modules.conv._ConvNd)}
     for layer, tensor, axis, kept in plan.slices:  # type: ignore[attr-defined]
         module = model.get_submodule(layer)
@@ -338,9 +339,9 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
         if isinstance(m, nn.modules.conv._ConvTransposeNd):  # weight (in, out / groups, k...)
             m.in_channels, m.out_channels = m.weight.shape[0], m.weight.shape[1] * m.groups
         elif isinstance(m, nn.modules.conv._ConvNd):
-            old_in, old_out = before[name]
+            old_in, old_out, old_per_group = before[name]
             m.out_channels = m.weight.shape[0]
-            if m.groups > 1 and m.weight.shape[1] == 1:  # depthwise: one group per input channel
+            if m.groups > 1 and old_per_group == 1:  # depthwise: one group per input channel
                 m.in_channels = m.groups = m.out_channels * old_in // old_out
             else:
                 m.in_channels = m.weight.shape[1] * m.groups
@@ -406,3 +407,76 @@ def _construct(spec: str) -> nn.Module:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return getattr(module, name)().eval()
+
+
+# --- random networks of the patterns above, pruned for real
+
+
+class RandomNet(nn.Module):
+    """A random chain of convs, batch norms, depthwise and grouped convs, residual adds,
+    concatenations, channel shuffles and chunks, ending in a flatten -> linear head."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        rng = random.Random(seed)
+        self.steps: list[tuple[str, int]] = []
+        self.mods = nn.ModuleList()
+        c = 3
+        for _ in range(rng.randint(3, 7)):
+            kind = rng.choice(["conv", "bn", "dw", "res", "cat", "grouped", "shuffle", "chunk"])
+            if kind in ("grouped", "shuffle", "chunk") and c % 2:
+                kind = "conv"
+            c = self._add(kind, c, rng)
+        self.head = nn.Linear(c * 4, 10)
+
+    def _add(self, kind: str, c: int, rng: random.Random) -> int:
+        first = len(self.mods)
+        width = rng.choice([4, 6, 8, 12])
+        if kind == "conv":
+            self.mods.append(nn.Conv2d(c, width, 3, padding=1, bias=rng.random() < 0.5))
+            c = width
+        elif kind == "bn":
+            self.mods.append(nn.BatchNorm2d(c))
+        elif kind == "dw":
+            m = rng.choice([1, 2])
+            self.mods.append(nn.Conv2d(c, c * m, 3, padding=1, groups=c, bias=False))
+            c *= m
+        elif kind == "res":
+            self.mods.extend([nn.Conv2d(c, width, 1), nn.Conv2d(width, c, 3, padding=1)])
+        elif kind == "cat":
+            self.mods.extend([nn.Conv2d(c, width, 1), nn.Conv2d(c, 4, 3, padding=1)])
+            c = width + 4
+        elif kind == "grouped":
+            self.mods.append(nn.Conv2d(c, 2 * width, 3, padding=1, groups=2))
+            c = 2 * width
+        elif kind == "chunk":
+            self.mods.append(nn.Conv2d(c // 2, c // 2, 1))
+        self.steps.append((kind, first))
+        return c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for kind, i in self.steps:
+            if kind == "res":
+                x = x + self.mods[i + 1](torch.relu(self.mods[i](x)))
+            elif kind == "cat":
+                x = torch.cat([self.mods[i](x), self.mods[i + 1](x)], 1)
+            elif kind == "shuffle":
+                n, c, h, w = x.shape
+                x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+            elif kind == "chunk":
+                a, b = x.chunk(2, dim=1)
+                x = torch.cat([b, self.mods[i](a)], 1)
+            else:
+                x = torch.relu(self.mods[i](x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 2), 1))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_network_pruned_for_real(seed: int) -> None:
+    ratio, round_to = random.Random(seed).choice([(0.25, 1), (0.5, 2), (0.75, 1), (0.4, 4)])
+    net = RandomNet(seed)
+    plan = cnnshape.prune_plan(net, [(1, 3, 6, 6)], ratio=ratio, round_to=round_to)
+    reasons = {r.split(" (")[0] for g in plan.groups for r in g.reasons}
+    assert reasons <= {"the model's input channels", "a model output"}, (net.steps, reasons)
+    torch.manual_seed(seed)
+    assert_real(net, plan, (1, 3, 6, 6))

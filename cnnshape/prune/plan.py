@@ -37,6 +37,8 @@ class _Decision:
     kept: int
     ratio: float
     status: str
+    #: the units removed
+    removed: frozenset[int] = frozenset()
 
 
 def run_prune(request: Request, options: PruneOptions) -> PrunePlan:
@@ -49,7 +51,7 @@ def run_prune(request: Request, options: PruneOptions) -> PrunePlan:
             followed = follow(graph, prune_outputs=options.prune_outputs)
             _check_patterns(options, followed)
             for _ in range(ATTEMPTS):
-                decisions = [_decide(g, options) for g in followed.groups]
+                decisions = [_decide(followed, g, options) for g in followed.groups]
                 removed = _removed(followed, decisions)
                 pruned = pruned_copy(module, _sizes(followed, removed))
                 culprit = _check(graph, followed, removed, pruned, request, leaves)
@@ -75,7 +77,7 @@ def _check_patterns(options: PruneOptions, followed: Followed) -> None:
                               f"named by module path ({shown}): give a pattern such as {example!r}")
 
 
-def _decide(group: Group, options: PruneOptions) -> _Decision:
+def _decide(followed: Followed, group: Group, options: PruneOptions) -> _Decision:
     n = len(group.units)
     if group.reasons:
         return _Decision(group, n, 0.0, "fixed")
@@ -85,15 +87,36 @@ def _decide(group: Group, options: PruneOptions) -> _Decision:
         return _Decision(group, n, 0.0, "kept")
     ratio = options.ratio_for(group.producers)
     per_unit = max((c for m, c in group.members if m.role == "out" and m.axis == 0), default=n) // max(n, 1)
-    kept = options.channels_kept(n, ratio, per_unit)
-    return _Decision(group, kept, ratio, "pruned" if kept < n else "unchanged")
+    kept = _choose(followed, group, options.channels_kept(n, ratio, per_unit))
+    return _Decision(group, len(kept), ratio, "pruned" if len(kept) < n else "unchanged",
+                     frozenset(group.units) - frozenset(kept))
+
+
+def _choose(followed: Followed, group: Group, k: int) -> list[int]:
+    """The ``k`` units a group keeps: its first ones, except that every layer making some of its
+    channels keeps at least one (a concatenation's branch tied to others through a grouped conv
+    could otherwise lose all of its outputs); where that needs more units, the group keeps more."""
+    kept = list(group.units[:k])
+    if k == len(group.units):
+        return kept
+    units = set(group.units)
+    makers = [{followed.root_of[i] for i in followed.channels.params[(m.layer, m.tensor, m.axis)]} & units
+              for m, _ in group.members if m.role == "out"]
+    for roots in makers:
+        if roots and not roots.intersection(kept):
+            spare = next((u for u in reversed(kept) if all(u not in r or len(r.intersection(kept)) > 1
+                                                              for r in makers)), None)
+            if spare is not None:
+                kept.remove(spare)
+            kept.append(next(u for u in group.units if u in roots))
+    return kept
 
 
 def _removed(followed: Followed, decisions: list[_Decision]) -> list[bool]:
     """id -> whether its unit is removed."""
     removed: set[int] = set()
     for d in decisions:
-        removed.update(d.group.units[d.kept:])
+        removed.update(d.removed)
     return [root in removed for root in followed.root_of]
 
 
