@@ -8,7 +8,7 @@ installed on import).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import pipeline
 from .analyse.sizes.records import SizeReport
@@ -16,6 +16,9 @@ from .render import views  # noqa: F401  installs str(report) and report.to_grap
 from .report import Report, Verification
 from .request import Request
 from .vocab import DEFAULT_SHAPE
+
+if TYPE_CHECKING:
+    from .prune.records import PrunePlan
 
 on_meta = pipeline.on_meta
 
@@ -92,7 +95,7 @@ def prune_plan(
     args: Mapping[str, Any] | None = None,
     tracer: str = "auto",
     leaves: Sequence[str | type] = (),
-) -> Any:
+) -> PrunePlan:
     """What structured channel pruning would do to ``model`` (docs/prune.md): its dependency
     groups, the channels each keeps at ``ratio`` (default 0.5; ``ratios``: ``{"layer pattern":
     ratio}`` or a TOML/JSON file of them), and the pruned model's params, MACs, memory and shapes

@@ -42,7 +42,8 @@ def prune(
         "--layers", help="Prune only the groups made by layers matching this pattern (fnmatch, e.g. 'layer3.*'). "
         "Repeatable.")] = None,
     keep: Annotated[list[str] | None, typer.Option(
-        "--keep", help="Leave whole the groups that run through a layer matching this pattern. Repeatable.")] = None,
+        "--keep", help="Leave whole the groups made (or normalised) by a layer matching this pattern. "
+        "Repeatable.")] = None,
     round_to: Annotated[int, typer.Option(
         "--round-to", min=1, help="Kept channels of each pruned group are a multiple of this (e.g. 8).")] = 1,
     groups: Annotated[bool, typer.Option(
