@@ -1,6 +1,6 @@
 """How channels flow through each ATen op: one registry, keyed by op, filled by :func:`rule`.
 
-A rule reads the labels of the op's tensor arguments (``ctx.labels``), joins the ids that must be
+A rule reads the labels of the op's tensor arguments (``ctx.tensors``), joins the ids that must be
 removed together (``ctx.channels``) and returns the label of the op's first output (None: it has
 no channel axis to follow). An op with no rule makes every channel it meets unprunable, with the
 op named as the reason (:func:`unknown`): never silently wrong.
@@ -98,8 +98,9 @@ def moved(label: Label, in_rank: int, out: TensorMeta) -> Label | None:
       "aten.softmax", "aten._softmax", "aten.log_softmax", "aten._log_softmax", "aten.pixel_shuffle",
       "aten.pixel_unshuffle", "aten.mul_", "aten.add_", "aten.div_")
 def keep_channels(ctx: OpContext) -> Label | None:
-    """Channel ``i`` in, channel ``i`` out (element-wise, pooling, padding, upsampling). Pixel
-    (un)shuffle and softmax over the channel axis are not: they are refused below."""
+    """Channel ``i`` in, channel ``i`` out (element-wise, pooling, padding, upsampling, a softmax
+    over any axis: fewer channels change its values, not its layout). Pixel (un)shuffle mixes
+    channels with pixels: refused."""
     label = ctx.label(0)
     if label is None:
         return None
@@ -107,10 +108,6 @@ def keep_channels(ctx: OpContext) -> Label | None:
     if op in ("aten.pixel_shuffle", "aten.pixel_unshuffle"):
         ctx.fix(label, f"{op} mixes channels with pixels")
         return None
-    if op in ("aten.softmax", "aten._softmax", "aten.log_softmax", "aten._log_softmax"):
-        dim = ctx.call.arg("dim")
-        if isinstance(dim, int) and dim % len(ctx.tensors[0][0].shape) == label.axis:
-            return None  # a softmax over the channels: pruning changes its values, not any shape
     if op in ("aten.mul_", "aten.add_", "aten.div_"):
         return elementwise(ctx)
     out = moved(label, len(ctx.tensors[0][0].shape), ctx.out)
