@@ -193,6 +193,16 @@ def test_channel_shuffle_and_chunk() -> None:
     assert_real(ShuffleChunk(), plan, (1, 3, 4, 4))
 
 
+def test_rows_sum_to_the_totals_also_collapsed() -> None:
+    plan = cnnshape.prune_plan("examples/senet.py:SENet", [(1, 3, 16, 16)], ratio=0.5)
+    for rows in (plan.layers, plan.collapse(1).layers):
+        for i, total in ((0, plan.before.totals), (1, plan.after.totals)):
+            assert sum(r.params[i] for r in rows) == total.params
+            assert sum(r.macs[i] for r in rows) == total.macs
+            assert sum(r.activation_bytes[i] for r in rows) == total.activation_bytes
+    assert plan.collapse(1).channels() == plan.channels()  # the counts still name every layer
+
+
 def test_round_to_and_keep_and_layers() -> None:
     # 0.3 of 32 removes floor(9.6) = 9, keeps 23 -> nearest multiple of 8: 24
     plan = cnnshape.prune_plan(PLAIN, [(1, 3, 4, 4)], ratio=0.3, round_to=8, args={"widths": (3, 32, 64)})

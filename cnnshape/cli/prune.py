@@ -8,6 +8,7 @@ import typer
 from ..vocab import TABLE_OR_JSON
 from .common import (
     Args,
+    Depth,
     Inputs,
     Leaves,
     Output,
@@ -53,6 +54,7 @@ def prune(
         "conv's maps); kept by default.")] = False,
     all_layers: Annotated[bool, typer.Option("--all-layers", help="Show every layer, not only those that change.")]
     = False,
+    depth: Depth = None,
     format: Annotated[str, format_option(TABLE_OR_JSON)] = "table",
     output: Output = None,
     tracer: TracerOpt = "auto",
@@ -74,6 +76,7 @@ def prune(
         with speaking({**FLAGS, **PRUNE_FLAGS}):
             plan = prune_plan(request, ratio=ratio, ratios=ratios, layers=layers or (), keep=keep or (),
                               round_to=round_to, prune_outputs=prune_outputs)
+        plan = plan.collapse(depth)
         text = render_prune_json(plan) if format == "json" else render_prune_text(plan, groups, all_layers)
         write_output(text, output)
 

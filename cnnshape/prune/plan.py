@@ -16,7 +16,7 @@ from ..analyse.analysis import analyse
 from ..errors import CnnshapeError, ConfigError, InternalError, param
 from ..graph import ModelGraph, build_graph
 from ..pipeline import build_report, no_gc, on_meta, resolve_model
-from ..report import LayerRecord, Report
+from ..report import Report
 from ..request import Request
 from ..trace.leaves import resolve_leaves
 from ..trace.tracers import trace
@@ -27,8 +27,6 @@ from .records import GroupRecord, LayerChange, MemberRecord, PrunePlan
 
 #: how many times a plan is made again after the pruned model showed a size fixed in its code
 ATTEMPTS = 6
-CHANNEL_KEYS = {"in_channels": ("in_channels", "in_features", "num_features", "num_channels"),
-                "out_channels": ("out_channels", "out_features", "num_features", "num_channels")}
 
 
 @dataclass(frozen=True)
@@ -198,20 +196,9 @@ def _plan(request: Request, options: PruneOptions, decisions: list[_Decision], f
     kept = {key: tuple(_kept(followed, ids, removed)) for key, ids in followed.channels.params.items()}
     slices = tuple((*key, k) for key, k in kept.items() if len(k) < len(followed.channels.params[key]))
     rows = {r.name: r for r in after.layers}
-    layers = tuple(_change(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
+    layers = tuple(LayerChange.of(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
     notes: tuple[str, ...] = ()
     if not after.totals.complete:
         notes = ("some ops have no MAC formula: MACs before and after are lower bounds",)
     return PrunePlan(request.label, options.ratio, options.ratios, options.round_to, options.prune_outputs,
                      tuple(groups), layers, before, after, slices, notes)
-
-
-def _change(b: LayerRecord, a: LayerRecord | None) -> LayerChange:
-    a = a or b
-    channels = {}
-    for key, names in CHANNEL_KEYS.items():
-        old = next((b.attr(n) for n in names if b.attr(n) is not None), None)
-        new = next((a.attr(n) for n in names if a.attr(n) is not None), None)
-        channels[key] = (old, new) if old is not None else None
-    return LayerChange(b.name, b.type, channels["in_channels"], channels["out_channels"], (b.params, a.params),
-                       (b.macs, a.macs), (b.activation_bytes, a.activation_bytes), (b.output_shape, a.output_shape))

@@ -2,10 +2,10 @@
 Torch-free: renderers read it and never recompute."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..report import Report
+from ..report import LayerRecord, Report
 from ..vocab import PRUNE_SCHEMA
 
 #: what happened to a group: "pruned", "unchanged" (its ratio left every channel), "fixed" (it
@@ -59,6 +59,9 @@ class GroupRecord:
 
 
 Pair = tuple[Any, Any]
+#: where a layer's channel counts are read from its hyper-parameters, per side
+CHANNEL_KEYS = {"in_channels": ("in_channels", "in_features", "num_features", "num_channels"),
+                "out_channels": ("out_channels", "out_features", "num_features", "num_channels")}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,18 @@ class LayerChange:
     macs: Pair
     activation_bytes: Pair
     output_shape: Pair
+
+    @classmethod
+    def of(cls, b: LayerRecord, a: LayerRecord | None) -> LayerChange:
+        """The row ``b`` of the unpruned report beside its namesake ``a`` of the pruned one."""
+        a = a or b
+        channels = {}
+        for key, names in CHANNEL_KEYS.items():
+            old = next((b.attr(n) for n in names if b.attr(n) is not None), None)
+            new = next((a.attr(n) for n in names if a.attr(n) is not None), None)
+            channels[key] = (old, new) if old is not None else None
+        return cls(b.name, b.type, channels["in_channels"], channels["out_channels"], (b.params, a.params),
+                   (b.macs, a.macs), (b.activation_bytes, a.activation_bytes), (b.output_shape, a.output_shape))
 
     @property
     def changed(self) -> bool:
@@ -104,9 +119,23 @@ class PrunePlan:
     #: that lose some; what a script slicing trained weights needs (not in the JSON)
     slices: tuple[tuple[str, str, int, tuple[int, ...]], ...] = ()
     notes: tuple[str, ...] = ()
+    #: the per-layer channel counts when ``layers`` are collapsed rows (set by :meth:`collapse`)
+    channel_counts: dict[str, dict[str, int]] | None = None
+
+    def collapse(self, depth: int | None) -> PrunePlan:
+        """The plan with its layer rows summed into their modules at ``depth`` (both reports
+        collapsed alike); ``channels()`` still reads every layer."""
+        if depth is None or depth <= 0:
+            return self
+        before, after = self.before.collapse(depth), self.after.collapse(depth)
+        rows = {r.name: r for r in after.layers}
+        layers = tuple(LayerChange.of(r, rows.get(r.name)) for r in before.layers if r.kind not in ("input", "output"))
+        return replace(self, layers=layers, channel_counts=self.channels())
 
     def channels(self) -> dict[str, dict[str, int]]:
         """The new channel counts per layer that has any: {layer: {"out_channels": n, ...}}."""
+        if self.channel_counts is not None:
+            return self.channel_counts
         out: dict[str, dict[str, int]] = {}
         for row in self.layers:
             for key in ("in_channels", "out_channels"):
