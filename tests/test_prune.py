@@ -262,6 +262,29 @@ def test_layer_norm_over_the_channels_and_a_crop_of_another_axis() -> None:
     assert_real(ChannelsLast(), plan, (1, 5, 8))
 
 
+class Tied(nn.Module):
+    """stem 3→8, then two 1x1 convs 8→8 sharing one weight (own biases), head 8→4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 1)
+        self.a = nn.Conv2d(8, 8, 1)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.b.weight = self.a.weight
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.b(torch.relu(self.a(self.stem(x)))))
+
+
+def test_tied_weights_are_pruned_once_and_stay_tied() -> None:
+    plan = cnnshape.prune_plan(Tied(), [(1, 3, 4, 4)], ratio=0.5)
+    # the shared weight reads what it makes: stem, a and b keep the same 4 channels.
+    # stem 3·4 + 4 = 16; shared weight 4·4 = 16 counted once, biases 4 + 4; head 4·4 + 4 = 20
+    assert plan.after.totals.params == 16 + 16 + 8 + 20
+    assert_real(Tied(), plan, (1, 3, 4, 4))
+
+
 class CumsumChannels(nn.Module):
     """conv 3→8, then a cumulative sum over the channels (an op with no channel rule), conv 8→4."""
 
@@ -338,13 +361,22 @@ def build_pruned(model: nn.Module, plan: object) -> nn.Module:
     """Slice ``model``'s trained tensors along the plan's kept channels, fix the layers' sizes."""
     before = {name: (m.in_channels, m.out_channels, m.weight.shape[1]) for name, m in model.named_modules()
               if isinstance(m, nn.modules.conv._ConvNd)}
+    holders: dict[int, list[tuple[nn.Module, str]]] = {}  # tied tensors stay tied
+    for m in model.modules():
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            holders.setdefault(id(t), []).append((m, name))
+    cuts: dict[tuple[str, str], list[tuple[int, tuple[int, ...]]]] = {}
     for layer, tensor, axis, kept in plan.slices:  # type: ignore[attr-defined]
+        cuts.setdefault((layer, tensor), []).append((axis, kept))
+    for (layer, tensor), axes in cuts.items():
         module = model.get_submodule(layer)
-        value = getattr(module, tensor).detach().index_select(axis, torch.tensor(kept))
-        if tensor in module._parameters:
-            module._parameters[tensor] = nn.Parameter(value)
-        else:
-            module._buffers[tensor] = value
+        old = getattr(module, tensor)
+        value = old.detach()
+        for axis, kept in axes:
+            value = value.index_select(axis, torch.tensor(kept, dtype=torch.long))
+        new = nn.Parameter(value) if tensor in module._parameters else value
+        for holder, name in holders[id(old)]:
+            (holder._parameters if name in holder._parameters else holder._buffers)[name] = new
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.conv._ConvTransposeNd):  # weight (in, out / groups, k...)
             m.in_channels, m.out_channels = m.weight.shape[0], m.weight.shape[1] * m.groups

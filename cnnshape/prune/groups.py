@@ -72,7 +72,7 @@ def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool
     labels: dict[str, Label | None] = {}
     pieces: dict[str, list[Label]] = {}  # a chunk node -> the labels of its outputs
     taken: dict[str, int] = {}  # a chunk node -> how many of its pieces getitem nodes took
-    owned = _own_tensors(graph.model)
+    owned, aliases = _own_tensors(graph.model)
     for node in graph.nodes:
         ins = [labels.get(name) for name in node.inputs]
         if node.kind == "input":
@@ -93,8 +93,9 @@ def follow(graph: ModelGraph, *, prune_outputs: bool = False, prune_inputs: bool
                 pieces[node.name] = got
             labels[node.name] = got[0] if got else None
         else:
-            own = owned.get(node.target, {}) if node.kind == "module" else {}
-            labels[node.name] = _node(node, ins, ch, own)
+            module = node.kind == "module"
+            labels[node.name] = _node(node, ins, ch, owned.get(node.target, {}) if module else {},
+                                      aliases.get(node.target, {}) if module else {})
     return _assemble(ch, labels)
 
 
@@ -108,13 +109,22 @@ def _input(node: Node, ch: Channels, prune: bool) -> Label | None:
     return Label(1, ids)
 
 
-def _own_tensors(model: nn.Module) -> dict[str, dict[str, tuple[int, ...]]]:
+def _own_tensors(model: nn.Module) -> tuple[dict[str, dict[str, tuple[int, ...]]],
+                                             dict[str, dict[str, tuple[str, str]]]]:
+    """Each module's own tensors (name -> shape), and those it shares with a module registered
+    before it (name -> that module's path and name): tied weights are one tensor."""
     own: dict[str, dict[str, tuple[int, ...]]] = {}
+    aliases: dict[str, dict[str, tuple[str, str]]] = {}
+    first: dict[int, tuple[str, str]] = {}
     for path, module in model.named_modules(remove_duplicate=False):
         tensors = {**{k: v for k, v in module._parameters.items() if v is not None},
                    **{k: v for k, v in module._buffers.items() if v is not None}}
         own[path] = {k: tuple(v.shape) for k, v in tensors.items()}
-    return own
+        for name, value in tensors.items():
+            where = first.setdefault(id(value), (path, name))
+            if where != (path, name):
+                aliases.setdefault(path, {})[name] = where
+    return own, aliases
 
 
 def _chunk(node: Node, ins: list[Label | None], ch: Channels) -> list[Label] | None:
@@ -135,7 +145,8 @@ def _chunk(node: Node, ins: list[Label | None], ch: Channels) -> list[Label] | N
     return None
 
 
-def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tuple[int, ...]]) -> Label | None:
+def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tuple[int, ...]],
+          aliases: dict[str, tuple[str, str]]) -> Label | None:
     """Run the rules of the node's ops in order; the node's output label is that of the last op
     output with the node output's shape."""
     out = node.output
@@ -147,7 +158,7 @@ def _node(node: Node, ins: list[Label | None], ch: Channels, own: dict[str, tupl
         tensors = []
         for meta in flat_tensors(call):
             tensors.append((meta, _take(meta, made, env_in, used_in)))
-        ctx = OpContext(call, node.name, tensors, ch, module, own)
+        ctx = OpContext(call, node.name, tensors, ch, module, own, aliases)
         rule = RULES.get(call.op)
         if rule is not None and rule not in SPLIT_AWARE and any(t is not None and t.outer for _, t in tensors):
             rule = None  # channels split into groups reach an op that only follows whole channel axes

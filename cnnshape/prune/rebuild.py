@@ -19,6 +19,12 @@ Sizes = dict[tuple[str, str, int], int]
 def pruned_copy(model: nn.Module, sizes: Sizes) -> nn.Module:
     """A deep copy of ``model`` (already on meta) with each listed tensor axis cut to its size."""
     pruned = copy.deepcopy(model)
+    homes: dict[int, list[tuple[nn.Module, str]]] = {}  # a tensor -> every module holding it (tied weights)
+    for module in pruned.modules():
+        for table in (module._parameters, module._buffers):
+            for name, value in table.items():
+                if value is not None:
+                    homes.setdefault(id(value), []).append((module, name))
     by_layer: dict[str, dict[str, dict[int, int]]] = {}
     for (layer, tensor, axis), n in sizes.items():
         by_layer.setdefault(layer, {}).setdefault(tensor, {})[axis] = n
@@ -28,13 +34,16 @@ def pruned_copy(model: nn.Module, sizes: Sizes) -> nn.Module:
             old = getattr(before, name)
             shape = [axes.get(i, d) for i, d in enumerate(old.shape)]
             new = torch.empty(shape, dtype=old.dtype, device="meta")
-            if name in module._parameters:
-                module._parameters[name] = nn.Parameter(new, old.requires_grad)
-            else:
-                module._buffers[name] = new
+            value = nn.Parameter(new, old.requires_grad) if name in module._parameters else new
+            for holder, key in homes.get(id(getattr(module, name)), [(module, name)]):
+                if isinstance(value, nn.Parameter) and key in holder._parameters:
+                    holder._parameters[key] = value  # one object in every holder: tied stays tied
+                else:
+                    holder._buffers[key] = value
+    for path, module in pruned.named_modules():  # every layer, tied ones included, follows its tensors
         for cls, update in HYPER.items():
             if isinstance(module, cls):
-                update(before, module)
+                update(submodule(model, path), module)
                 break
     return pruned
 

@@ -26,6 +26,9 @@ class OpContext:
     #: the leaf module the node called (its path), with its own tensors: name -> shape
     module: str | None
     own: dict[str, tuple[int, ...]]
+    #: a tensor the module shares with another (tied weights): name -> (layer, tensor) where it
+    #: was first registered, so both meet the same channel ids
+    aliases: dict[str, tuple[str, str]]
 
     @property
     def out(self) -> TensorMeta:
@@ -41,6 +44,12 @@ class OpContext:
         if self.own.get(name) == shape:
             return name
         return next((k for k, s in self.own.items() if s == shape), None)
+
+    def param(self, name: str, axis: int, n: int, role: str, whole: bool = False) -> tuple[int, ...]:
+        """The channel ids of axis ``axis`` of the module's own tensor ``name``."""
+        assert self.module is not None
+        layer, tensor = self.aliases.get(name, (self.module, name))
+        return self.channels.param(layer, tensor, axis, n, role, whole)
 
     def fix(self, label: Label | None, reason: str) -> None:
         if label is not None:
@@ -169,7 +178,7 @@ def convolution(ctx: OpContext) -> Label | None:
     c_out, c_in_g = w_meta.shape[0], w_meta.shape[1]
     c_in = ctx.tensors[0][0].shape[1]
     layer = ctx.module
-    out = ctx.channels.param(layer, weight, 0, c_out, "out")
+    out = ctx.param(weight, 0, c_out, "out")
     _bias(ctx, out)
     if x is None or x.axis != 1:
         _unfollowed_input(ctx, weight, 1, c_in_g)
@@ -177,14 +186,14 @@ def convolution(ctx: OpContext) -> Label | None:
             ctx.channels.fix(out, f"the grouped input of {layer!r} has channels cnnshape cannot follow")
         return Label(1, out)
     if groups == 1:
-        ctx.channels.join(x.ids, ctx.channels.param(layer, weight, 1, c_in, "in"))
+        ctx.channels.join(x.ids, ctx.param(weight, 1, c_in, "in"))
     elif c_in_g == 1:  # depthwise: input channel k makes outputs k·m .. k·m+m-1
         m = c_out // c_in
         for k, i in enumerate(x.ids):
             for j in range(m):
                 ctx.channels.union(i, out[k * m + j])
     else:
-        cols = ctx.channels.param(layer, weight, 1, c_in_g, "in")
+        cols = ctx.param(weight, 1, c_in_g, "in")
         for k in range(groups):
             ctx.channels.join(x.ids[k * c_in_g:(k + 1) * c_in_g], cols)
         per = c_out // groups
@@ -195,30 +204,29 @@ def convolution(ctx: OpContext) -> Label | None:
 
 def _transposed(ctx: OpContext, x: Label | None, weight: str, w_meta: TensorMeta) -> Label | None:
     groups = int(ctx.call.arg("groups", default=1))
-    layer = str(ctx.module)
     if groups != 1:
         ctx.fix(x, "a grouped transposed convolution")
         return None
-    out = ctx.channels.param(layer, weight, 1, w_meta.shape[1], "out")
+    out = ctx.param(weight, 1, w_meta.shape[1], "out")
     _bias(ctx, out)
     if x is None or x.axis != 1:
         _unfollowed_input(ctx, weight, 0, w_meta.shape[0])
     else:
-        ctx.channels.join(x.ids, ctx.channels.param(layer, weight, 0, w_meta.shape[0], "in"))
+        ctx.channels.join(x.ids, ctx.param(weight, 0, w_meta.shape[0], "in"))
     return Label(1, out)
 
 
 def _unfollowed_input(ctx: OpContext, weight: str, axis: int, n: int) -> None:
     """The layer reads channels cnnshape could not follow to their source: its weight's columns stay."""
     assert ctx.module is not None
-    ids = ctx.channels.param(ctx.module, weight, axis, n, "in", whole=True)
+    ids = ctx.param(weight, axis, n, "in", whole=True)
     ctx.channels.fix(ids, f"the input of {ctx.module!r} has channels cnnshape cannot follow to their source")
 
 
 def _bias(ctx: OpContext, out: Sequence[int]) -> None:
     bias = ctx.own_tensor("bias", (len(out),))
     if bias is not None and ctx.module is not None:
-        ctx.channels.join(out, ctx.channels.param(ctx.module, bias, 0, len(out), "out"))
+        ctx.channels.join(out, ctx.param(bias, 0, len(out), "out"))
 
 
 @rule("aten.addmm", "aten.linear", "aten.mm")
@@ -232,12 +240,12 @@ def linear(ctx: OpContext) -> Label | None:
     if ctx.module is None or weight is None or x_meta is None or w_shape is None:
         ctx.fix(x, f"{op} with a weight that is not a module's own parameter")
         return None
-    out = ctx.channels.param(ctx.module, weight, 0, w_shape[0], "out")
+    out = ctx.param(weight, 0, w_shape[0], "out")
     _bias(ctx, out)
     if x is None or x.axis != len(x_meta.shape) - 1:
         _unfollowed_input(ctx, weight, 1, w_shape[1])
     else:
-        ctx.channels.join(x.ids, ctx.channels.param(ctx.module, weight, 1, w_shape[1], "in"))
+        ctx.channels.join(x.ids, ctx.param(weight, 1, w_shape[1], "in"))
     return Label(len(ctx.out.shape) - 1, out)
 
 
@@ -253,7 +261,7 @@ def per_channel(ctx: OpContext) -> Label | None:
     for name in ("weight", "bias", "running_mean", "running_var"):
         own = ctx.own_tensor(name, (n,)) if ctx.call.arg(name) is not None else None
         if own is not None and ctx.module is not None:
-            ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, n, "norm"))
+            ctx.channels.join(x.ids, ctx.param(own, 0, n, "norm"))
     return moved(x, len(ctx.tensors[0][0].shape), ctx.out)
 
 
@@ -273,7 +281,7 @@ def layer_norm(ctx: OpContext) -> Label | None:
     for name in ("weight", "bias"):
         own = ctx.own_tensor(name, (len(x),)) if ctx.call.arg(name) is not None else None
         if own is not None and ctx.module is not None:
-            ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, len(x), "norm"))
+            ctx.channels.join(x.ids, ctx.param(own, 0, len(x), "norm"))
     return moved(x, rank, ctx.out)
 
 
@@ -313,7 +321,7 @@ def group_norm(ctx: OpContext) -> Label | None:
     for name in ("weight", "bias"):
         own = ctx.own_tensor(name, (len(x),))
         if own is not None and ctx.module is not None:
-            ctx.channels.join(x.ids, ctx.channels.param(ctx.module, own, 0, len(x), "norm"))
+            ctx.channels.join(x.ids, ctx.param(own, 0, len(x), "norm"))
     return x
 
 
