@@ -45,11 +45,6 @@ class Group:
             return self.producers[0]
         return f"input of {self.layers[0]}" if self.layers else f"group {self.index}"
 
-    def channels(self, layer: str) -> int:
-        """How many channels of ``layer``'s output (else of anything it has) the group holds."""
-        counts = [(m.role != "out", n) for m, n in self.members if m.layer == layer and m.axis == 0]
-        return min(counts)[1] if counts else 0
-
 
 @dataclass(frozen=True)
 class Followed:
@@ -58,8 +53,6 @@ class Followed:
     channels: Channels
     groups: tuple[Group, ...]
     labels: dict[str, Label | None]
-    #: unit root -> its group's index
-    group_of: dict[int, int]
     #: id -> its unit (root), and id -> its group's batch, as they stood when the groups were read
     root_of: list[int]
     batch_of: list[int]
@@ -212,16 +205,13 @@ def _assemble(ch: Channels, labels: dict[str, Label | None]) -> Followed:
             per = counts.setdefault(batch_of[i], {})
             per[key] = per.get(key, 0) + 1
     groups: list[Group] = []
-    group_of: dict[int, int] = {}
     for batch, roots in units.items():
         if batch not in counts:
             continue  # nothing with parameters meets these channels
         index = len(groups)
         members = tuple((ch.members[key], n) for key, n in counts[batch].items())
         groups.append(Group(index, tuple(roots), members, tuple(ch.reasons.get(batch, ()))))
-        for root in roots:
-            group_of[root] = index
-    return Followed(ch, tuple(groups), labels, group_of, root_of, batch_of)
+    return Followed(ch, tuple(groups), labels, root_of, batch_of)
 
 
 def _unique(names: object) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,14 @@ def _ratio(value: Any, where: str) -> float:
     return float(value)
 
 
+def _toml(text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
 def read_ratios(path: str | Path) -> dict[str, float]:
     """``{"layer pattern": ratio}`` from a JSON object or a TOML table, at the top level or under
     ``ratios`` (``[ratios]`` in TOML)."""
@@ -83,9 +92,7 @@ def read_ratios(path: str | Path) -> dict[str, float]:
         raise ConfigError(f"{param('ratios')} {path}: cannot read it ({e.strerror or e})") from e
     try:
         if p.suffix == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
+            data: Any = _toml(text)
         else:
             data = json.loads(text)
     except ValueError as e:
