@@ -41,6 +41,7 @@ _LAZY = {
     "sizes": ("cnnshape.api", "sizes"),
     "compare": ("cnnshape.api", "compare"),
     "Comparison": ("cnnshape.comparison", "Comparison"),
+    "prune_plan": ("cnnshape.api", "prune_plan"),
 }
 
 
@@ -58,4 +59,5 @@ __all__ = [
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
     "TraceError", "__version__",
     "compare", "Comparison",
+    "prune_plan",
 ]

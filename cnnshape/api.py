@@ -8,7 +8,7 @@ installed on import).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import pipeline
 from .analyse.sizes.records import SizeReport
@@ -18,6 +18,9 @@ from .render import views  # noqa: F401  installs str(report) and report.to_grap
 from .report import Report, Verification
 from .request import Request
 from .vocab import DEFAULT_SHAPE
+
+if TYPE_CHECKING:
+    from .prune.records import PrunePlan
 
 on_meta = pipeline.on_meta
 
@@ -194,3 +197,29 @@ def _compare_failure(given: Sequence[str], failures: Sequence[tuple[int, Excepti
     error = (type(first) if isinstance(first, CnnshapeError) else CnnshapeError)("\n".join(lines))
     error.__cause__ = first
     return error
+def prune_plan(
+    model: Any,
+    inputs: Any = (DEFAULT_SHAPE,),
+    *,
+    ratio: float | None = None,
+    ratios: Mapping[str, float] | str | None = None,
+    layers: Sequence[str] = (),
+    keep: Sequence[str] = (),
+    round_to: int = 1,
+    prune_outputs: bool = False,
+    args: Mapping[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+) -> PrunePlan:
+    """What structured channel pruning would do to ``model`` (docs/prune.md): its dependency
+    groups, the channels each keeps at ``ratio`` (default 0.5; ``ratios``: ``{"layer pattern":
+    ratio}`` or a TOML/JSON file of them), and the pruned model's params, MACs, memory and shapes
+    beside the unpruned ones, measured on a pruned meta copy. ``layers`` / ``keep``: fnmatch
+    patterns of the layers whose groups are pruned / left whole; ``round_to``: kept channels are a
+    multiple of it; the model's outputs keep their channels unless ``prune_outputs``."""
+    from .prune.options import PruneOptions
+    from .prune.plan import run_prune
+
+    request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves)
+    options = PruneOptions.of(ratio, ratios, layers, keep, round_to, prune_outputs)
+    return run_prune(request, options)

@@ -32,6 +32,7 @@ DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
 REPORT_SCHEMA = "cnnshape.report/1"
 SIZES_SCHEMA = "cnnshape.sizes/1"
 BASELINE_SCHEMA = "cnnshape.baseline/1"
+PRUNE_SCHEMA = "cnnshape.prune/1"
 
 #: the input when none is given: one 224x224 RGB image
 DEFAULT_SHAPE = (1, 3, 224, 224)

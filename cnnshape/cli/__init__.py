@@ -7,6 +7,7 @@ from .check import check
 from .compare import compare
 from .diff import diff
 from .graph import graph
+from .prune import prune
 from .report import report
 from .rf import rf
 from .sizes import sizes
@@ -26,7 +27,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff, compare, report):
+for command in (summary, graph, rf, sizes, check, diff, compare, report, prune):
     app.command()(command)
 
 
