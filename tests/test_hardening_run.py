@@ -360,3 +360,11 @@ def test_timeout_values(tmp_path: Path, value: str) -> None:
     path = model(tmp_path, CONSTANTS)
     fails(run("summary", f"{path}:Net", "--input", "1,3,16,16", "--timeout", value), "--timeout",
           "give a number of seconds above 0")
+
+
+def test_a_timeout_shorter_than_the_set_up_still_ends_cleanly(tmp_path: Path) -> None:
+    # 0.1 ms fires before the timer's own set-up is done: the run must still end through the error
+    # path (exit 2, one message), not be killed by the alarm signal itself (exit 128 + SIGALRM = 142)
+    path = model(tmp_path, CONSTANTS)
+    fails(run("summary", f"{path}:Net", "--input", "1,3,16,16", "--timeout", "0.0001"),
+          "did not finish within --timeout 0.0001 s")

@@ -74,7 +74,6 @@ def time_limit(seconds: float | None, what: str = "the model's code") -> Iterato
             raise ModelTimeout(message(seconds, frame, what))
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     why = None if use_signal else ("this platform has no SIGALRM" if main or not hasattr(signal, "SIGALRM")
                                    else "cnnshape does not run in the main thread")
     watchdog = _Watchdog(seconds + (GRACE if use_signal else 0.0), seconds, what, threading.main_thread().ident, why,
@@ -82,6 +81,8 @@ def time_limit(seconds: float | None, what: str = "the model's code") -> Iterato
     watchdog.start()
     last_resort = _last_resort(seconds + (GRACE if use_signal else 0.0) + 1.0)
     try:
+        if use_signal:  # armed last, inside the try: a very short limit must not fire before the clean-up is due
+            signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
         yield
     finally:
         if use_signal:  # first: a timer firing again must not interrupt the rest of the clean-up
