@@ -1,0 +1,144 @@
+"""Storages seen at the dispatcher: which ATen call read and wrote which (for the liveness walk),
+and which are alive at each moment (for autograd's backward on meta, and for the measured
+reference on a real device). A storage is told by its identity (``_cdata``) and its lifetime by a
+weak reference to it: nothing here keeps a tensor alive."""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ...trace.meta import OpRecorder, op_name, tensors_in
+from .liveness import Access, Written
+
+
+def storage_key(t: torch.Tensor) -> int:
+    return int(t.untyped_storage()._cdata)
+
+
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> dict[int, int]:
+    """Identity -> bytes of the storages behind ``tensors``, each once."""
+    return {storage_key(t): t.untyped_storage().nbytes() for t in tensors}
+
+
+def _short(func: Any) -> str:
+    return op_name(func).removeprefix("aten.").rstrip("_") or "op"
+
+
+class Layers:
+    """The layer each ATen call runs in, named as the report's rows are: a leaf module by its path
+    (``layer1.0.conv1``, ``relu#2`` for a second call), an op in a container's own forward by the
+    container's path and the op (``layer1.0.add``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.names: dict[int, str] = {}
+        for name, m in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(id(m), name)
+        self.stack: list[tuple[str, bool]] = []
+        self.calls: Counter[str] = Counter()
+
+    def label(self, func: Any) -> str:
+        if self.stack and self.stack[-1][1]:
+            return self.stack[-1][0]
+        scope = self.stack[-1][0] if self.stack else ""
+        return f"{scope}.{_short(func)}" if scope else _short(func)
+
+    @contextlib.contextmanager
+    def hooked(self) -> Iterator[None]:
+        def pre(module: nn.Module, _args: Any) -> None:
+            path = self.names.get(id(module), type(module).__name__)
+            leaf = not module._modules
+            self.calls[path] += 1
+            k = self.calls[path]
+            self.stack.append((path if k == 1 or not leaf else f"{path}#{k}", leaf))
+
+        def post(module: nn.Module, _args: Any, _out: Any) -> None:
+            if self.stack:
+                self.stack.pop()
+
+        handles = [nn.modules.module.register_module_forward_pre_hook(pre),
+                   nn.modules.module.register_module_forward_hook(post)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+
+class StorageRecorder(OpRecorder):
+    """Runs every ATen call on meta tensors as the tracers do, and keeps what it read and wrote."""
+
+    def __init__(self, layers: Layers) -> None:
+        super().__init__()
+        self.layers = layers
+        self.accesses: list[Access] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        self.calls.clear()  # the OpCall records are not needed here
+        reads = tuple((storage_key(t), t.untyped_storage().nbytes()) for t in tensors_in((args, kwargs or {})))
+        writes = tuple(Written(storage_key(t), t.untyped_storage().nbytes(), tuple(t.shape),
+                               str(t.dtype).removeprefix("torch."))
+                       for t in tensors_in(out))
+        self.accesses.append(Access(self.layers.label(func), op_name(func), reads, writes))
+        return out
+
+
+class LiveStorages(TorchDispatchMode):
+    """The bytes of the storages alive, from the ATen call that makes each until no tensor uses
+    it (a weak reference to each tells), and their peak. Storages made before (weights, inputs)
+    are counted from :meth:`hold`. The count is taken at every call: the peak is the most alive
+    when a call has made its outputs and before anything else is freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.current = 0
+        self.peak = 0
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
+
+    def _sweep(self) -> None:
+        gone = [k for k, (ref, _) in self.live.items() if ref.expired()]
+        for k in gone:
+            self.current -= self.live.pop(k)[1]
+
+    def _add(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        key = int(storage._cdata)
+        if key in self.live and not self.live[key][0].expired():
+            return
+        if key in self.live:
+            self.current -= self.live.pop(key)[1]
+        self.live[key] = (StorageWeakRef(storage), storage.nbytes())
+        self.current += storage.nbytes()
+
+    def hold(self, tensors: Iterable[torch.Tensor]) -> None:
+        """Count these tensors' storages as alive (those already alive once)."""
+        for t in tensors:
+            self._add(t)
+        self.peak = max(self.peak, self.current)
+
+    def now(self) -> int:
+        """Bytes alive now (after dropping what was freed since the last call)."""
+        self._sweep()
+        return self.current
+
+    def reset_peak(self) -> None:
+        self.peak = self.now()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self._sweep()
+        out = func(*args, **(kwargs or {}))
+        for t in tensors_in(out):
+            self._add(t)
+        self.peak = max(self.peak, self.current)
+        return out
