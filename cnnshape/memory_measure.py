@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .analyse.memory.amp import DTYPES
 from .analyse.memory.optim import make_optimizer, state_tensors
 from .analyse.memory.storages import LiveStorages
 from .analyse.memory.training import forward_backward, loss_of
@@ -37,7 +38,7 @@ class Measured:
 def _autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager[Any]:
     if amp is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=DTYPES[amp])
 
 
 @contextlib.contextmanager

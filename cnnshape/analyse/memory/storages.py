@@ -72,21 +72,32 @@ class Layers:
 
 
 class StorageRecorder(OpRecorder):
-    """Runs every ATen call on meta tensors as the tracers do, and keeps what it read and wrote."""
+    """Runs every ATen call on meta tensors as the tracers do, and keeps what it read and wrote;
+    ``plain``: by torch's kernels only (under a fake-tensor mode, which cnnshape's kernels don't serve)."""
 
-    def __init__(self, layers: Layers) -> None:
+    def __init__(self, layers: Layers, plain: bool = False) -> None:
         super().__init__()
         self.layers = layers
+        self.plain = plain
         self.accesses: list[Access] = []
+        #: storages of leaf tensors that require grad (parameters): autocast caches their casts
+        self.cacheable: set[int] = set()
+        #: the casts autocast keeps until its region ends
+        self.cached: set[int] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = super().__torch_dispatch__(func, types, args, kwargs)
-        self.calls.clear()  # the OpCall records are not needed here
+        if self.plain:
+            out = func(*args, **(kwargs or {}))
+        else:
+            out = super().__torch_dispatch__(func, types, args, kwargs)
+            self.calls.clear()  # the OpCall records are not needed here
         reads = tuple((storage_key(t), t.untyped_storage().nbytes()) for t in tensors_in((args, kwargs or {})))
         writes = tuple(Written(storage_key(t), t.untyped_storage().nbytes(), tuple(t.shape),
                                str(t.dtype).removeprefix("torch."))
                        for t in tensors_in(out))
         self.accesses.append(Access(self.layers.label(func), op_name(func), reads, writes))
+        if self.cacheable and reads and reads[0][0] in self.cacheable and op_name(func) == "aten._to_copy":
+            self.cached.update(w.storage for w in writes)
         return out
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from ...inputs import InputSpec
 from ...trace.meta import call_forward, make_inputs, module_tensors, tensors_in
+from .amp import autocast, on_fake_cpu
 from .optim import scalar_state_bytes, step_multiple
 from .records import OPTIMIZER_STATE, TrainingMemory
 from .storages import LiveStorages, storage_bytes, storage_key
@@ -80,14 +81,20 @@ def forward_backward(model: nn.Module, inputs: list[torch.Tensor],
 
 
 def training_memory(model: nn.Module, specs: tuple[InputSpec, ...], optimizer: str,
-                    autocast: contextlib.AbstractContextManager[object] | None = None) -> TrainingMemory:
-    """``model`` already on meta, in train mode, its parameters' ``requires_grad`` as the user set."""
-    inputs = make_inputs(specs)
+                    amp: str | None = None) -> TrainingMemory:
+    """``model`` already on meta, in train mode, its parameters' ``requires_grad`` as the user set;
+    ``amp``: the forward under autocast."""
+    with on_fake_cpu(model) if amp else contextlib.nullcontext():
+        return _training(model, specs, optimizer, amp)
+
+
+def _training(model: nn.Module, specs: tuple[InputSpec, ...], optimizer: str, amp: str | None) -> TrainingMemory:
+    inputs = make_inputs(specs, "cpu" if amp else "meta")
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.grad = None
     try:
-        figures = forward_backward(model, inputs, autocast or contextlib.nullcontext(), LiveStorages())
+        figures = forward_backward(model, inputs, autocast(amp), LiveStorages())
     finally:
         for p in trainable:
             p.grad = None
