@@ -39,6 +39,7 @@ _LAZY = {
     "Cost": ("cnnshape.analyse.flops", "Cost"),
     "verify": ("cnnshape.api", "verify"),
     "sizes": ("cnnshape.api", "sizes"),
+    "memory": ("cnnshape.api", "memory"),
 }
 
 
@@ -52,7 +53,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "analyze", "sizes", "verify", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
+    "analyze", "sizes", "verify", "memory", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
     "TraceError", "__version__",
 ]

@@ -6,6 +6,7 @@ import typer
 from .check import check
 from .diff import diff
 from .graph import graph
+from .memory import memory
 from .rf import rf
 from .sizes import sizes
 from .summary import summary
@@ -24,7 +25,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff):
+for command in (summary, graph, rf, sizes, check, diff, memory):
     app.command()(command)
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ...vocab import AMP_CHOICES, OPTIMIZERS
+
 #: ``--optimizer``: how many copies of the trainable parameters each keeps as state
-OPTIMIZER_STATE = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+OPTIMIZER_STATE = dict(zip(OPTIMIZERS, (0, 0, 1, 2, 2)))
 #: ``--amp``: the autocast dtypes modelled
-AMP_DTYPES = ("bf16", "fp16")
+AMP_DTYPES = AMP_CHOICES
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,17 @@ class TrainingMemory:
     backward_peak_bytes: int
     #: the most the optimizer step adds beyond parameters, gradients and state (per-parameter temporaries)
     step_transient_bytes: int
+    #: bytes alive at the optimizer step's peak: state, gradients and what backward leaves, plus the transient
+    step_peak_bytes: int
     #: the step's peak: state plus the larger of the backward peak and the optimizer step's
     peak_bytes: int
     #: "forward", "backward" or "optimizer step"
     peak_phase: str
+
+    @property
+    def phase_peaks(self) -> tuple[int, int]:
+        """(forward and backward, optimizer step) peaks, state included: each affine in the batch."""
+        return self.optimizer_state_bytes + self.backward_peak_bytes, self.step_peak_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +108,8 @@ class TrainingMemory:
 
 @dataclass(frozen=True)
 class BatchFit:
-    """The largest batch whose peak fits a budget, from peak = fixed + per_sample x batch."""
+    """The largest batch whose peak fits a budget. Each phase's peak is fixed + per_sample x batch;
+    the figures given are those of the phase that limits the batch."""
 
     budget_bytes: int
     fixed_bytes: int
@@ -114,6 +124,28 @@ class BatchFit:
 
 
 @dataclass(frozen=True)
+class MemoryCheck:
+    """One figure beside its measurement on a real device (``cnnshape memory --verify``)."""
+
+    #: "inference peak", "training step peak", "saved for backward"
+    what: str
+    estimate_bytes: int
+    #: the peak of the storages alive in the real run (docs/memory.md)
+    measured_bytes: int
+    device: str
+    #: ``torch.cuda.max_memory_allocated`` over the same run, on CUDA
+    cuda_bytes: int | None = None
+
+    @property
+    def error(self) -> float:
+        """(estimate - measured) / measured."""
+        return (self.estimate_bytes - self.measured_bytes) / self.measured_bytes if self.measured_bytes else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "error": round(self.error, 6)}
+
+
+@dataclass(frozen=True)
 class MemoryReport:
     model: str
     batch: int
@@ -124,6 +156,8 @@ class MemoryReport:
     inference_fit: BatchFit | None = None
     training_fit: BatchFit | None = None
     notes: tuple[str, ...] = ()
+    #: the estimates beside a real run, when one was made (``--verify``)
+    checks: tuple[MemoryCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model, "batch": self.batch, "amp": self.amp,
@@ -132,4 +166,5 @@ class MemoryReport:
         d["inference_fit"] = self.inference_fit.to_dict() if self.inference_fit else None
         d["training_fit"] = self.training_fit.to_dict() if self.training_fit else None
         d["notes"] = list(self.notes)
+        d["checks"] = [c.to_dict() for c in self.checks]
         return d

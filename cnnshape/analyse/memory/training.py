@@ -113,5 +113,5 @@ def _training(model: nn.Module, specs: tuple[InputSpec, ...], optimizer: str, am
         input_bytes=sum(v for k, v in storage_bytes(inputs).items() if k not in weights),
         gradient_bytes=grad_bytes, optimizer_state_bytes=state, saved_bytes=figures.saved_bytes,
         forward_end_bytes=figures.forward_end_bytes, backward_peak_bytes=figures.backward_peak_bytes,
-        step_transient_bytes=transient, peak_bytes=state + peak, peak_phase=phase,
+        step_transient_bytes=transient, step_peak_bytes=state + step, peak_bytes=state + peak, peak_phase=phase,
     )
