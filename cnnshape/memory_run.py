@@ -3,6 +3,7 @@ figures of :mod:`cnnshape.analyse.memory` taken (docs/memory.md). The measured r
 them is :mod:`cnnshape.memory_measure`."""
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 from .analyse.memory.batch import batch_of, fit, with_batch
@@ -18,7 +19,7 @@ from .analyse.memory.records import (
 from .analyse.memory.training import training_memory
 from .errors import ConfigError, param
 from .inputs import InputSpec
-from .pipeline import no_gc, on_meta, resolve_model
+from .pipeline import on_meta, resolve_model
 from .report import Report
 from .request import Request
 
@@ -38,30 +39,33 @@ def run_memory(request: Request, *, train: bool = False, optimizer: str = "adam"
     ``optimizer``; ``amp``: under autocast; ``fits``: the largest batch whose peak fits in that
     many bytes."""
     check_options(optimizer, amp, fits)
-    with no_gc():
-        module, _ = resolve_model(request)
+    # the cyclic collector stays on (unlike the other analyses: pipeline.no_gc): the first call of
+    # some of torch's Python meta kernels leaves a reference cycle holding its arguments, which
+    # would keep a tensor alive here that a real run frees
+    gc.collect()
+    module, _ = resolve_model(request)
 
-        def figures(specs: tuple[InputSpec, ...]) -> tuple[InferenceMemory, TrainingMemory | None]:
-            with on_meta(module, False):
-                inference = inference_memory(module, specs, amp)
-            if not train:
-                return inference, None
-            with on_meta(module, True):
-                return inference, training_memory(module, specs, optimizer, amp)
+    def figures(specs: tuple[InputSpec, ...]) -> tuple[InferenceMemory, TrainingMemory | None]:
+        with on_meta(module, False):
+            inference = inference_memory(module, specs, amp)
+        if not train:
+            return inference, None
+        with on_meta(module, True):
+            return inference, training_memory(module, specs, optimizer, amp)
 
-        batch = batch_of(request.inputs)
-        inference, training = figures(request.inputs)
-        report = MemoryReport(model=request.label, batch=batch, inference=inference, training=training, amp=amp)
-        if fits is None:
-            return report
-        other = batch * 2
-        inference2, training2 = figures(with_batch(request.inputs, other))
-        return replace(
-            report,
-            inference_fit=fit(fits, (batch, other), [(inference.peak_bytes, inference2.peak_bytes)]),
-            training_fit=(fit(fits, (batch, other), list(zip(training.phase_peaks, training2.phase_peaks)))
-                          if training and training2 else None),
-        )
+    batch = batch_of(request.inputs)
+    inference, training = figures(request.inputs)
+    report = MemoryReport(model=request.label, batch=batch, inference=inference, training=training, amp=amp)
+    if fits is None:
+        return report
+    other = batch * 2
+    inference2, training2 = figures(with_batch(request.inputs, other))
+    return replace(
+        report,
+        inference_fit=fit(fits, (batch, other), [(inference.peak_bytes, inference2.peak_bytes)]),
+        training_fit=(fit(fits, (batch, other), list(zip(training.phase_peaks, training2.phase_peaks)))
+                      if training and training2 else None),
+    )
 
 
 def with_memory(request: Request, report: Report, *, optimizer: str = "adam") -> Report:

@@ -3,13 +3,19 @@
 A storage is allocated by the call whose output it is, unless that call also read it (a view or
 an in-place op: the base's storage is shared); it is freed after the last call that reads it.
 Storages no call made (parameters, buffers, inputs, constants) are resident throughout; the
-storages of the model's outputs live to the end. Torch-free: the walk reads plain records.
+storages of the model's outputs live to the end. A module's tensor arguments live at least until
+the module returns (its caller and its own frame hold them, as ``DenseLayer.forward(x)`` holds
+``x`` after its first layer read it): the recorder adds a read there (``RETURN``). Torch-free: the walk reads plain records.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .records import InferenceMemory, LayerMemory, LiveTensor
+
+
+#: the op of an :class:`Access` that marks a module call's return (its arguments' last use)
+RETURN = "return"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ def inference_peak(accesses: list[Access], resident: dict[int, int], outputs: se
                    key=lambda t: -t.bytes)
     layers: list[LayerMemory] = []
     for i, a in enumerate(accesses):
+        if a.op == RETURN:  # frees only: what is alive after the row that ran last
+            if layers:
+                layers[-1] = LayerMemory(layers[-1].name, live_after[i], layers[-1].peak_bytes)
+            continue
         if layers and layers[-1].name == a.layer and accesses[i - 1].layer == a.layer:
             last = layers[-1]
             layers[-1] = LayerMemory(a.layer, live_after[i], max(last.peak_bytes, live_during[i]))

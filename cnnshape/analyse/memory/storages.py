@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -15,7 +15,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ...trace.meta import OpRecorder, op_name, tensors_in
-from .liveness import Access, Written
+from .liveness import RETURN, Access, Written
 
 
 def storage_key(t: torch.Tensor) -> int:
@@ -42,6 +42,8 @@ class Layers:
             self.names.setdefault(id(m), name)
         self.stack: list[tuple[str, bool]] = []
         self.calls: Counter[str] = Counter()
+        #: called at a module's return with its label and the storages of its tensor arguments
+        self.on_return: Callable[[str, tuple[tuple[int, int], ...]], None] | None = None
 
     def label(self, func: Any) -> str:
         if self.stack and self.stack[-1][1]:
@@ -58,9 +60,12 @@ class Layers:
             k = self.calls[path]
             self.stack.append((path if k == 1 or not leaf else f"{path}#{k}", leaf))
 
-        def post(module: nn.Module, _args: Any, _out: Any) -> None:
+        def post(module: nn.Module, args: Any, _out: Any) -> None:
             if self.stack:
-                self.stack.pop()
+                label = self.stack.pop()[0]
+                if self.on_return is not None:
+                    self.on_return(label, tuple((storage_key(t), t.untyped_storage().nbytes())
+                                                for t in tensors_in(args)))
 
         handles = [nn.modules.module.register_module_forward_pre_hook(pre),
                    nn.modules.module.register_module_forward_hook(post)]
@@ -80,10 +85,17 @@ class StorageRecorder(OpRecorder):
         self.layers = layers
         self.plain = plain
         self.accesses: list[Access] = []
+        layers.on_return = self._returned
         #: storages of leaf tensors that require grad (parameters): autocast caches their casts
         self.cacheable: set[int] = set()
         #: the casts autocast keeps until its region ends
         self.cached: set[int] = set()
+
+    def _returned(self, label: str, reads: tuple[tuple[int, int], ...]) -> None:
+        """A module call's arguments are held by its caller and its own frame until it returns,
+        however early their last ATen reader ran: a read when it returns."""
+        if reads:
+            self.accesses.append(Access(label, RETURN, reads, ()))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if self.plain:
