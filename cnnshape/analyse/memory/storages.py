@@ -1,17 +1,17 @@
 """Storages seen at the dispatcher: which ATen call read and wrote which (for the liveness walk),
 and which are alive at each moment (for autograd's backward on meta, and for the measured
 reference on a real device). A storage is told by its identity (``_cdata``) and its lifetime by a
-weak reference to it: nothing here keeps a tensor alive."""
+finalizer on it: nothing here keeps a tensor alive."""
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ...trace.meta import OpRecorder, op_name, tensors_in
@@ -115,13 +115,13 @@ class StorageRecorder(OpRecorder):
 
 class LiveStorages(TorchDispatchMode):
     """The bytes of the storages alive, from the ATen call that makes each until no tensor uses
-    it (a weak reference to each tells), and their peak. Storages made before (weights, inputs)
-    are counted from :meth:`hold`. The count is taken at every call: the peak is the most alive
-    when a call has made its outputs and before anything else is freed."""
+    it (a finalizer on the storage tells: torch keeps a storage's Python object as long as the
+    storage lives), and their peak. Storages made before (weights, inputs) are counted from
+    :meth:`hold`. The peak is taken when each call has made its outputs."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.live: dict[int, int] = {}
         self.current = 0
         self.peak = 0
 
@@ -129,37 +129,29 @@ class LiveStorages(TorchDispatchMode):
     def _should_skip_dynamo(cls) -> bool:
         return False
 
-    def _sweep(self) -> None:
-        gone = [k for k, (ref, _) in self.live.items() if ref.expired()]
-        for k in gone:
-            self.current -= self.live.pop(k)[1]
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
 
     def _add(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         key = int(storage._cdata)
-        if key in self.live and not self.live[key][0].expired():
-            return
         if key in self.live:
-            self.current -= self.live.pop(key)[1]
-        self.live[key] = (StorageWeakRef(storage), storage.nbytes())
-        self.current += storage.nbytes()
+            return
+        self.live[key] = storage.nbytes()
+        self.current += self.live[key]
+        weakref.finalize(storage, self._free, key)
 
     def hold(self, tensors: Iterable[torch.Tensor]) -> None:
-        """Count these tensors' storages as alive (those already alive once)."""
+        """Count these tensors' storages as alive (those already counted once)."""
         for t in tensors:
             self._add(t)
         self.peak = max(self.peak, self.current)
 
     def now(self) -> int:
-        """Bytes alive now (after dropping what was freed since the last call)."""
-        self._sweep()
+        """Bytes alive now."""
         return self.current
 
-    def reset_peak(self) -> None:
-        self.peak = self.now()
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self._sweep()
         out = func(*args, **(kwargs or {}))
         for t in tensors_in(out):
             self._add(t)
