@@ -86,11 +86,9 @@ def measure_training(model: nn.Module, specs: tuple[InputSpec, ...], optimizer: 
 
 def _step(model: nn.Module, inputs: list[torch.Tensor], opt: torch.optim.Optimizer | None, amp: str | None,
           where: torch.device, tracker: LiveStorages) -> int:
+    """One step under ``tracker`` (its peak covers the optimizer step); the saved bytes."""
     model.zero_grad(set_to_none=True)
-    figures = forward_backward(model, inputs, _autocast(where, amp), tracker)
-    if opt is not None:
-        with tracker:
-            opt.step()
+    figures = forward_backward(model, inputs, _autocast(where, amp), tracker, opt.step if opt else None)
     model.zero_grad(set_to_none=True)
     return figures.saved_bytes
 

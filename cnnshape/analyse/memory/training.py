@@ -8,7 +8,7 @@ once; what is alive at each moment is tracked per storage (:class:`.storages.Liv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +59,12 @@ def loss_of(out: object) -> torch.Tensor | None:
 
 
 def forward_backward(model: nn.Module, inputs: list[torch.Tensor],
-                     autocast: contextlib.AbstractContextManager[object], tracker: LiveStorages) -> StepFigures:
-    """Run forward, the loss and backward on ``inputs`` under ``tracker``; ``model`` is in train
-    mode with its gradients cleared (``None``). Works alike on meta and on real devices."""
+                     autocast: contextlib.AbstractContextManager[object], tracker: LiveStorages,
+                     step: Callable[[], object] | None = None) -> StepFigures:
+    """Run forward, the loss and backward on ``inputs`` under ``tracker``, then ``step`` (the
+    optimizer's) while the outputs and the loss are still held, as a training loop's locals hold
+    them; ``model`` is in train mode with its gradients cleared (``None``). Works alike on meta
+    and on real devices."""
     weights = module_tensors(model)
     resident = {storage_key(t) for t in [*weights, *inputs]}
     saved: dict[int, int] = {}
@@ -74,8 +77,10 @@ def forward_backward(model: nn.Module, inputs: list[torch.Tensor],
         loss = loss_of(out)
         if loss is not None:
             loss.backward()
-        after = tracker.now()
-    figures = StepFigures(sum(saved.values()), forward_end, forward_peak, tracker.peak, after)
+        after, backward_peak = tracker.now(), tracker.peak
+        if step is not None:
+            step()
+    figures = StepFigures(sum(saved.values()), forward_end, forward_peak, backward_peak, after)
     del out, loss
     return figures
 
