@@ -53,7 +53,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "analyze", "sizes", "verify", "memory", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
+    "analyze", "sizes", "verify", "memory",
+    "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
     "TraceError", "__version__",
 ]

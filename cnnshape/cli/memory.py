@@ -37,7 +37,8 @@ def memory(
         "--optimizer", OPTIMIZERS, "The optimizer of the training step (its state: none 0, momentum 1x, "
         "adam and adamw 2x the trainable parameters).")] = "adam",
     amp: Annotated[str | None, choice(
-        "--amp", AMP_CHOICES, "Under torch.autocast to bfloat16 or float16 (fp32 master weights and gradients).")] = None,
+        "--amp", AMP_CHOICES,
+        "Under torch.autocast to bfloat16 or float16 (fp32 master weights and gradients).")] = None,
     fits: Annotated[str | None, typer.Option(
         "--fits", metavar="SIZE", help="The largest batch whose peak fits in SIZE, e.g. 16GiB, 24GB.")] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Also the live bytes after each layer.")] = False,

@@ -25,7 +25,8 @@ def fmt_value(figure: str, value: int | None) -> str:
     """Exact values: counts grouped, memory in bytes."""
     if value is None:
         return "-"
-    return f"{grouped(value)} B" if {**FIGURES, **MEMORY_FIGURES}.get(figure, ("count",))[0] == "bytes" else grouped(value)
+    unit = {**FIGURES, **MEMORY_FIGURES}.get(figure, ("count",))[0]
+    return f"{grouped(value)} B" if unit == "bytes" else grouped(value)
 
 
 def _value(r: Result) -> str:

@@ -80,8 +80,8 @@ def render_memory_text(m: MemoryReport, layers: bool = False) -> str:
         lines += ["", "Estimate beside a real run:"]
         for c in m.checks:
             cuda = "" if c.cuda_bytes is None else f", torch.cuda.max_memory_allocated {binary_bytes(c.cuda_bytes)}"
-            lines.append(f"  {c.what}: estimate {binary_bytes(c.estimate_bytes)}, measured {binary_bytes(c.measured_bytes)} "
-                         f"on {c.device} ({c.error:+.2%}{cuda})")
+            lines.append(f"  {c.what}: estimate {binary_bytes(c.estimate_bytes)}, "
+                         f"measured {binary_bytes(c.measured_bytes)} on {c.device} ({c.error:+.2%}{cuda})")
         if not any(c.cuda_bytes is not None for c in m.checks):
             lines.append("  (measured: the peak of the tensor storages alive in the real run; no CUDA device was used)")
     lines += [f"Note: {n}" for n in m.notes]

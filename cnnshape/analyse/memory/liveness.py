@@ -5,14 +5,14 @@ an in-place op: the base's storage is shared); it is freed after the last call t
 Storages no call made (parameters, buffers, inputs, constants) are resident throughout; the
 storages of the model's outputs live to the end. A module's tensor arguments live at least until
 the module returns (its caller and its own frame hold them, as ``DenseLayer.forward(x)`` holds
-``x`` after its first layer read it): the recorder adds a read there (``RETURN``). Torch-free: the walk reads plain records.
+``x`` after its first layer read it): the recorder adds a read there (``RETURN``).
+Torch-free: the walk reads plain records.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .records import InferenceMemory, LayerMemory, LiveTensor
-
 
 #: the op of an :class:`Access` that marks a module call's return (its arguments' last use)
 RETURN = "return"

@@ -39,7 +39,7 @@ def state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def step_multiple(name: str) -> float:
     """Bytes one step of ``name`` allocates beyond parameters, gradients and state, per byte of
     the parameter it updates (at the steady state: the second step)."""
