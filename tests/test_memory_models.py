@@ -39,14 +39,14 @@ EXAMPLES = [
     ("examples/mobilenet.py:MobileNetV2", [(2, 3, 32, 32)], True),
     ("examples/unet.py:UNet", [(2, 1, 32, 32)], True),
     ("examples/inception.py:InceptionBlock", [(2, 192, 8, 8)], False),
-    ("examples/inception.py:InceptionNet", [(2, 3, 32, 32)], False),
-    ("examples/conv3d.py:C3DSmall", [(2, 3, 16, 32, 32)], False),
+    ("examples/inception.py:InceptionNet", [(2, 3, 32, 32)], True),
+    ("examples/conv3d.py:C3DSmall", [(2, 3, 16, 32, 32)], True),
     ("examples/decoder.py:TransposedDecoder", [(2, 100, 1, 1)], False),
     ("examples/dilated.py:DilatedStack", [(2, 3, 32, 32)], False),
-    ("examples/dilated.py:DilatedConv1dStack", [(2, 1, 4000)], False),
+    ("examples/dilated.py:DilatedConv1dStack", [(2, 1, 4000)], True),
     ("examples/densenet.py:DenseNet", [(2, 3, 32, 32)], True),
     ("examples/senet.py:SEBlock", [(2, 64, 16, 16)], False),
-    ("examples/senet.py:SENet", [(2, 3, 32, 32)], False),
+    ("examples/senet.py:SENet", [(2, 3, 32, 32)], True),
     ("examples/textbook.py:Conv5x5x3", [(2, 3, 32, 32)], False),
     ("examples/textbook.py:NormalConv", [(2, 8, 32, 32)], False),
     ("examples/textbook.py:DepthwiseSeparable", [(2, 8, 32, 32)], False),
@@ -128,7 +128,7 @@ def networks(draw: st.DrawFn) -> tuple[nn.Module, tuple[int, ...]]:
     return nn.Sequential(*blocks), shape
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=networks(), optimizer=st.sampled_from(["sgd", "momentum", "adam"]))
 def test_random_networks_within_five_percent_of_a_real_run(net: tuple[nn.Module, tuple[int, ...]],
                                                            optimizer: str) -> None:
