@@ -31,7 +31,8 @@ def _inference(model: nn.Module, specs: tuple[InputSpec, ...], amp: str | None) 
         recorder.cacheable = {storage_key(p) for p in model.parameters() if p.requires_grad}
     with torch.no_grad(), layers.hooked(), recorder, autocast(amp):
         out = call_forward(model, inputs)
+    accesses = recorder.close()
     outputs = {storage_key(t) for t in tensors_in(out)} | recorder.cached
     resident = {**weights, **given}
-    return inference_peak(recorder.accesses, resident, outputs, sum(weights.values()),
+    return inference_peak(accesses, resident, outputs, sum(weights.values()),
                           sum(v for k, v in given.items() if k not in weights))

@@ -5,7 +5,9 @@ an in-place op: the base's storage is shared); it is freed after the last call t
 Storages no call made (parameters, buffers, inputs, constants) are resident throughout; the
 storages of the model's outputs live to the end. A module's tensor arguments live at least until
 the module returns (its caller and its own frame hold them, as ``DenseLayer.forward(x)`` holds
-``x`` after its first layer read it): the recorder adds a read there (``RETURN``).
+``x`` after its first layer read it): the recorder adds a read there (``RETURN``); and so is
+every storage until the forward's Python code drops it (``x = relu(conv(x))`` holds the old
+``x`` until ``relu`` returns), which the recorder sees on meta (``RELEASE``).
 Torch-free: the walk reads plain records.
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ from .records import InferenceMemory, LayerMemory, LiveTensor
 
 #: the op of an :class:`Access` that marks a module call's return (its arguments' last use)
 RETURN = "return"
+#: the op of an :class:`Access` that marks where the forward's Python code dropped a storage
+RELEASE = "release"
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def inference_peak(accesses: list[Access], resident: dict[int, int], outputs: se
                    key=lambda t: -t.bytes)
     layers: list[LayerMemory] = []
     for i, a in enumerate(accesses):
-        if a.op == RETURN:  # frees only: what is alive after the row that ran last
+        if a.op in (RETURN, RELEASE):  # frees only: what is alive after the row that ran last
             if layers:
                 layers[-1] = LayerMemory(layers[-1].name, live_after[i], layers[-1].peak_bytes)
             continue

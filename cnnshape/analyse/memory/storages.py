@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ...trace.meta import OpRecorder, op_name, tensors_in
-from .liveness import RETURN, Access, Written
+from .liveness import RELEASE, RETURN, Access, Written
 
 
 def storage_key(t: torch.Tensor) -> int:
@@ -28,7 +28,7 @@ def storage_bytes(tensors: Iterable[torch.Tensor]) -> dict[int, int]:
 
 
 def _short(func: Any) -> str:
-    return op_name(func).removeprefix("aten.").rstrip("_") or "op"
+    return "release" if func is None else op_name(func).removeprefix("aten.").rstrip("_") or "op"
 
 
 class Layers:
@@ -86,6 +86,7 @@ class StorageRecorder(OpRecorder):
         self.plain = plain
         self.accesses: list[Access] = []
         layers.on_return = self._returned
+        self.closed = False
         #: storages of leaf tensors that require grad (parameters): autocast caches their casts
         self.cacheable: set[int] = set()
         #: the casts autocast keeps until its region ends
@@ -94,8 +95,20 @@ class StorageRecorder(OpRecorder):
     def _returned(self, label: str, reads: tuple[tuple[int, int], ...]) -> None:
         """A module call's arguments are held by its caller and its own frame until it returns,
         however early their last ATen reader ran: a read when it returns."""
-        if reads:
+        if reads and not self.closed:
             self.accesses.append(Access(label, RETURN, reads, ()))
+
+    def _released(self, key: int, nbytes: int) -> None:
+        """The forward's Python code dropped the last tensor on a storage: it is alive until
+        here, however early its last reader ran (``x = relu(conv(x))`` holds the old ``x``
+        until ``relu`` returns)."""
+        if not self.closed:
+            self.accesses.append(Access(self.layers.label(None), RELEASE, ((key, nbytes),), ()))
+
+    def close(self) -> list[Access]:
+        """The accesses recorded; later releases (the outputs, when the caller drops them) are not."""
+        self.closed = True
+        return self.accesses
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if self.plain:
@@ -108,6 +121,12 @@ class StorageRecorder(OpRecorder):
                                str(t.dtype).removeprefix("torch."))
                        for t in tensors_in(out))
         self.accesses.append(Access(self.layers.label(func), op_name(func), reads, writes))
+        read = {sid for sid, _ in reads}
+        for t in tensors_in(out):
+            storage = t.untyped_storage()
+            if int(storage._cdata) not in read:  # a new storage: note when Python frees it
+                read.add(int(storage._cdata))
+                weakref.finalize(storage, self._released, int(storage._cdata), storage.nbytes())
         if self.cacheable and reads and reads[0][0] in self.cacheable and op_name(func) == "aten._to_copy":
             self.cached.update(w.storage for w in writes)
         return out
