@@ -1,7 +1,7 @@
 """Benchmark: the static memory estimate (``cnnshape.memory``) beside a real CPU run of every
 example model, and torchinfo's "Estimated Total Size" on the same models (docs/memory.md).
 
-    python3 benchmarks/memory_examples.py [--optimizer adam] [--only ResNet18] [--markdown]
+    python3 benchmarks/memory_examples.py [--optimizer adam] [--only ResNet18] [--large]
 
 Per model (small inputs, batch 2 where batch-norm in train mode needs more than one value): the
 inference peak and the training-step peak (forward, backward of the summed outputs,
@@ -55,6 +55,12 @@ SMALL = [
     ("examples/multi_io.py:DictOutputNet", [(2, 3, 32, 32)]),
     ("examples/multi_io.py:TiedWeights", [(2, 64)]),
 ]
+#: ``--large``: realistic inputs, where activations outweigh the weights
+LARGE = [
+    ("examples/resnet.py:ResNet50", [(8, 3, 224, 224)]),
+    ("examples/mobilenet.py:MobileNetV2", [(8, 3, 224, 224)]),
+    ("examples/unet.py:UNet", [(2, 1, 256, 256)]),
+]
 
 
 def torchinfo_total(spec: str, shapes: list[tuple[int, ...]]) -> int | None:
@@ -80,13 +86,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--large", action="store_true", help="the LARGE inputs instead of the small ones")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; optimizer {args.optimizer}; MiB")
     print("| model | input | inference est. | measured | diff | train step est. | measured | diff "
           "| saved est. | measured | torchinfo total | seconds |")
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for spec, shapes in SMALL:
+    for spec, shapes in LARGE if args.large else SMALL:
         if args.only and not any(o in spec for o in args.only):
             continue
         start = time.perf_counter()
