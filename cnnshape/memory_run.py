@@ -3,7 +3,9 @@ figures of :mod:`cnnshape.analyse.memory` taken (docs/memory.md). The measured r
 them is :mod:`cnnshape.memory_measure`."""
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 from dataclasses import replace
 
 from .analyse.memory.batch import batch_of, fit, with_batch
@@ -17,11 +19,13 @@ from .analyse.memory.records import (
     TrainingMemory,
 )
 from .analyse.memory.training import training_memory
-from .errors import ConfigError, param
+from .errors import CnnshapeError, ConfigError, TraceError, param
 from .inputs import InputSpec
 from .pipeline import on_meta, resolve_model
 from .report import Report
 from .request import Request
+from .trace.meta import exception_source
+from .trace.values import distributions_unchecked
 
 
 def check_options(optimizer: str, amp: str | None, fits: int | None) -> None:
@@ -46,12 +50,13 @@ def run_memory(request: Request, *, train: bool = False, optimizer: str = "adam"
     module, _ = resolve_model(request)
 
     def figures(specs: tuple[InputSpec, ...]) -> tuple[InferenceMemory, TrainingMemory | None]:
-        with on_meta(module, False):
-            inference = inference_memory(module, specs, amp)
-        if not train:
-            return inference, None
-        with on_meta(module, True):
-            return inference, training_memory(module, specs, optimizer, amp)
+        with distributions_unchecked(), failures_named(request.label):
+            with on_meta(module, False):
+                inference = inference_memory(module, specs, amp)
+            if not train:
+                return inference, None
+            with on_meta(module, True):
+                return inference, training_memory(module, specs, optimizer, amp)
 
     batch = batch_of(request.inputs)
     inference, training = figures(request.inputs)
@@ -66,6 +71,23 @@ def run_memory(request: Request, *, train: bool = False, optimizer: str = "adam"
         training_fit=(fit(fits, (batch, other), list(zip(training.phase_peaks, training2.phase_peaks)))
                       if training and training2 else None),
     )
+
+
+@contextlib.contextmanager
+def failures_named(model: str) -> Iterator[None]:
+    """A failure of the model's forward on meta tensors as a :class:`TraceError` naming the line."""
+    try:
+        yield
+    except CnnshapeError:
+        raise
+    except Exception as e:
+        where = exception_source(e)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise TraceError(
+            f"the memory analysis runs {model}'s forward (and backward) on meta tensors, without values, and it "
+            f"failed ({type(e).__name__}: {first}){' at ' + where if where else ''}. A forward that needs tensor "
+            "values (.item(), a branch on a value) cannot be sized without running it."
+        ) from e
 
 
 def with_memory(request: Request, report: Report, *, optimizer: str = "adam") -> Report:

@@ -76,6 +76,35 @@ def test_bad_values_exit_2_with_a_message(chain: str, args: tuple[str, ...], fra
     assert fragment in err and "Traceback" not in err
 
 
+def test_a_forward_that_needs_values_is_named(tmp_path: Path) -> None:
+    (tmp_path / "branchy.py").write_text(textwrap.dedent("""\
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 3)
+
+            def forward(self, x):
+                y = self.conv(x)
+                if y.sum() > 0:
+                    return y
+                return -y
+    """))
+    code, _, err = cli("memory", f"{tmp_path / 'branchy.py'}:Net", "-i", "1,3,8,8")
+    assert code == 2 and "Traceback" not in err
+    assert "on meta tensors, without values" in err and "branchy.py:11: if y.sum() > 0:" in err
+
+
+def test_a_distribution_output_is_sized() -> None:
+    code, out, err = cli("memory", "examples/constructs.py:GaussianPolicy", "-i", "2,8", "--format", "json")
+    assert code == 0, err
+    # the outputs are the Normal's loc and scale, 2·2 fp32 each, alive at the end beside the weights
+    data = json.loads(out)["inference"]
+    assert data["peak_bytes"] >= data["weight_bytes"] + data["input_bytes"] + 2 * 16
+
+
 def test_unknown_optimizer_is_refused_by_the_parser(chain: str) -> None:
     code, _, err = cli("memory", chain, "--optimizer", "lion")
     assert code == 2 and "'lion'" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ from torch import nn
 
 from ...inputs import InputSpec
 from ...trace.meta import call_forward, make_inputs, module_tensors, tensors_in
+from ...trace.values import open_distributions
 from .amp import autocast, on_fake_cpu
 from .liveness import inference_peak
 from .records import InferenceMemory
@@ -32,7 +33,7 @@ def _inference(model: nn.Module, specs: tuple[InputSpec, ...], amp: str | None) 
     with torch.no_grad(), layers.hooked(), recorder, autocast(amp):
         out = call_forward(model, inputs)
     accesses = recorder.close()
-    outputs = {storage_key(t) for t in tensors_in(out)} | recorder.cached
+    outputs = {storage_key(t) for t in tensors_in(open_distributions(out))} | recorder.cached
     resident = {**weights, **given}
     return inference_peak(accesses, resident, outputs, sum(weights.values()),
                           sum(v for k, v in given.items() if k not in weights))

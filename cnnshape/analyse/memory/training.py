@@ -16,6 +16,7 @@ from torch import nn
 
 from ...inputs import InputSpec
 from ...trace.meta import call_forward, make_inputs, module_tensors, tensors_in
+from ...trace.values import open_distributions
 from .amp import autocast, on_fake_cpu
 from .optim import scalar_state_bytes, step_multiple
 from .records import OPTIMIZER_STATE, TrainingMemory
@@ -49,7 +50,7 @@ def saving(resident: set[int], saved: dict[int, int]) -> Iterator[None]:
 
 def loss_of(out: object) -> torch.Tensor | None:
     """The summed floating outputs that need a gradient: what the step differentiates."""
-    outs = [t for t in tensors_in(out) if t.requires_grad and t.is_floating_point()]
+    outs = [t for t in tensors_in(open_distributions(out)) if t.requires_grad and t.is_floating_point()]
     if not outs:
         return None
     loss = outs[0].float().sum()
