@@ -148,6 +148,15 @@ def test_memory_budgets_in_pyproject(tmp_path: Path, chain: str) -> None:
     assert "all 2 checks passed" in out
 
 
+def test_assert_within_budget_memory(chain: str) -> None:
+    from cnnshape.testing import assert_within_budget
+
+    results = assert_within_budget(chain, [(2, 8, 16, 16)], max_inference_memory=PEAK)
+    assert [(r.figure, r.value, r.passed) for r in results] == [("inference_memory", PEAK, True)]
+    with pytest.raises(AssertionError, match="training step peak memory"):
+        assert_within_budget(chain, [(2, 8, 16, 16)], max_train_memory="1KiB")
+
+
 def test_console_script_memory_verify(chain: str) -> None:
     result = subprocess.run([sys.executable, "-m", "cnnshape", "memory", chain, "-i", "2,8,16,16", "--train",
                              "--optimizer", "sgd", "--verify"], cwd=ROOT, capture_output=True, text=True, timeout=120)
