@@ -4,9 +4,9 @@ The measured reference (:mod:`cnnshape.memory_measure`) runs the model for real 
 peak of the storages alive; the estimate runs nothing. They agree within 5% (in practice to the
 byte on most models). What can remain:
 
-* Python may hold a tensor longer than its last reader (a local variable kept to the end of a
-  function that is not a module's forward): the liveness walk frees it earlier. A module's
-  arguments are held until it returns, and the walk knows that.
+* the estimate runs the model's Python code on meta tensors: code that takes another path on a
+  real device makes other tensors (none of these models does). Python's lifetimes (a local that
+  holds the old ``x`` in ``x = relu(conv(x))``) are the same on meta, and the walk follows them.
 * the optimizer step's temporaries are taken as a multiple of the largest parameter, measured
   once on a small tensor (Adam: 2x); the real step makes them one parameter at a time, so the
   estimate can exceed the measurement by a few parameter-sized buffers' worth of rounding.
