@@ -54,8 +54,10 @@ class Layers:
     @contextlib.contextmanager
     def hooked(self) -> Iterator[None]:
         def pre(module: nn.Module, _args: Any) -> None:
-            path = self.names.get(id(module), type(module).__name__)
             leaf = not module._modules
+            path = self.names.get(id(module), type(module).__name__)
+            if not path and leaf:  # the model itself is one layer
+                path = type(module).__name__
             self.calls[path] += 1
             k = self.calls[path]
             self.stack.append((path if k == 1 or not leaf else f"{path}#{k}", leaf))
