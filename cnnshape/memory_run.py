@@ -60,7 +60,15 @@ def run_memory(request: Request, *, train: bool = False, optimizer: str = "adam"
 
     batch = batch_of(request.inputs)
     inference, training = figures(request.inputs)
-    report = MemoryReport(model=request.label, batch=batch, inference=inference, training=training, amp=amp)
+    notes = []
+    if train:
+        notes.append("training: the loss is the sum of the outputs" + (
+            "" if optimizer == "none" else f"; the optimizer's temporaries are those of torch's single-tensor "
+            f"{optimizer} (foreach=False; the foreach one, CUDA's default, makes more)"))
+    if amp:
+        notes.append("autocast: the op lists of CPU autocast; CUDA autocast casts some other ops")
+    report = MemoryReport(model=request.label, batch=batch, inference=inference, training=training, amp=amp,
+                          notes=tuple(notes))
     if fits is None:
         return report
     other = batch * 2
