@@ -42,6 +42,7 @@ _LAZY = {
     "compare": ("cnnshape.api", "compare"),
     "Comparison": ("cnnshape.comparison", "Comparison"),
     "prune_plan": ("cnnshape.api", "prune_plan"),
+    "memory": ("cnnshape.api", "memory"),
 }
 
 
@@ -55,7 +56,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "analyze", "sizes", "verify", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
+    "analyze", "sizes", "verify", "memory",
+    "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
     "TraceError", "__version__",
     "compare", "Comparison",

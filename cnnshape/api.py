@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import pipeline
+from .analyse.memory.records import MemoryReport
 from .analyse.sizes.records import SizeReport
 from .comparison import Comparison
 from .errors import CnnshapeError, param
@@ -36,6 +37,7 @@ def analyze(
     depth: int | None = None,
     cross_check: bool | None = None,
     formulas: Mapping[Any, Callable[[Any], Any]] | None = None,
+    memory: bool = False,
 ) -> Report:
     """Analyse ``model`` (an ``nn.Module``, a spec such as ``"examples/resnet.py:ResNet50"``, or a
     :class:`Request`) on ``inputs`` (shapes such as ``[(1, 3, 224, 224)]``, ``"1,3,224,224"`` or
@@ -50,10 +52,42 @@ def analyze(
     ``formulas`` counts what the built-in table does not know, for this analysis only (docs/flops.md):
     ``{"mylib.fused_op": lambda call: Cost(macs, flops)}`` for an op, or ``{MyBlock: lambda node: macs}``
     for every call of a module class (kept as a leaf), replacing the cost of the ops it ran.
+
+    ``memory`` also fills ``report.memory`` (docs/memory.md): the inference peak, and with ``train``
+    one training step with Adam; see :func:`memory` for the other options.
     """
     request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves, train=train,
                          cross_check=cross_check, formulas=formulas)
-    return pipeline.run_analysis(request, depth)
+    report = pipeline.run_analysis(request, depth)
+    if memory:
+        from .memory_run import with_memory
+
+        report = with_memory(request, report)
+    return report
+
+
+def memory(
+    model: Any,
+    inputs: Any = (DEFAULT_SHAPE,),
+    *,
+    train: bool = False,
+    optimizer: str = "adam",
+    amp: str | None = None,
+    fits: int | str | None = None,
+    args: Mapping[str, Any] | None = None,
+    tracer: str = "auto",
+    leaves: Sequence[str | type] = (),
+) -> MemoryReport:
+    """Memory of ``model`` on ``inputs`` without running it (docs/memory.md): the inference peak by
+    tensor liveness; with ``train`` one training step (``optimizer``: none, sgd, momentum, adam or
+    adamw, at its steady state); ``amp``: "bf16" or "fp16" autocast; ``fits``: a memory size
+    ("16GiB" or bytes) for which the largest fitting batch is given."""
+    from .memory_run import run_memory
+    from .units import parse_bytes
+
+    request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves, train=train)
+    budget = None if fits is None else parse_bytes(fits, param("fits"))
+    return run_memory(request, train=train, optimizer=optimizer, amp=amp, fits=budget)
 
 
 def sizes(

@@ -25,6 +25,12 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "activation_memory": ("bytes", "activation_bytes", "activation memory"),
     "param_memory": ("bytes", "param_bytes", "param memory"),
 }
+#: figures of ``Report.memory`` (docs/memory.md), there only when the memory analysis ran (a
+#: budget on one asks for it): figure name -> (unit, attribute path in ``report.memory``, label)
+MEMORY_FIGURES: dict[str, tuple[str, str, str]] = {
+    "inference_memory": ("bytes", "inference.peak_bytes", "inference peak memory"),
+    "train_memory": ("bytes", "training.peak_bytes", "training step peak memory"),
+}
 OUTPUT_SHAPE = "output_shape"
 
 Shape = tuple[int, ...]
@@ -32,7 +38,8 @@ Shape = tuple[int, ...]
 
 def label(figure: str) -> str:
     """``"activation_memory"`` -> ``"activation memory"``."""
-    return FIGURES[figure][2] if figure in FIGURES else figure.replace("_", " ")
+    known = {**FIGURES, **MEMORY_FIGURES}
+    return known[figure][2] if figure in known else figure.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,8 @@ class Budget:
     limit: int
 
     def __post_init__(self) -> None:
-        if self.figure not in FIGURES:
-            raise ConfigError(f"unknown figure {self.figure!r}; known: {', '.join(FIGURES)}")
+        if self.figure not in FIGURES and self.figure not in MEMORY_FIGURES:
+            raise ConfigError(f"unknown figure {self.figure!r}; known: {', '.join([*FIGURES, *MEMORY_FIGURES])}")
         if self.limit < 0:
             raise ConfigError(f"budget for {label(self.figure)} is negative ({self.limit})")
 
@@ -72,7 +79,11 @@ class Snapshot:
     modules: tuple[ModuleFigures, ...] = ()
 
     def value(self, figure: str) -> int:
-        return next(f.value for f in self.figures if f.name == figure)
+        found = [f.value for f in self.figures if f.name == figure]
+        if not found:
+            raise ConfigError(f"{self.model}: no {label(figure)} was computed (the memory analysis failed or "
+                              "was not asked for: see the report's notes)")
+        return found[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,9 +155,16 @@ def snapshot(report: Report, model: str | None = None) -> Snapshot:
         for row in report.collapse(1).layers
         if row.depth == 1 and row.kind not in ("input", "output")
     )
+    figures = [Figure(name, getattr(t, attr)) for name, (_, attr, _) in FIGURES.items()]
+    for name, (_, path, _) in MEMORY_FIGURES.items():
+        value: Any = report.memory
+        for attr in path.split("."):
+            value = getattr(value, attr, None)
+        if isinstance(value, int):
+            figures.append(Figure(name, value))
     return Snapshot(
         model=model or report.model,
-        figures=tuple(Figure(name, getattr(t, attr)) for name, (_, attr, _) in FIGURES.items()),
+        figures=tuple(figures),
         outputs=tuple(o.shape for o in report.outputs),
         modules=modules,
     )
@@ -260,7 +278,8 @@ def baseline_from_dict(data: Any, where: str) -> dict[str, Snapshot]:
             modules = _table(entry.get("modules", {}), f"{at}: 'modules'")
             out[name] = Snapshot(
                 model=name,
-                figures=tuple(Figure(f, _count(figures.get(f, _MISSING), f"{at}: figure {f!r}")) for f in FIGURES),
+                figures=tuple(Figure(f, _count(figures.get(f, _MISSING), f"{at}: figure {f!r}"))
+                              for f in [*FIGURES, *(m for m in MEMORY_FIGURES if m in figures)]),
                 outputs=_shapes_of(entry.get("outputs", []), f"{at}: outputs"),
                 modules=tuple(
                     ModuleFigures(m, *(_count(_table(v, f"{at}: module {m!r}").get(k, _MISSING),
@@ -286,7 +305,7 @@ def check_budgets(snap: Snapshot, budgets: Sequence[Budget],
                   expect_output: Sequence[Shape] | None = None) -> tuple[Result, ...]:
     """One result per budget (in FIGURES order) and one for the expected output shapes."""
     results = []
-    for figure in FIGURES:
+    for figure in [*FIGURES, *MEMORY_FIGURES]:
         for b in budgets:
             if b.figure == figure:
                 value = snap.value(figure)

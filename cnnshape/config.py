@@ -28,6 +28,8 @@ BUDGET_KEYS: dict[str, tuple[str, Callable[[Any, str], int]]] = {
     "max-macs": ("macs", parse_count),
     "max-activation-memory": ("activation_memory", parse_bytes),
     "max-param-memory": ("param_memory", parse_bytes),
+    "max-inference-memory": ("inference_memory", parse_bytes),
+    "max-train-memory": ("train_memory", parse_bytes),
 }
 KEYS = ("model", "input", "args", "tracer", "expect-output", *BUDGET_KEYS)
 

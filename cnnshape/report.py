@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .analyse.memory.records import MemoryReport
 from .analyse.receptive_field.records import ReceptiveField
 from .errors import ConfigError
 from .vocab import REPORT_SCHEMA
@@ -296,6 +297,8 @@ class Report:
     verification: Verification | None = None
     #: MACs and FLOPs per op over the whole model, most FLOPs first
     by_op: tuple[OpCost, ...] = ()
+    #: memory without running the model (docs/memory.md), when asked for (``summary --memory``)
+    memory: MemoryReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -314,6 +317,8 @@ class Report:
         }
         if self.verification is not None:
             d["verification"] = self.verification.to_dict()
+        if self.memory is not None:
+            d["memory"] = self.memory.to_dict()
         return d
 
     def collapse(self, depth: int | None) -> Report:

@@ -33,6 +33,11 @@ REPORT_SCHEMA = "cnnshape.report/1"
 SIZES_SCHEMA = "cnnshape.sizes/1"
 BASELINE_SCHEMA = "cnnshape.baseline/1"
 PRUNE_SCHEMA = "cnnshape.prune/1"
+MEMORY_SCHEMA = "cnnshape.memory/1"
+
+#: ``cnnshape memory --optimizer`` and ``--amp``
+OPTIMIZERS = ("none", "sgd", "momentum", "adam", "adamw")
+AMP_CHOICES = ("bf16", "fp16")
 
 #: the input when none is given: one 224x224 RGB image
 DEFAULT_SHAPE = (1, 3, 224, 224)

@@ -7,6 +7,7 @@ from .check import check
 from .compare import compare
 from .diff import diff
 from .graph import graph
+from .memory import memory
 from .prune import prune
 from .report import report
 from .rf import rf
@@ -27,7 +28,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff, compare, report, prune):
+for command in (summary, graph, rf, sizes, check, diff, compare, report, prune, memory):
     app.command()(command)
 
 

@@ -30,6 +30,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..check import Snapshot
     from ..config import ModelConfig
+    from ..report import Report
 
 
 def _opt(flag: str, help: str) -> Any:
@@ -49,6 +50,11 @@ def check(
         "--max-activation-memory", "Activation memory budget, e.g. 300MiB.")] = None,
     max_param_memory: Annotated[str | None, _opt(
         "--max-param-memory", "Parameter memory budget, e.g. 100MB.")] = None,
+    max_inference_memory: Annotated[str | None, _opt(
+        "--max-inference-memory", "Inference peak memory budget (cnnshape memory), e.g. 2GiB.")] = None,
+    max_train_memory: Annotated[str | None, _opt(
+        "--max-train-memory", "Training step peak memory budget, with Adam (cnnshape memory --train), "
+        "e.g. 16GiB.")] = None,
     expect_output: Annotated[list[str] | None, _opt(
         "--expect-output", "Expected output shape, e.g. 1,1000. Repeat for several outputs.")] = None,
     config: Annotated[Path | None, _opt(
@@ -77,7 +83,8 @@ def check(
         from .timeout import check_seconds
 
         flags = {"max-params": max_params, "max-macs": max_macs,
-                 "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
+                 "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory,
+                 "max-inference-memory": max_inference_memory, "max-train-memory": max_train_memory}
         if spec is not None:
             if config is not None:
                 raise ConfigError("give either a SPEC or --config, not both")
@@ -210,8 +217,26 @@ def _analyse(m: ModelConfig, index: int, total: int, cli_args: list[str] | None,
         what = f"the code of {m.name}" if total > 1 else "the model's code"
         with model_scope(m.model), time_limit(timeout, what):
             report = analyze(m.model, list(m.inputs), args=m.args or parse_cli_args(cli_args), tracer=m.tracer)
+            report = _with_memory(m, report, cli_args)
     except CnnshapeError as e:
         if total > 1:
             raise type(e)(f"{m.name}: {e}") from e
         raise
     return snapshot(report, m.name)
+
+
+def _with_memory(m: ModelConfig, report: Report, cli_args: list[str] | None) -> Report:
+    """``report`` with the memory figures its budgets ask for (a training step with Adam for
+    ``max-train-memory``)."""
+    from dataclasses import replace
+
+    from ..check import MEMORY_FIGURES
+    from ..memory_run import run_memory
+    from ..request import Request
+    from .common import parse_cli_args
+
+    wanted = {b.figure for b in m.budgets} & set(MEMORY_FIGURES)
+    if not wanted:
+        return report
+    request = Request.of(m.model, list(m.inputs), args=m.args or parse_cli_args(cli_args), tracer=m.tracer)
+    return replace(report, memory=run_memory(request, train="train_memory" in wanted))

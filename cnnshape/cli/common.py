@@ -25,6 +25,7 @@ FLAGS = {
     "inputs": "--input", "args": "--arg", "tracer": "--tracer", "leaves": "--leaf", "depth": "--depth",
     "device": "--device", "dtype": "--dtype", "repeat": "--repeat", "layer": "--layer", "at": "--at",
     "axes": "--axis", "max_growth": "--max-growth", "model": "SPEC",
+    "optimizer": "--optimizer", "amp": "--amp", "fits": "--fits",
 }
 
 

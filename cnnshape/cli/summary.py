@@ -53,6 +53,9 @@ def summary(
         "--repeat", min=1, help="Timed forward runs for --verify's median latency.")] = 10,
     dtype: Annotated[str | None, choice(
         "--dtype", VERIFY_DTYPES, "Cast the model and floating inputs to this dtype for --verify.")] = None,
+    memory: Annotated[bool, typer.Option(
+        "--memory", help="Also the inference peak memory (and with --train a training step with Adam) as "
+        "footer lines and in JSON; `cnnshape memory` has the options.")] = False,
     timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
@@ -72,7 +75,7 @@ def summary(
         from ..api import verify as verify_report
 
         request = request_from_cli(spec, input, arg, tracer, leaf, train, cross_check)
-        report = analyze(request, depth=None if verify else depth)
+        report = analyze(request, depth=None if verify else depth, memory=memory)
         if verify:
             verification = verify_report(request, report, device=device, dtype=dtype, repeat=repeat)
             report = replace(report, verification=verification).collapse(depth)

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..check import FIGURES, Comparison, Result, Shape, label
+from ..check import FIGURES, MEMORY_FIGURES, Comparison, Result, Shape, label
 from ..units import grouped
 
 _SOURCE_WORD = {"budget": "budget", "expect": "expected", "baseline": "baseline"}
@@ -25,7 +25,8 @@ def fmt_value(figure: str, value: int | None) -> str:
     """Exact values: counts grouped, memory in bytes."""
     if value is None:
         return "-"
-    return f"{grouped(value)} B" if FIGURES.get(figure, ("count",))[0] == "bytes" else grouped(value)
+    unit = {**FIGURES, **MEMORY_FIGURES}.get(figure, ("count",))[0]
+    return f"{grouped(value)} B" if unit == "bytes" else grouped(value)
 
 
 def _value(r: Result) -> str:

@@ -87,6 +87,10 @@ def footer_lines(report: Report) -> list[str]:
         f"Input memory: {binary_bytes(t.input_bytes)}",
         f"Tracer: {report.tracer}",
     ]
+    if report.memory is not None:
+        from .memory import footer_lines as memory_lines
+
+        lines[-1:-1] = memory_lines(report.memory)
     for u in report.unsupported:
         where = ", ".join(u.layers[:3]) + (", ..." if len(u.layers) > 3 else "")
         lines.append(f"Unsupported op (cost unknown, not counted): {u.op} x{u.count} in {where}")
