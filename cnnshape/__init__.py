@@ -39,6 +39,8 @@ _LAZY = {
     "Cost": ("cnnshape.analyse.flops", "Cost"),
     "verify": ("cnnshape.api", "verify"),
     "sizes": ("cnnshape.api", "sizes"),
+    "scan": ("cnnshape.api", "scan"),
+    "ScanRecord": ("cnnshape.scan.records", "ScanRecord"),
 }
 
 
@@ -54,5 +56,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "analyze", "sizes", "verify", "Request", "Report", "LayerRecord", "Cost", "Totals", "InputSpec", "CnnshapeError",
     "ConfigError", "EnvironmentFault", "InputError", "InternalError", "LoadError", "OutputError", "ShapeError",
-    "TraceError", "__version__",
+    "TraceError", "__version__", "scan", "ScanRecord",
 ]

@@ -34,3 +34,9 @@ BASELINE_SCHEMA = "cnnshape.baseline/1"
 #: the input when none is given: one 224x224 RGB image
 DEFAULT_SHAPE = (1, 3, 224, 224)
 DEFAULT_INPUT = ",".join(str(d) for d in DEFAULT_SHAPE)
+
+#: ``cnnshape scan``: the schema id of each JSONL record, its statuses and summary formats
+SCAN_SCHEMA = "cnnshape.scan/1"
+SCAN_STATUSES = ("pass", "fail", "error")
+SCAN_ERROR_KINDS = ("exception", "timeout", "crash")
+SCAN_FORMATS = ("table", "csv", "none")
