@@ -40,7 +40,7 @@ _LAZY = {
     "verify": ("cnnshape.api", "verify"),
     "sizes": ("cnnshape.api", "sizes"),
     "scan": ("cnnshape.api", "scan"),
-    "ScanRecord": ("cnnshape.scan.records", "ScanRecord"),
+    "ScanRecord": ("cnnshape.scanner.records", "ScanRecord"),
 }
 
 

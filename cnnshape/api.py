@@ -96,7 +96,7 @@ def scan(
     cluster: Any = None,
     progress: bool = False,
 ) -> list[Any]:
-    """Analyse many models in worker processes; one :class:`~cnnshape.scan.records.ScanRecord` each
+    """Analyse many models in worker processes; one :class:`~cnnshape.scanner.records.ScanRecord` each
     (docs/scan.md). What to scan: ``models`` (spec strings, ``(name, model_or_factory_or_spec[,
     inputs])`` tuples or a mapping name -> model), a ``specs_file`` (one spec a line, with
     ``--input``/``--arg``/``--name``), and/or a ``space`` (``"space.py:candidates"``, a function
@@ -106,9 +106,9 @@ def scan(
     mark each record pass or fail. ``jobs``: local worker processes (default: the cores);
     ``cluster``: a Dask scheduler address (``"tcp://host:8786"``) or ``Client`` instead.
     ``timeout``: seconds per model. Returns every record of ``output`` (old and new), or the new ones."""
-    from .scan import sources
-    from .scan.engine import run_scan
-    from .scan.settings import ScanSettings, budgets_from
+    from .scanner import sources
+    from .scanner.engine import run_scan
+    from .scanner.settings import ScanSettings, budgets_from
 
     if models is None and space is None and specs_file is None:
         raise ConfigError("give the models to scan: models=[...], specs_file= or space=")

@@ -7,6 +7,7 @@ from .check import check
 from .diff import diff
 from .graph import graph
 from .rf import rf
+from .scan import scan
 from .sizes import sizes
 from .summary import summary
 
@@ -24,7 +25,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff):
+for command in (summary, graph, rf, sizes, check, diff, scan):
     app.command()(command)
 
 

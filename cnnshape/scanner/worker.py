@@ -173,6 +173,19 @@ def _analyse(task: Task, settings: ScanSettings, start: float) -> ScanRecord:
                       unsupported_ops=tuple(u.op for u in report.unsupported))
 
 
+def _warm_up(settings: ScanSettings) -> None:
+    """Analyse a small conv net once, so that the first model's clock (and timeout) does not pay
+    for what the first analysis of a process imports and caches."""
+    from torch import nn
+
+    from ..inputs import InputSpec
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    task = Task("warm-up", "warm-up", (InputSpec((1, 3, 8, 8)),), payload=pickle.dumps(net))
+    analyse_task(task, ScanSettings(tracer=settings.tracer, minimum=settings.minimum))
+
+
 def main(read_fd: int, write_fd: int) -> None:
     """A local pool's worker: import torch once, one thread; analyse each task the client sends
     until it sends None or goes away. The models' prints go nowhere (a scan's output is its records)."""
@@ -187,6 +200,7 @@ def main(read_fd: int, write_fd: int) -> None:
 
     conn_in, conn_out = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     settings = conn_in.recv()
+    _warm_up(settings)
     conn_out.send("ready")
     while True:
         try:

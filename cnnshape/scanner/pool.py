@@ -64,7 +64,7 @@ class LocalPool:
         from_parent, to_child = os.pipe()
         from_child, to_parent = os.pipe()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
-        code = "import sys; from cnnshape.scan.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+        code = "import sys; from cnnshape.scanner.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))"
         try:
             process = subprocess.Popen([sys.executable, "-c", code, str(from_parent), str(to_parent)],
                                        pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env)
