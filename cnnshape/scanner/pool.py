@@ -130,9 +130,9 @@ class LocalPool:
         if timeout is not None:
             ends = [w.started + timeout + KILL_GRACE for w in self._workers if w.task is not None]
             deadline = max(0.0, min(ends) - now) if ends else None
-        by_conn = {w.conn: w for w in self._workers}
-        for obj in wait(list(by_conn), deadline):  # a message, or EOF: the worker died
-            worker = by_conn[obj]
+        by_conn = {id(w.conn): w for w in self._workers}
+        for obj in wait([w.conn for w in self._workers], deadline):  # a message, or EOF: the worker died
+            worker = by_conn[id(obj)]
             message = None
             try:
                 if worker.conn.poll():
