@@ -187,3 +187,31 @@ def test_dask_local_cluster_gives_the_local_pool_records(tmp_path: Path) -> None
     # all-none and all-skip: 7,783,040 MACs (stem, reductions, head); all-1x1 adds 6 edges x 5 cells x 3 stages x
     # 262,144 (C*C*H*W = 16*16*32*32 = 32*32*16*16 = 64*64*8*8) = 23,592,960: 31.4 M > 20 M
     assert [r.status for r in sorted(local, key=lambda r: r.name)] == ["pass", "fail", "pass"]
+
+
+def test_cli_specs_file_csv_and_resume(tmp_path: Path) -> None:
+    specs = tmp_path / "zoo.txt"
+    specs.write_text("# two textbook layers and a typo\n"
+                     "examples/textbook.py:Conv5x5x3 --input 1,3,32,32\n"
+                     "examples/textbook.py:NormalConv --input 1,8,32,32 --name normal\n"
+                     "examples/textbook.py:NoSuchModel\n")
+    out = tmp_path / "r.jsonl"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cnnshape", "scan", "--specs-file", str(specs), "-o", str(out),
+                               "-j", "1", "--max-params", "700", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    first = run("--format", "csv")
+    assert first.returncode == 1, first.stderr  # a budget failed and a model could not be loaded
+    rows = {row[0]: row for row in (line.split(",") for line in first.stdout.splitlines()[1:])}
+    # Conv5x5x3: 5*5*3*10 + 10 = 760 params > 700; NormalConv: 3*3*8*8 = 576
+    assert rows["examples/textbook.py:Conv5x5x3 --input 1,3,32,32"][1:3] == ["fail", "760"]
+    assert rows["normal"][1:3] == ["pass", "576"]
+    assert rows["examples/textbook.py:NoSuchModel"][1] == "error"
+    assert "3 model(s): 1 pass, 1 fail, 1 error" in first.stderr
+    again = run()
+    assert again.stdout == "" and "(0 analysed now" in again.stderr
+    assert len(lines(out)) == 3
+    nothing = subprocess.run([sys.executable, "-m", "cnnshape", "scan"], cwd=ROOT, capture_output=True, text=True)
+    assert nothing.returncode == 2 and nothing.stderr.startswith("error: nothing to scan")

@@ -39,6 +39,10 @@ class _Progress:
         self._bar: Any = None
         if not show:
             return
+        try:
+            import rich.progress  # noqa: F401
+        except ImportError:  # the bar is optional (pip install "cnnshape[progress]")
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
