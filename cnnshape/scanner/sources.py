@@ -148,6 +148,14 @@ def from_space(space: str, inputs: Any = None) -> Iterator[Task]:
         yield Task(name, space, specs, payload=payload, space=space)
 
 
+def _origin(model: Any) -> str:
+    """How a record names a model given as an object: its class or function, or the one a partial wraps."""
+    target = getattr(model, "func", model)  # functools.partial
+    if isinstance(target, type) or callable(target) and hasattr(target, "__qualname__"):
+        return str(getattr(target, "__qualname__", type(target).__name__))
+    return type(model).__name__
+
+
 def from_objects(items: Iterable[Any], inputs: Any = None) -> Iterator[Task]:
     """The API's forms: spec strings, ``(name, model[, inputs])`` tuples, or a mapping name -> model."""
     if isinstance(items, Mapping):
@@ -168,10 +176,11 @@ def from_objects(items: Iterable[Any], inputs: Any = None) -> Iterator[Task]:
         try:
             payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
-            yield Task(str(name), type(model).__name__, specs,
-                       problem=f"cannot send it to a worker process ({type(e).__name__}: {e})")
+            yield Task(str(name), _origin(model), specs,
+                       problem=f"cannot send it to a worker process ({type(e).__name__}: {e}); give a "
+                               "module-level function or class, or functools.partial of one")
             continue
-        yield Task(str(name), type(model).__name__, specs, payload=payload)
+        yield Task(str(name), _origin(model), specs, payload=payload)
 
 
 def space_file(space: str) -> str | None:
