@@ -57,6 +57,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Sca
     return out, {r.name: r for r in records}
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_every_model_once_with_its_status(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     out, records = mixed
     data = lines(out)
@@ -75,6 +76,7 @@ def test_every_model_once_with_its_status(mixed: tuple[Path, dict[str, ScanRecor
     assert [(v.figure, v.value, v.limit) for v in records[ALL_3X3].violations] == [("params", ALL_3X3_PARAMS, 100_000)]
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_error_messages_say_what_happened(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     _, r = mixed
     assert "this model is broken on purpose" in (r["raises"].error or "")
@@ -88,6 +90,7 @@ def test_error_messages_say_what_happened(mixed: tuple[Path, dict[str, ScanRecor
         assert (record.totals is None) == (record.status == "error")
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_figures_equal_analyze(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     _, r = mixed
     for name, model, shape in ((ALL_NONE, nas201.NAS201Network(ALL_NONE), (1, 3, 32, 32)),
@@ -105,6 +108,7 @@ def test_figures_equal_analyze(mixed: tuple[Path, dict[str, ScanRecord]]) -> Non
     assert r["lenet"].minimum == (("H", 32), ("W", 32))
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_a_finished_scan_is_not_run_again(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     out, records = mixed
     before = out.read_bytes()
@@ -113,6 +117,7 @@ def test_a_finished_scan_is_not_run_again(mixed: tuple[Path, dict[str, ScanRecor
     assert {r.name: r.to_dict() for r in again} == {name: r.to_dict() for name, r in records.items()}
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_interrupted_scan_resumes_with_every_model_once(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     code = f"import cnnshape; cnnshape.scan(space={str(MODELS) + ':many'!r}, output={str(out)!r}, jobs=1)"
@@ -172,6 +177,7 @@ def test_nas201_cell_sums_its_edges() -> None:
     assert torch.equal(cell(x), x)
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_dask_local_cluster_gives_the_local_pool_records(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     local = cnnshape.scan(space=f"{MODELS}:small", jobs=2, budgets={"macs": "600K"})
@@ -194,6 +200,7 @@ def test_dask_local_cluster_gives_the_local_pool_records(tmp_path: Path) -> None
         ("pass", 569_504), ("fail", 864_416), ("pass", 569_504)]
 
 
+@pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
 def test_cli_specs_file_csv_and_resume(tmp_path: Path) -> None:
     specs = tmp_path / "zoo.txt"
     specs.write_text("# two textbook layers and a typo\n"
