@@ -227,3 +227,32 @@ def test_cli_specs_file_csv_and_resume(tmp_path: Path) -> None:
     assert len(lines(out)) == 3
     nothing = subprocess.run([sys.executable, "-m", "cnnshape", "scan"], cwd=ROOT, capture_output=True, text=True)
     assert nothing.returncode == 2 and nothing.stderr.startswith("error: nothing to scan")
+
+
+def test_specs_file_lines(tmp_path: Path) -> None:
+    from cnnshape.scanner.sources import from_file
+
+    specs = tmp_path / "zoo.txt"
+    specs.write_text("examples/resnet.py:resnet18 --arg num_classes=10 -i 1,3,64,64 --name r18  # small\n\n"
+                     "# a comment line\n"
+                     "examples/lenet.py:LeNet5\n")
+    r18, lenet = from_file(str(specs), ["1,1,32,32"], {"num_classes": 5, "x": 1})
+    assert (r18.name, r18.spec, dict(r18.args), r18.shapes) == (
+        "r18", "examples/resnet.py:resnet18", {"num_classes": 10, "x": 1}, ((1, 3, 64, 64),))
+    assert (lenet.name, dict(lenet.args), lenet.shapes) == ("examples/lenet.py:LeNet5", {"num_classes": 5, "x": 1},
+                                                            ((1, 1, 32, 32),))
+    specs.write_text("examples/lenet.py:LeNet5\nexamples/lenet.py:LeNet5 --depth 2\n")
+    with pytest.raises(ConfigError, match=r"zoo.txt:2: '--depth'"):
+        list(from_file(str(specs)))
+
+
+def test_a_torn_last_line_is_cut_and_the_rest_kept(tmp_path: Path) -> None:
+    from cnnshape.scanner.jsonl import open_results
+
+    out = tmp_path / "r.jsonl"
+    good = ScanRecord("a", "pass", totals=(("params", 1),))
+    out.write_text(json.dumps(good.to_dict()) + "\n" + '{"schema": "cnnshape.scan/1", "na')
+    with open_results(str(out)) as results:
+        assert [r.name for r in results.done] == ["a"] and results.cut == len('{"schema": "cnnshape.scan/1", "na')
+        results.write(ScanRecord("b", "error", error_kind="crash", error="died"))
+    assert [d["name"] for d in lines(out)] == ["a", "b"]
