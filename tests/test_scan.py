@@ -256,3 +256,25 @@ def test_a_torn_last_line_is_cut_and_the_rest_kept(tmp_path: Path) -> None:
         assert [r.name for r in results.done] == ["a"] and results.cut == len('{"schema": "cnnshape.scan/1", "na')
         results.write(ScanRecord("b", "error", error_kind="crash", error="died"))
     assert [d["name"] for d in lines(out)] == ["a", "b"]
+
+
+def test_timeout_in_a_worker_thread_as_on_dask() -> None:
+    """A Dask worker runs a model in a thread, where SIGALRM cannot reach: the timeout is an
+    exception raised in that thread."""
+    import pickle
+    import threading
+
+    from cnnshape.inputs import InputSpec
+    from cnnshape.scanner.settings import ScanSettings
+    from cnnshape.scanner.sources import Task
+    from cnnshape.scanner.worker import analyse_task
+    from tests.scan_models import HangsInPython
+
+    task = Task("hangs", "test", (InputSpec((1, 3, 8, 8)),), payload=pickle.dumps(HangsInPython))
+    found: list[ScanRecord] = []
+    thread = threading.Thread(target=lambda: found.append(analyse_task(task, ScanSettings(timeout=0.5))))
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert (found[0].status, found[0].error_kind) == ("error", "timeout")
+    assert "scan_models.py" in (found[0].error or "")
