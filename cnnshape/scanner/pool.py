@@ -93,21 +93,26 @@ class LocalPool:
     def run(self, tasks: Iterable[Task]) -> Iterator[ScanRecord]:
         """The tasks' records, each as soon as it is done (not in task order)."""
         pending = iter(tasks)
+        unsent: list[Task] = []  #: tasks whose worker died before it could receive them
         exhausted = False
         self._workers = [self._start() for _ in range(self.jobs)]
         try:
             while True:
                 for worker in self._workers:  # give each idle, ready worker a task
                     while worker.ready and worker.task is None and not exhausted:
-                        task = next(pending, None)
+                        task = unsent.pop() if unsent else next(pending, None)
                         if task is None:
                             exhausted = True
                         elif task.problem is not None:
                             yield error_record(task.name, "exception", task.problem, model=task.origin,
                                                inputs=task.shapes)
                         else:
+                            try:
+                                worker.out.send(task)
+                            except OSError:  # it died idle: _collect replaces it; the task goes to another
+                                unsent.append(task)
+                                break
                             worker.task, worker.started = task, time.monotonic()
-                            worker.out.send(task)
                 busy = [w for w in self._workers if w.task is not None]
                 if exhausted and not busy:
                     return
