@@ -43,6 +43,8 @@ _LAZY = {
     "Comparison": ("cnnshape.comparison", "Comparison"),
     "prune_plan": ("cnnshape.api", "prune_plan"),
     "memory": ("cnnshape.api", "memory"),
+    "scan": ("cnnshape.api", "scan"),
+    "ScanRecord": ("cnnshape.scanner.records", "ScanRecord"),
 }
 
 
@@ -62,4 +64,5 @@ __all__ = [
     "TraceError", "__version__",
     "compare", "Comparison",
     "prune_plan",
+    "scan", "ScanRecord",
 ]

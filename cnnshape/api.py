@@ -15,6 +15,7 @@ from .analyse.memory.records import MemoryReport
 from .analyse.sizes.records import SizeReport
 from .comparison import Comparison
 from .errors import CnnshapeError, param
+from .errors import ConfigError
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request
@@ -257,3 +258,45 @@ def prune_plan(
     request = Request.of(model, inputs, args=args, tracer=tracer, leaves=leaves)
     options = PruneOptions.of(ratio, ratios, layers, keep, round_to, prune_outputs)
     return run_prune(request, options)
+def scan(
+    models: Any = None,
+    *,
+    space: str | None = None,
+    specs_file: str | None = None,
+    inputs: Any = None,
+    args: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    budgets: Mapping[str, int | str] | None = None,
+    jobs: int | None = None,
+    timeout: float | None = None,
+    tracer: str = "auto",
+    minimum: bool = True,
+    cluster: Any = None,
+    progress: bool = False,
+) -> list[Any]:
+    """Analyse many models in worker processes; one :class:`~cnnshape.scanner.records.ScanRecord` each
+    (docs/scan.md). What to scan: ``models`` (spec strings, ``(name, model_or_factory_or_spec[,
+    inputs])`` tuples or a mapping name -> model), a ``specs_file`` (one spec a line, with
+    ``--input``/``--arg``/``--name``), and/or a ``space`` (``"space.py:candidates"``, a function
+    yielding such tuples). ``inputs`` and ``args``: the defaults. ``output``: a JSONL file the
+    records are appended to as they finish; models already in it are skipped (resume).
+    ``budgets``: ``{"params": "5M", "macs": "600M", "activation_memory": ..., "param_memory": ...}``
+    mark each record pass or fail. ``jobs``: local worker processes (default: the cores);
+    ``cluster``: a Dask scheduler address (``"tcp://host:8786"``) or ``Client`` instead.
+    ``timeout``: seconds per model. Returns every record of ``output`` (old and new), or the new ones."""
+    from .scanner import sources
+    from .scanner.engine import run_scan
+    from .scanner.settings import ScanSettings, budgets_from
+
+    if models is None and space is None and specs_file is None:
+        raise ConfigError("give the models to scan: models=[...], specs_file= or space=")
+    settings = ScanSettings(budgets_from(budgets), timeout, tracer, minimum)
+    tasks: list[Any] = []
+    if models is not None:
+        listed = [models] if isinstance(models, str) else models
+        tasks += sources.from_specs(listed, inputs, args) if args else sources.from_objects(listed, inputs)
+    if specs_file is not None:
+        tasks += sources.from_file(specs_file, inputs, args)
+    if space is not None:
+        tasks += sources.from_space(space, inputs)
+    return run_scan(tasks, settings, output=output, jobs=jobs, cluster=cluster, progress=progress)

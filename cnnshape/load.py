@@ -354,3 +354,17 @@ def _constructor_error(label: str, e: Exception) -> LoadError:
     else:
         hint = ""
     return LoadError(f"constructing {label} raised {type(e).__name__}: {_text(e)}{_user_line(e)}.{hint}")
+
+
+def load_attribute(spec: str) -> Any:
+    """The object a ``file.py:name`` / ``package.module:name`` spec names, without calling it
+    (``cnnshape scan``'s spaces: a function yielding candidates). The file is imported as
+    :func:`load_model` imports it, under the same module name in every process."""
+    where, name = _split_spec(spec)
+    module = _import_file(Path(where)) if names_file(where) else _import_module(where)
+    target: Any = module
+    for part in name.split("."):
+        if not hasattr(target, part):
+            raise LoadError(f"{where} has no attribute {name!r}")
+        target = getattr(target, part)
+    return target

@@ -47,3 +47,9 @@ DEFAULT_INPUT = ",".join(str(d) for d in DEFAULT_SHAPE)
 COMPARE_FORMATS = ("table", "markdown", "json", "html")
 COMPARE_ALIGNS = ("name", "position")
 COMPARE_SCHEMA = "cnnshape.compare/1"
+
+#: ``cnnshape scan``: the schema id of each JSONL record, its statuses and summary formats
+SCAN_SCHEMA = "cnnshape.scan/1"
+SCAN_STATUSES = ("pass", "fail", "error")
+SCAN_ERROR_KINDS = ("exception", "timeout", "crash")
+SCAN_FORMATS = ("table", "csv", "none")

@@ -93,7 +93,7 @@ def test_the_cli_choices_are_the_vocabulary() -> None:
     expected = {("summary", "--format"): vocab.REPORT_FORMATS, ("summary", "--dtype"): vocab.VERIFY_DTYPES,
                 ("summary", "--tracer"): vocab.TRACERS, ("check", "--format"): vocab.CHECK_FORMATS,
                 ("rf", "--format"): vocab.TABLE_OR_JSON, ("sizes", "--format"): vocab.TABLE_OR_JSON,
-                ("graph", "--rankdir"): vocab.RANKDIRS}
+                ("graph", "--rankdir"): vocab.RANKDIRS, ("scan", "--format"): vocab.SCAN_FORMATS}
     for (command, flag), values in expected.items():
         option = next(p for p in commands[command].params if flag in p.opts)
         assert option.metavar == "[" + "|".join(values) + "]", (command, flag)

@@ -123,11 +123,12 @@ def _receptive_fields(graph: ModelGraph) -> tuple[dict[str, ReceptiveField | Non
     return rfs, tuple(notes)
 
 
-def analyse(graph: ModelGraph, formulas: Formulas | None = None) -> Analysis:
+def analyse(graph: ModelGraph, formulas: Formulas | None = None, receptive_field: bool = True) -> Analysis:
     """Every node's figures; ``formulas`` count ops or modules the built-in table does not know
-    (or differently) for this analysis only."""
+    (or differently) for this analysis only. ``receptive_field=False`` skips that secondary
+    analysis (every node's ``receptive_field`` is None): ``cnnshape scan`` records none."""
     node_params, totals = analyse_params(graph)
-    rfs, notes = _receptive_fields(graph)
+    rfs, notes = _receptive_fields(graph) if receptive_field else ({}, ())
     counter = _Counter(graph, formulas or {})
     nodes = {}
     for node in graph.nodes:

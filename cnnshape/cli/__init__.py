@@ -11,6 +11,7 @@ from .memory import memory
 from .prune import prune
 from .report import report
 from .rf import rf
+from .scan import scan
 from .sizes import sizes
 from .summary import summary
 
@@ -28,7 +29,7 @@ def _root() -> None:
     """Static analysis of PyTorch CNNs: shapes, parameters, MACs, receptive fields, input sizes."""
 
 
-for command in (summary, graph, rf, sizes, check, diff, compare, report, prune, memory):
+for command in (summary, graph, rf, sizes, check, diff, compare, report, prune, memory, scan):
     app.command()(command)
 
 
