@@ -14,8 +14,7 @@ from . import pipeline
 from .analyse.memory.records import MemoryReport
 from .analyse.sizes.records import SizeReport
 from .comparison import Comparison
-from .errors import CnnshapeError, param
-from .errors import ConfigError
+from .errors import CnnshapeError, ConfigError, param
 from .render import views  # noqa: F401  installs str(report) and report.to_graphviz()
 from .report import Report, Verification
 from .request import Request
