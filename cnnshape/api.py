@@ -131,6 +131,7 @@ def compare(
     leaves: Sequence[str | type] = (),
     train: bool = False,
     keep_going: bool = False,
+    memory: bool = True,
 ) -> Comparison:
     """Two or more models side by side (docs/compare.md): their totals with ratios to the first,
     and where the cost goes, stage by stage (the rows collapsed to ``depth``, aligned by ``align``:
@@ -143,7 +144,8 @@ def compare(
     does not carry its own (default input: 1x3x224x224). ``sizes``: also find each model's minimum
     input size (a few more traces per model). Every model is analysed; when any fails, the error
     names each failing model and the ones that worked, unless ``keep_going`` and at least two
-    worked: then those are compared and the others listed in ``Comparison.failed``.
+    worked: then those are compared and the others listed in ``Comparison.failed``. ``memory``:
+    also give each model's inference peak (docs/memory.md; one more meta forward pass per model).
     """
     from .comparison import FailedModel, build_comparison, check_labels, default_labels, split_spec
     from .errors import ConfigError
@@ -175,10 +177,15 @@ def compare(
             found.append(f"not determined: {request.model} was given as a finished report" if sizes else None)
             continue
         try:
-            reports.append(pipeline.run_analysis(request))
+            report = pipeline.run_analysis(request)
         except Exception as e:  # each model's failure is reported with the others'
             failures.append((i, e))
             continue
+        if memory:  # fails soft: a note, and no peak for that model
+            from .memory_run import with_memory
+
+            report = with_memory(request, report)
+        reports.append(report)
         found.append(_sizes_or_reason(request) if sizes else None)
     # how messages name each model: as given (with its @inputs), or its request's label
     given = [m if isinstance(m, str) else r.model if isinstance(r, Report) else r.label

@@ -38,7 +38,7 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("macs", "MACs", "count"),
     ("flops", "FLOPs", "count"),
     ("activation_bytes", "Activation memory", "bytes"),
-    ("peak_bytes", "Peak memory", "bytes"),
+    ("peak_bytes", "Inference peak memory", "bytes"),
     ("param_bytes", "Param memory", "bytes"),
 )
 
@@ -327,11 +327,9 @@ def _minimum(sizes: SizeReport | str | None) -> tuple[tuple[AxisMinimum, ...], s
 
 
 def _peak_bytes(report: Report) -> int | None:
-    """Hook for the memory analysis: a report that carries one (``Report.memory``, added by that
-    work) gives its peak; until then, and for reports without it, None."""
-    memory = getattr(report, "memory", None)
-    peak = getattr(memory, "peak_bytes", None)
-    return peak if isinstance(peak, int) else None
+    """The inference peak of a report that carries a memory analysis (``Report.memory``); None for
+    one without it (a finished report given as it is, or a memory analysis that failed)."""
+    return report.memory.inference.peak_bytes if report.memory is not None else None
 
 
 def model_column(label: str, report: Report, sizes: SizeReport | str | None) -> ModelColumn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,29 +161,24 @@ def test_json_document(alex_vgg: cnnshape.Comparison) -> None:
     alex, vgg = data["models"]
     assert alex["totals"]["params"] == 61_100_840 and vgg["totals"]["macs"] == 15_470_264_320
     assert vgg["ratios"]["params"] == pytest.approx(138_357_544 / 61_100_840)
-    assert alex["ratios"]["peak_bytes"] is None and vgg["totals"]["peak_bytes"] is None
+    assert vgg["ratios"]["peak_bytes"] == pytest.approx(vgg["totals"]["peak_bytes"] / alex["totals"]["peak_bytes"])
     assert vgg["minimum_input"][0] == {"axis": "H", "minimum": 32, "accepted": "every size ≥ 32", "reason": None}
     assert data["stages"][0]["stage"] == "features"
     assert data["stages"][0]["cells"][1]["params"] == 14_714_688
 
 
-def test_peak_memory_hook(alex_vgg: cnnshape.Comparison) -> None:
-    """Once reports carry a memory analysis (``Report.memory.peak_bytes``), compare shows it."""
-    class Memory:
-        def __init__(self, peak: int) -> None:
-            self.peak_bytes = peak
-
-    reports = list(alex_vgg.reports)
-    for report, peak in zip(reports, (1000, 3000)):
-        object.__setattr__(report, "memory", Memory(peak))  # a stand-in until the field exists
-    try:
-        c = build_comparison(reports, [None, None], ["A", "B"])
-        assert [m.peak_bytes for m in c.models] == [1000, 3000] and c.ratio("peak_bytes", 1) == 3.0
-        assert "Peak memory" in render_compare_table(c) and "2.93 KiB (3.00x)" in render_compare_table(c)
-    finally:
-        for report in reports:
-            object.__delattr__(report, "memory")
-    assert "Peak memory" not in render_compare_table(alex_vgg)
+def test_peak_memory_is_the_memory_analysis(alex_vgg: cnnshape.Comparison) -> None:
+    """The Inference peak memory row is each model's inference peak as ``analyze(..., memory=True)`` gives it
+    (which tests/test_memory*.py check against a measured run); a finished report given as it is
+    has none, and the row then says so."""
+    for spec, column in zip(("examples/alexnet.py:AlexNet", "examples/vgg.py:VGG16"), alex_vgg.models):
+        report = cnnshape.analyze(spec, [(1, 3, 224, 224)], memory=True)
+        assert report.memory is not None and column.peak_bytes == report.memory.inference.peak_bytes
+    assert "Inference peak memory" in render_compare_table(alex_vgg)
+    bare = build_comparison(list(alex_vgg.reports), [None, None], ["A", "B"])
+    assert [m.peak_bytes for m in bare.models] == [m.peak_bytes for m in alex_vgg.models]
+    no_memory = [replace(r, memory=None) for r in alex_vgg.reports]
+    assert "Inference peak memory" not in render_compare_table(build_comparison(no_memory, [None, None], ["A", "B"]))
 
 
 def test_lower_bounds_are_marked() -> None:
