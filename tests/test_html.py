@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from torch import nn
 import cnnshape
 from cnnshape.errors import ConfigError
 from cnnshape.render.html.page import NO_DOT
+from cnnshape.units import binary_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = "examples/textbook.py:Conv7Pool3"  # conv 7x7/2 p3 + maxpool 3/2 p1, 3 -> 64 channels
@@ -131,8 +131,15 @@ def test_lower_bound_is_marked() -> None:
 def test_memory_is_shown_when_the_report_has_it() -> None:
     report = cnnshape.analyze(str(ROOT / SMALL), [(1, 3, 32, 32)])
     assert "memory" not in page_data(report.to_html())
-    object.__setattr__(report, "memory", SimpleNamespace(to_dict=lambda: {"peak_bytes": 123}))
-    assert page_data(report.to_html())["memory"] == {"peak_bytes": 123}
+    report = cnnshape.analyze(str(ROOT / SMALL), [(1, 3, 32, 32)], memory=True)
+    assert report.memory is not None
+    data = page_data(report.to_html())
+    # the summary's footer lines (render/memory.py), as label: figures
+    peak = report.memory.inference
+    assert data["memory"]["Inference peak memory"].startswith(f"{binary_bytes(peak.peak_bytes)} at {peak.peak_at}")
+    # the live bytes after each layer, for the details panel
+    assert data["memory_layers"] == {layer.name: layer.live_bytes for layer in peak.layers}
+    assert set(data["memory_layers"]) <= {row["name"] for row in data["layers"]}
 
 
 def test_script_cannot_be_closed_from_the_data(tmp_path: Path) -> None:

@@ -47,6 +47,9 @@ def report(
     tracer: TracerOpt = "auto",
     leaf: Leaves = None,
     train: Train = False,
+    memory: Annotated[bool, typer.Option(
+        "--memory/--no-memory", help="Also give the inference peak memory (with --train, a training step with "
+        "Adam) by tensor liveness (docs/memory.md).")] = True,
     timeout: Timeout = None,
     traceback: Traceback = False,
 ) -> None:
@@ -59,7 +62,7 @@ def report(
         from ..render.html import to_html
 
         request = request_from_cli(spec, input, arg, tracer, leaf, train)
-        result = analyze(request, depth=depth)
+        result = analyze(request, depth=depth, memory=memory)
         size_report = _sizes(request) if sizes else None
         write_output(to_html(result, sizes=size_report, color_by=color_by, rankdir=rankdir), output)
 

@@ -13,6 +13,7 @@ from ...errors import CnnshapeError
 from ...query import unit_box
 from ...report import LayerRecord, Report, scopes_of
 from ..graphviz import family, key_attributes
+from ..memory import footer_lines
 
 
 def node_id(name: str) -> str:
@@ -105,9 +106,9 @@ def page_data(report: Report, sizes: SizeReport | str | None = None, color_by: s
         "modules": _modules(report),
         "sizes": _sizes(sizes, report),
     }
-    memory = getattr(report, "memory", None)  # Report.memory, once the memory analysis exists
-    if memory is not None:
-        d["memory"] = memory.to_dict() if hasattr(memory, "to_dict") else str(memory)
+    if report.memory is not None:  # the summary's footer lines, as "label: figures"
+        d["memory"] = dict(line.split(": ", 1) for line in footer_lines(report.memory))
+        d["memory_layers"] = {layer.name: layer.live_bytes for layer in report.memory.inference.layers}
     if report.verification is not None:
         d["verification"] = {k: v for k, v in report.verification.to_dict().items() if k != "layers"}
     return d

@@ -423,6 +423,7 @@
       ["window", win], ["parameters", grouped(it.params) + (it.shared_with ? " (shared with " + it.shared_with + ")" : "")],
       ["MACs", it.kind === "input" ? "" : grouped(it.macs)], ["FLOPs", it.kind === "input" ? "" : grouped(it.flops)],
       ["output memory", bytes(it.output_bytes)], ["activation memory", it.activation_bytes ? bytes(it.activation_bytes) + " (new outputs kept)" : ""],
+      ["live after it", D.memory_layers && D.memory_layers[it.name] !== undefined ? bytes(D.memory_layers[it.name]) + " (inference: weights, inputs and every tensor still needed)" : ""],
       ["no formula for", (it.unsupported_ops || []).join(", ") + ((it.unsupported_ops || []).length ? " (MACs/FLOPs a lower bound)" : "")]]));
     receptive(rfCol, it, "");
   }
@@ -538,10 +539,7 @@
   section("notes", "Notes", [el("ul", null, notes)]);
   section("byop", "MACs and FLOPs by op", [table(["op", "calls", "MACs", "FLOPs"], D.by_op.slice(0, 12).map(function (o) { return [o.op, o.calls, si(o.macs), si(o.flops)]; }))]);
   if (D.memory !== undefined) {
-    var mem = D.memory, rowsM = typeof mem === "object" && mem !== null ? Object.keys(mem).map(function (k) {
-      var v = mem[k]; return [k, typeof v === "number" && /bytes/.test(k) ? bytes(v) + " (" + grouped(v) + ")" : (typeof v === "object" ? JSON.stringify(v) : String(v))];
-    }) : [["memory", String(mem)]];
-    section("memory", "Memory", [kv(rowsM)]);
+    section("memory", "Memory", [kv(Object.keys(D.memory).map(function (k) { return [k, D.memory[k]]; }))]);
   }
 
   refreshTable();
