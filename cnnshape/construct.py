@@ -47,17 +47,32 @@ class SkipInitOnMeta(TorchFunctionMode):
     """Returns the target unchanged for ``torch.nn.init`` functions and value-only in-place
     methods whose target tensor is on meta; everything else runs as usual."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._skippable: dict[Any, bool] = {}  # func -> whether it only writes values (one check per func)
+
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        is_init = getattr(func, "__module__", None) == "torch.nn.init"
-        if is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func):
+        try:
+            skippable = self._skippable[func]
+        except KeyError:
+            skippable = self._skippable[func] = _writes_values_only(func)
+        except TypeError:  # unhashable
+            skippable = _writes_values_only(func)
+        if skippable:
             target = _first_tensor(args, kwargs)
             if target is not None and target.device.type == "meta":
                 return target
         return func(*args, **kwargs)
+
+
+def _writes_values_only(func: Any) -> bool:
+    """A ``torch.nn.init`` function or a value-only in-place method (:data:`VALUE_WRITES`)."""
+    name = getattr(func, "__name__", "")
+    is_init = getattr(func, "__module__", None) == "torch.nn.init"
+    return is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..graph import ModelGraph
+from ..trace.modules import Submodules
 from ..trace.records import Node
 
 
@@ -33,11 +34,12 @@ class ParamTotals:
     unused_params: int
 
 
-def _node_tensors(graph: ModelGraph, node: Node) -> list[torch.Tensor]:
+def _node_tensors(modules: Submodules, node: Node) -> list[torch.Tensor]:
     if node.kind == "module":
-        return list(submodule(graph.model, node.target).parameters())
+        return list(modules.get(node.target).parameters())
     if node.kind == "attribute":
-        value = _get_attr(graph.model, node.target)
+        owner, _, attr = node.target.rpartition(".")
+        value = getattr(modules.get(owner), attr)
         return [value] if isinstance(value, nn.Parameter) else []
     return []
 
@@ -51,16 +53,12 @@ def submodule(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
-def _get_attr(model: nn.Module, path: str) -> object:
-    owner, _, attr = path.rpartition(".")
-    return getattr(submodule(model, owner), attr)
-
-
 def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotals]:
     first_owner: dict[int, str] = {}
     per_node: dict[str, NodeParams] = {}
+    modules = Submodules(graph.model)
     for node in graph.nodes:
-        tensors = _node_tensors(graph, node)
+        tensors = _node_tensors(modules, node)
         if not tensors:
             continue
         new = [p for p in tensors if id(p) not in first_owner]
