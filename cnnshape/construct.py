@@ -14,6 +14,7 @@ kernel a random fill runs imports ``torch._dynamo`` (about a second).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +76,52 @@ def _writes_values_only(func: Any) -> bool:
     return is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func)
 
 
+_INIT_LOCK = threading.Lock()
+_init_users = 0
+_init_originals: dict[str, Callable[..., Any]] = {}
+
+
+def _skipping_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:
+    def initialise(*args: Any, **kwargs: Any) -> Any:
+        target = _first_tensor(args, kwargs)
+        if target is not None and target.device.type == "meta":
+            return target
+        return init(*args, **kwargs)
+
+    initialise.__wrapped__ = init  # type: ignore[attr-defined]
+    return initialise
+
+
+@contextmanager
+def init_skipped_on_meta() -> Iterator[None]:
+    """Inside, ``torch.nn.init``'s public initialisers (``kaiming_uniform_``, ``ones_``...) return a
+    meta target untouched, as :class:`SkipInitOnMeta` makes them do, without torch's override
+    dispatch on every call (about half a deep model's meta construction time). The module's
+    attributes are replaced, so this covers the calls made as ``init.name(...)`` (torch.nn's own
+    layers); a function imported by name earlier still goes through the mode. A real tensor is
+    initialised as usual, also from another thread; nested and concurrent uses share one
+    installation, removed when the last ends."""
+    global _init_users
+    from torch.nn import init
+
+    with _INIT_LOCK:
+        if _init_users == 0:
+            _init_originals.update({name: f for name, f in vars(init).items()
+                                    if name.endswith("_") and not name.startswith("_") and callable(f)})
+            for name, f in _init_originals.items():
+                setattr(init, name, _skipping_on_meta(f))
+        _init_users += 1
+    try:
+        yield
+    finally:
+        with _INIT_LOCK:
+            _init_users -= 1
+            if _init_users == 0:
+                for name, f in _init_originals.items():
+                    setattr(init, name, f)
+                _init_originals.clear()
+
+
 @contextmanager
 def registering_on_meta() -> Iterator[None]:
     """Every parameter and buffer registered inside lands on meta, keeping its class,
@@ -125,11 +172,11 @@ class Built:
 def build_on_meta(make: Callable[[], nn.Module]) -> Built:
     """``make()`` under the strategies above; if all fail, the CPU build's error propagates."""
     try:
-        with torch.device("meta"), SkipInitOnMeta():
+        with torch.device("meta"), SkipInitOnMeta(), init_skipped_on_meta():
             module = make()
     except Exception:
         try:  # the constructor runs again
-            with registering_on_meta(), SkipInitOnMeta():
+            with registering_on_meta(), SkipInitOnMeta(), init_skipped_on_meta():
                 module = make()
         except Exception as e:
             return Built(make(), meta_error=e)

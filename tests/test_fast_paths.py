@@ -13,7 +13,7 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
-from cnnshape.construct import SkipInitOnMeta, build_on_meta
+from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
 from cnnshape.render.table import simple_table
 from cnnshape.trace.modules import Submodules
 
@@ -81,3 +81,15 @@ def test_construction_memo_still_skips_only_on_meta() -> None:
     built = build_on_meta(lambda: nn.Conv2d(3, 4, 3))
     assert built.meta_error is None and built.module.weight.is_meta
     assert built.module.weight.shape == (4, 3, 3, 3)
+
+
+def test_initialisers_patched_only_inside_and_only_for_meta() -> None:
+    original = nn.init.kaiming_uniform_
+    with init_skipped_on_meta(), init_skipped_on_meta():  # nested: one installation
+        assert nn.init.kaiming_uniform_ is not original
+        meta = torch.empty(4, 3, device="meta")
+        assert nn.init.kaiming_uniform_(meta) is meta
+        assert nn.init.constant_(tensor=meta, val=1.0) is meta  # the target passed by keyword
+        cpu = nn.init.constant_(torch.empty(2, 2), 3.0)
+    assert nn.init.kaiming_uniform_ is original  # restored once the outer use ends
+    assert cpu.tolist() == [[3.0, 3.0], [3.0, 3.0]]  # a real tensor is initialised as usual
