@@ -13,6 +13,7 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
+from cnnshape.analyse.params import _parameters
 from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
 from cnnshape.render.table import simple_table
 from cnnshape.trace.modules import Submodules
@@ -93,3 +94,11 @@ def test_initialisers_patched_only_inside_and_only_for_meta() -> None:
         cpu = nn.init.constant_(torch.empty(2, 2), 3.0)
     assert nn.init.kaiming_uniform_ is original  # restored once the outer use ends
     assert cpu.tolist() == [[3.0, 3.0], [3.0, 3.0]]  # a real tensor is initialised as usual
+
+
+def test_own_parameters_are_torchs() -> None:
+    conv, shared = nn.Conv2d(2, 3, 1), nn.Linear(2, 2)
+    shared.register_parameter("alias", shared.weight)  # one parameter under two names: counted once
+    shared.register_parameter("nothing", None)
+    for module in (conv, shared, nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), _deep()):
+        assert [id(p) for p in _parameters(module)] == [id(p) for p in module.parameters()]

@@ -36,12 +36,20 @@ class ParamTotals:
 
 def _node_tensors(modules: Submodules, node: Node) -> list[torch.Tensor]:
     if node.kind == "module":
-        return list(modules.get(node.target).parameters())
+        return _parameters(modules.get(node.target))
     if node.kind == "attribute":
         owner, _, attr = node.target.rpartition(".")
         value = getattr(modules.get(owner), attr)
         return [value] if isinstance(value, nn.Parameter) else []
     return []
+
+
+def _parameters(module: nn.Module) -> list[torch.Tensor]:
+    """``list(module.parameters())``; for a module without submodules (every torch.nn layer) read
+    from its own table, without torch's recursive generators, each parameter once as there."""
+    if module._modules or isinstance(module, torch.jit.ScriptModule):
+        return list(module.parameters())
+    return list({id(p): p for p in module._parameters.values() if p is not None}.values())
 
 
 def submodule(model: nn.Module, path: str) -> nn.Module:
