@@ -135,7 +135,8 @@ def render_table(report: Report) -> str:
     inputs = ", ".join(f"{i.key} {shape_text(i.shape)} {i.dtype}" for i in report.inputs)
     title = f"{report.model}  (input: {inputs})"
     # preserve_whitespace: the names' indentation is the module hierarchy; every cell is already text
-    body = simple_table(_rows(report, indent=True), HEADERS, ("left", "left", "left", "right", "right", "left", "right"))
+    align = ("left", "left", "left", "right", "right", "left", "right")
+    body = simple_table(_rows(report, indent=True), HEADERS, align)
     return "\n".join([title, "", body, "", *footer_lines(report)])
 
 
