@@ -39,8 +39,9 @@ try:
 except subprocess.TimeoutExpired:
     rc, err = None, ""
 wall = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"wall_s": wall, "max_rss_kib": rss, "rc": rc, "err": err[-2000:]}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall_s": wall, "max_rss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime,
+                  "rc": rc, "err": err[-2000:]}))
 """
 
 
@@ -51,6 +52,9 @@ class Result:
     wall_s: float | None
     rss_mib: float | None
     failure: str | None = None
+    #: user + system CPU seconds of the process (and its children): less sensitive than the wall
+    #: time to other load on the machine, as long as the command itself runs on one core
+    cpu_s: float | None = None
 
 
 #: Commands run as after ``pip install .``, which byte-compiles the package: with
@@ -73,7 +77,7 @@ def measure_once(argv: list[str], timeout: float | None = None) -> Result:
     if run["rc"] != 0:
         lines = run["err"].strip().splitlines() or [""]
         return Result(None, None, f"exit {run['rc']}: {lines[-1][:200]}")
-    return Result(run["wall_s"], run["max_rss_kib"] / 1024)
+    return Result(run["wall_s"], run["max_rss_kib"] / 1024, cpu_s=run["cpu_s"])
 
 
 def measure_rows(rows: Mapping[K, list[str]], repeat: int, timeout: float | None = None) -> dict[K, Result]:
@@ -81,6 +85,7 @@ def measure_rows(rows: Mapping[K, list[str]], repeat: int, timeout: float | None
     _byte_compile()
     walls: dict[K, list[float]] = {key: [] for key in rows}
     rsss: dict[K, list[float]] = {key: [] for key in rows}
+    cpus: dict[K, list[float]] = {key: [] for key in rows}
     failed: dict[K, Result] = {}
     for round_ in range(1, repeat + 1):
         for key, argv in rows.items():
@@ -95,7 +100,9 @@ def measure_rows(rows: Mapping[K, list[str]], repeat: int, timeout: float | None
             else:
                 walls[key].append(result.wall_s)
                 rsss[key].append(result.rss_mib)
-    return {key: failed.get(key) or Result(statistics.median(walls[key]), statistics.median(rsss[key]))
+                cpus[key].append(result.cpu_s or 0.0)
+    return {key: failed.get(key) or Result(statistics.median(walls[key]), statistics.median(rsss[key]),
+                                           cpu_s=statistics.median(cpus[key]))
             for key in rows}
 
 

@@ -1,6 +1,7 @@
 """Benchmark: the cost of ``cnnshape summary`` against network depth (issue 11, target 3).
 
-    python3 benchmarks/depth.py [--blocks 500,5000] [--tracers fx,eager] [--repeat 3] [--timeout 600]
+    python3 benchmarks/depth.py [--blocks 500,5000] [--tracers fx,eager] [--models chain,residual]
+                                [--repeat 3] [--timeout 600]
 
 Rows: ``python -c "import torch"`` (the floor) and, for each generated network of
 benchmarks/depth_models.py (chain, residual), tracer and block count, one fresh
@@ -34,35 +35,40 @@ def main() -> None:
     parser.add_argument("--tracers", default="fx,eager", help="tracers, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (the median is shown)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before one command is killed")
+    parser.add_argument("--models", default=",".join(MODELS), help="generated models, comma-separated")
     opts = parser.parse_args()
     counts = sorted(int(b) for b in opts.blocks.split(","))
     tracers = opts.tracers.split(",")
+    models = [m for m in MODELS if m in opts.models.split(",")]
 
-    rows = {("floor", "", 0): FLOOR} | {(m, t, b): summary(m, b, t) for m in MODELS for t in tracers for b in counts}
+    rows = {("floor", "", 0): FLOOR} | {(m, t, b): summary(m, b, t) for m in models for t in tracers for b in counts}
     results = measure_rows(rows, opts.repeat, opts.timeout)
     floor = results.pop(("floor", "", 0))
     assert floor.wall_s is not None, f"python -c 'import torch' failed: {floor.failure}"
     past = {key: None if r.wall_s is None else r.wall_s - floor.wall_s for key, r in results.items()}
+    floor_cpu = floor.cpu_s or 0.0
 
     print(header(opts.repeat))
     print()
-    print("| Model | Tracer | Blocks | Wall time (s) | Past floor (s) | µs / block | Peak RSS (MiB) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    print(f'| python -c "import torch" | | | {floor.wall_s:.2f} | | | {floor.rss_mib:.0f} |')
+    # CPU: user + system seconds, past the floor's; on a loaded machine it moves less than the wall time
+    print("| Model | Tracer | Blocks | Wall time (s) | Past floor (s) | µs / block | CPU past floor (s) | "
+          "Peak RSS (MiB) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print(f'| python -c "import torch" | | | {floor.wall_s:.2f} | | | ({floor_cpu:.2f} CPU) | {floor.rss_mib:.0f} |')
     for (model, tracer, blocks), r in results.items():
         p = past[model, tracer, blocks]
         if r.failure or p is None:
-            print(f"| {model} | {tracer} | {blocks} | {r.failure} | | | |")
+            print(f"| {model} | {tracer} | {blocks} | {r.failure} | | | | |")
         else:
             print(f"| {model} | {tracer} | {blocks} | {r.wall_s:.2f} | {p:.2f} | {p / blocks * 1e6:,.0f} | "
-                  f"{r.rss_mib:.0f} |")
+                  f"{(r.cpu_s or 0.0) - floor_cpu:.2f} | {r.rss_mib:.0f} |")
 
     lo, hi = counts[0], counts[-1]
     if hi > lo:
         print()
         print(f"| Model | Tracer | Linearity {lo} -> {hi} blocks | Marginal µs / block |")
         print("|---|---|---:|---:|")
-        for model in MODELS:
+        for model in models:
             for tracer in tracers:
                 a, b = past[model, tracer, lo], past[model, tracer, hi]
                 if a is None or b is None or a <= 0:

@@ -14,6 +14,7 @@ kernel a random fill runs imports ``torch._dynamo`` (about a second).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,17 +48,78 @@ class SkipInitOnMeta(TorchFunctionMode):
     """Returns the target unchanged for ``torch.nn.init`` functions and value-only in-place
     methods whose target tensor is on meta; everything else runs as usual."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._skippable: dict[Any, bool] = {}  # func -> whether it only writes values (one check per func)
+
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        is_init = getattr(func, "__module__", None) == "torch.nn.init"
-        if is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func):
+        try:
+            skippable = self._skippable[func]
+        except KeyError:
+            skippable = self._skippable[func] = _writes_values_only(func)
+        except TypeError:  # unhashable
+            skippable = _writes_values_only(func)
+        if skippable:
             target = _first_tensor(args, kwargs)
             if target is not None and target.device.type == "meta":
                 return target
         return func(*args, **kwargs)
+
+
+def _writes_values_only(func: Any) -> bool:
+    """A ``torch.nn.init`` function or a value-only in-place method (:data:`VALUE_WRITES`)."""
+    name = getattr(func, "__name__", "")
+    is_init = getattr(func, "__module__", None) == "torch.nn.init"
+    return is_init or (name in VALUE_WRITES and getattr(torch.Tensor, name, None) is func)
+
+
+_INIT_LOCK = threading.Lock()
+_init_users = 0
+_init_originals: dict[str, Callable[..., Any]] = {}
+
+
+def _skipping_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:
+    def initialise(*args: Any, **kwargs: Any) -> Any:
+        target = _first_tensor(args, kwargs)
+        if target is not None and target.device.type == "meta":
+            return target
+        return init(*args, **kwargs)
+
+    initialise.__wrapped__ = init  # type: ignore[attr-defined]
+    return initialise
+
+
+@contextmanager
+def init_skipped_on_meta() -> Iterator[None]:
+    """Inside, ``torch.nn.init``'s public initialisers (``kaiming_uniform_``, ``ones_``...) return a
+    meta target untouched, as :class:`SkipInitOnMeta` makes them do, without torch's override
+    dispatch on every call (about half a deep model's meta construction time). The module's
+    attributes are replaced, so this covers the calls made as ``init.name(...)`` (torch.nn's own
+    layers); a function imported by name earlier still goes through the mode. A real tensor is
+    initialised as usual, also from another thread; nested and concurrent uses share one
+    installation, removed when the last ends."""
+    global _init_users
+    from torch.nn import init
+
+    with _INIT_LOCK:
+        if _init_users == 0:
+            _init_originals.update({name: f for name, f in vars(init).items()
+                                    if name.endswith("_") and not name.startswith("_") and callable(f)})
+            for name, f in _init_originals.items():
+                setattr(init, name, _skipping_on_meta(f))
+        _init_users += 1
+    try:
+        yield
+    finally:
+        with _INIT_LOCK:
+            _init_users -= 1
+            if _init_users == 0:
+                for name, f in _init_originals.items():
+                    setattr(init, name, f)
+                _init_originals.clear()
 
 
 @contextmanager
@@ -110,11 +172,11 @@ class Built:
 def build_on_meta(make: Callable[[], nn.Module]) -> Built:
     """``make()`` under the strategies above; if all fail, the CPU build's error propagates."""
     try:
-        with torch.device("meta"), SkipInitOnMeta():
+        with torch.device("meta"), SkipInitOnMeta(), init_skipped_on_meta():
             module = make()
     except Exception:
         try:  # the constructor runs again
-            with registering_on_meta(), SkipInitOnMeta():
+            with registering_on_meta(), SkipInitOnMeta(), init_skipped_on_meta():
                 module = make()
         except Exception as e:
             return Built(make(), meta_error=e)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..graph import ModelGraph
+from ..trace.modules import Submodules
 from ..trace.records import Node
 
 
@@ -33,13 +34,22 @@ class ParamTotals:
     unused_params: int
 
 
-def _node_tensors(graph: ModelGraph, node: Node) -> list[torch.Tensor]:
+def _node_tensors(modules: Submodules, node: Node) -> list[torch.Tensor]:
     if node.kind == "module":
-        return list(submodule(graph.model, node.target).parameters())
+        return _parameters(modules.get(node.target))
     if node.kind == "attribute":
-        value = _get_attr(graph.model, node.target)
+        owner, _, attr = node.target.rpartition(".")
+        value = getattr(modules.get(owner), attr)
         return [value] if isinstance(value, nn.Parameter) else []
     return []
+
+
+def _parameters(module: nn.Module) -> list[torch.Tensor]:
+    """``list(module.parameters())``; for a module without submodules (every torch.nn layer) read
+    from its own table, without torch's recursive generators, each parameter once as there."""
+    if module._modules or isinstance(module, torch.jit.ScriptModule):
+        return list(module.parameters())
+    return list({id(p): p for p in module._parameters.values() if p is not None}.values())
 
 
 def submodule(model: nn.Module, path: str) -> nn.Module:
@@ -51,16 +61,12 @@ def submodule(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
-def _get_attr(model: nn.Module, path: str) -> object:
-    owner, _, attr = path.rpartition(".")
-    return getattr(submodule(model, owner), attr)
-
-
 def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotals]:
     first_owner: dict[int, str] = {}
     per_node: dict[str, NodeParams] = {}
+    modules = Submodules(graph.model)
     for node in graph.nodes:
-        tensors = _node_tensors(graph, node)
+        tensors = _node_tensors(modules, node)
         if not tensors:
             continue
         new = [p for p in tensors if id(p) not in first_owner]

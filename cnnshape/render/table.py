@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 
 from tabulate import tabulate
 
@@ -99,13 +100,36 @@ def footer_lines(report: Report) -> list[str]:
     return lines
 
 
+def simple_table(rows: list[list[str]], headers: tuple[str, ...], colalign: tuple[str, ...]) -> str:
+    """``tabulate(rows, headers, tablefmt="simple", colalign=colalign, preserve_whitespace=True,
+    disable_numparse=True)``, written directly when every cell is one line of printable ASCII (each
+    character one column wide): tabulate inspects every cell's type and width on its way there,
+    most of a deep model's table time. Any other text (wide characters, line breaks, colour codes)
+    goes to tabulate."""
+    plain = (bool(rows) and len(colalign) == len(headers) and all(len(r) == len(headers) for r in rows)
+             and all(a in ("left", "right") for a in colalign))
+    if plain:
+        text = "".join([*headers, *(c for r in rows for c in r)])  # a non-str cell raises: not plain
+        plain = text.isascii() and text.isprintable()
+    if not plain:
+        return tabulate(rows, headers=headers, tablefmt="simple", preserve_whitespace=True, colalign=colalign,
+                        disable_numparse=True)
+    # a column is as wide as its widest cell, and at least its header plus tabulate's padding of 2
+    widths = [max(len(h) + 2, max(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    pads = [str.ljust if a == "left" else str.rjust for a in colalign]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(pad(c, w) for pad, c, w in zip(pads, cells, widths)).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
 def render_table(report: Report) -> str:
     inputs = ", ".join(f"{i.key} {shape_text(i.shape)} {i.dtype}" for i in report.inputs)
     title = f"{report.model}  (input: {inputs})"
-    # preserve_whitespace: the names' indentation is the module hierarchy; every cell is already
-    # text and every column's alignment given, so tabulate's number parsing (half its time) is off
-    body = tabulate(_rows(report, indent=True), headers=HEADERS, tablefmt="simple", preserve_whitespace=True,
-                    colalign=("left", "left", "left", "right", "right", "left", "right"), disable_numparse=True)
+    # preserve_whitespace: the names' indentation is the module hierarchy; every cell is already text
+    align = ("left", "left", "left", "right", "right", "left", "right")
+    body = simple_table(_rows(report, indent=True), HEADERS, align)
     return "\n".join([title, "", body, "", *footer_lines(report)])
 
 

@@ -30,7 +30,7 @@ from .meta import (
     tensor_meta,
     tensors_in,
 )
-from .modules import call_path, forward_input_names, model_label, module_type_name, node_attrs
+from .modules import Submodules, call_path, forward_input_names, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
 from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
 
@@ -138,6 +138,7 @@ class _MetaRunner(fx.Interpreter):
         self.calls: Counter[str] = Counter()  #: calls per module (registered path): shared weights
         self.named: Counter[str] = Counter()  #: calls per path called through: row names
         self._paths: dict[str, nn.Module] | None = None
+        self._submodules = Submodules(model)
         #: (message, the exception, whether the forward needs tensor values)
         self.failure: tuple[str, BaseException, bool] | None = None
 
@@ -152,13 +153,13 @@ class _MetaRunner(fx.Interpreter):
         return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        module = self.fetch_attr(target)
+        module = self._submodules.get(target)  # fx's fetch_attr walks the path from the root
         if not type(module).__module__.startswith("torch."):
             with torch.device(self.device):  # a --leaf block: the user's code runs inside
-                return super().call_module(target, args, kwargs)
+                return module(*args, **kwargs)
         plan = layers.plan(module, args, kwargs)
         if plan is None:
-            return super().call_module(target, args, kwargs)
+            return module(*args, **kwargs)
         result = layers.run(args, plan)  # dispatched to the recorder like the forward's own calls
         if self.recorder.cross_check:
             self._cross_check(target, module, args, kwargs, result)
@@ -190,10 +191,13 @@ class _MetaRunner(fx.Interpreter):
 
     def run_node(self, n: fx.Node) -> Any:
         tensor_args = self._tensor_args(n)
-        module = self.model.get_submodule(str(n.target)) if n.op == "call_module" else None
+        module = self._submodules.get(str(n.target)) if n.op == "call_module" else None
         try:
             self.recorder.take()
-            result = super().run_node(n)
+            # fx's run_node without its per-node context manager (node-meta provenance for nested
+            # tracing, which nothing here does): the same two steps
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            result = getattr(self, n.op)(n.target, args, kwargs)
             calls = self.recorder.take()
         except Exception as e:
             self.recorder.take()

@@ -97,3 +97,27 @@ def call_path(modules: dict[str, nn.Module], parent: str, module: nn.Module, reg
             if child is module:
                 return f"{parent}.{name}" if parent else name
     return registered
+
+
+class Submodules:
+    """``model.get_submodule(path)`` for many paths of one model, each module reached from its
+    parent's (remembered) entry: one step per path, where ``get_submodule`` walks from the root
+    (a deep network's paths are long). Below a TorchScript module, which refuses
+    ``get_submodule``, by attribute; ``""`` is the model itself."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._found: dict[str, nn.Module] = {"": model}
+
+    def get(self, path: str) -> nn.Module:
+        found = self._found.get(path)
+        if found is not None:
+            return found
+        owner, _, atom = path.rpartition(".")
+        parent = self.get(owner)
+        if isinstance(parent, torch.jit.ScriptModule):
+            module = getattr(parent, atom)
+        else:
+            child = parent._modules.get(atom)
+            module = child if child is not None else parent.get_submodule(atom)  # torch's error
+        self._found[path] = module
+        return module

@@ -231,6 +231,8 @@ class NodeBuilder:
     def settle(self, shapes: list[Shape]) -> list[Shape]:
         """At the end of the node: a fold not unfolded fixes its product (a constant reshape), and
         the node's output ``shapes`` get that constant in its place."""
+        if not self.folds:  # the common case: nothing to replace
+            return shapes
         fixed = {key: self.fixed(self.exprs[key], math.prod(traced)) for key, (_, traced) in self.folds.items()}
         self.folds.clear()
         return [tuple(fixed.get(d.id, d) if isinstance(d, Expr) else d for d in shape) for shape in shapes]

@@ -23,15 +23,16 @@ class _Pool:
         self.produced: list[T] = []
 
     def resolve(self, meta: TensorMeta) -> T:
+        # records are shared per (shape, dtype), so ``is`` answers most comparisons before ``==``
         for t in reversed(self.produced):
-            if t.meta == meta:
+            if t.meta is meta or t.meta == meta:
                 return t
         for i, t in enumerate(self.inputs):
-            if t.meta == meta and not self.used[i]:
+            if (t.meta is meta or t.meta == meta) and not self.used[i]:
                 self.used[i] = True
                 return t
         for t in self.inputs:
-            if t.meta == meta:
+            if t.meta is meta or t.meta == meta:
                 return t
         return T(meta, meta.shape)
 

@@ -1,0 +1,104 @@
+"""The shortcuts taken for deep models (issue 11, depth) give what the general path gives.
+
+Each shortcut is compared with the library call or torch method it stands in for: the plain-text
+table with ``tabulate`` itself, the submodule lookup with ``nn.Module.get_submodule``, the
+construction mode's per-function memo with a fresh decision.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from tabulate import tabulate
+from torch import nn
+
+from cnnshape.analyse.params import _parameters
+from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
+from cnnshape.render.table import simple_table
+from cnnshape.trace.modules import Submodules
+
+ALIGN = ("left", "left", "left", "right", "right", "left", "right")
+HEADERS = ("Layer", "Type", "Output shape", "Params", "MACs", "Window", "RF")
+
+
+def _tabulate(rows: list[list[str]], headers: tuple[str, ...], align: tuple[str, ...]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="simple", preserve_whitespace=True, colalign=align,
+                    disable_numparse=True)
+
+
+def _cell(rng: random.Random) -> str:
+    alphabet = "ab x1.,()*#-"
+    text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 14)))
+    return rng.choice(["", "  ", "    "]) + text if rng.random() < 0.3 else text
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_simple_table_is_tabulates(seed: int) -> None:
+    rng = random.Random(seed)
+    rows = [[_cell(rng) for _ in HEADERS] for _ in range(rng.randrange(1, 12))]
+    assert simple_table(rows, HEADERS, ALIGN) == _tabulate(rows, HEADERS, ALIGN)
+
+
+@pytest.mark.parametrize("rows", [
+    [["a", "x"], ["b", "y"]],                       # headers wider than every cell
+    [["a" * 30, ""], ["", "3" * 20]],               # cells wider than the headers, empty cells
+    [["  0", "1"], ["    12", "  "]],               # leading spaces kept, trailing blanks dropped
+    [["中文", "1"]],                                 # wide characters: tabulate's own path
+    [["two\nlines", "1"]],                          # a line break: tabulate's own path
+    [["\x1b[31mred\x1b[0m", "1"]],                  # a colour code: tabulate's own path
+])
+def test_simple_table_edge_cases(rows: list[list[str]]) -> None:
+    for align in [("left", "right"), ("right", "left")]:
+        assert simple_table(rows, ("Name", "N"), align) == _tabulate(rows, ("Name", "N"), align)
+
+
+def _deep() -> nn.Module:
+    inner = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Sequential(), nn.ReLU())
+    return nn.Sequential(nn.Linear(2, 2), nn.Sequential(inner, inner), nn.ModuleDict({"k": nn.Identity()}))
+
+
+def test_submodules_finds_what_get_submodule_finds() -> None:
+    model = _deep()
+    found = Submodules(model)
+    paths = [p for p, _ in model.named_modules(remove_duplicate=False)]
+    assert len(paths) == 13  # root, 0, 1, 1.0, 1.0.0-2, 1.1, 1.1.0-2 (the shared block by both paths), 2, 2.k
+    for path in reversed(paths):  # deepest first: the parents are found on the way
+        assert found.get(path) is model.get_submodule(path)
+    with pytest.raises(AttributeError, match="no attribute `nope`"):
+        found.get("1.nope")
+
+
+def test_construction_memo_still_skips_only_on_meta() -> None:
+    """The memo decides once per function; the target's device is still looked at on every call."""
+    with torch.device("meta"), SkipInitOnMeta():
+        meta = torch.empty(3)
+        assert nn.init.ones_(meta) is meta
+    with SkipInitOnMeta():
+        cpu = torch.empty(3)
+        nn.init.ones_(cpu)  # the same function, now on a real tensor: it runs
+        cpu.mul_(2)
+    assert cpu.tolist() == [2.0, 2.0, 2.0]  # ones, doubled
+    built = build_on_meta(lambda: nn.Conv2d(3, 4, 3))
+    assert built.meta_error is None and built.module.weight.is_meta
+    assert built.module.weight.shape == (4, 3, 3, 3)
+
+
+def test_initialisers_patched_only_inside_and_only_for_meta() -> None:
+    original = nn.init.kaiming_uniform_
+    with init_skipped_on_meta(), init_skipped_on_meta():  # nested: one installation
+        assert nn.init.kaiming_uniform_ is not original
+        meta = torch.empty(4, 3, device="meta")
+        assert nn.init.kaiming_uniform_(meta) is meta
+        assert nn.init.constant_(tensor=meta, val=1.0) is meta  # the target passed by keyword
+        cpu = nn.init.constant_(torch.empty(2, 2), 3.0)
+    assert nn.init.kaiming_uniform_ is original  # restored once the outer use ends
+    assert cpu.tolist() == [[3.0, 3.0], [3.0, 3.0]]  # a real tensor is initialised as usual
+
+
+def test_own_parameters_are_torchs() -> None:
+    conv, shared = nn.Conv2d(2, 3, 1), nn.Linear(2, 2)
+    shared.register_parameter("alias", shared.weight)  # one parameter under two names: counted once
+    shared.register_parameter("nothing", None)
+    for module in (conv, shared, nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), _deep()):
+        assert [id(p) for p in _parameters(module)] == [id(p) for p in module.parameters()]
