@@ -134,3 +134,14 @@ def test_random_networks_within_five_percent_of_a_real_run(net: tuple[nn.Module,
                                                            optimizer: str) -> None:
     model, shape = net
     agree(model, [shape], optimizer)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_model_without_parameters_trains_with_nothing_to_step(optimizer: str) -> None:
+    # max pooling has no parameter: no gradient, no optimizer state (torch's optimizers refuse an
+    # empty parameter list, so there is no step at all), and the measured run agrees
+    model = nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(2))
+    estimate = cnnshape.memory(model, [(2, 3, 8, 8)], train=True, optimizer=optimizer)
+    assert estimate.training is not None
+    assert estimate.training.gradient_bytes == 0 and estimate.training.optimizer_state_bytes == 0
+    agree(model, [(2, 3, 8, 8)], optimizer)

@@ -77,7 +77,7 @@ def scan(
         flags = {"max-params": max_params, "max-macs": max_macs,
                  "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
         budgets = tuple(Budget(fig, parse(flags[key], f"--{key}"))
-                        for key, (fig, parse) in BUDGET_KEYS.items() if flags[key] is not None)
+                        for key, (fig, parse) in BUDGET_KEYS.items() if flags.get(key) is not None)
         settings = ScanSettings(budgets, check_seconds(timeout), tracer, not no_minimum)
         keep = {"a specs file": specs_file, "the space's file": sources.space_file(space) if space else None}
         keep.update({f"the source file of {s}": sources.space_file(s) for s in specs or []})

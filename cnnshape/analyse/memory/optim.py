@@ -20,9 +20,12 @@ _PROBE = 4096
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer | None:
-    """The optimizer ``name`` stands for (one of :data:`OPTIMIZER_STATE`), or None for "none"."""
+    """The optimizer ``name`` stands for (one of :data:`OPTIMIZER_STATE`), or None for "none" and
+    for a model with no trainable parameter (nothing to step; torch refuses an empty list)."""
     params = list(params)
-    if name == "none":
+    if name not in OPTIMIZER_STATE:
+        raise ValueError(f"unknown optimizer {name!r}; one of {', '.join(OPTIMIZER_STATE)}")
+    if name == "none" or not params:
         return None
     if name == "sgd":
         return torch.optim.SGD(params, lr=0.01, foreach=False)
