@@ -20,17 +20,27 @@ import pytest
 
 from .golden_cases import CASES, Case, Result, run
 
+#: every test here reads the console-script runs of one fixture: one pytest-xdist worker runs them all
+pytestmark = pytest.mark.xdist_group("golden")
+
 REGENERATE = "regenerate with `python scripts/regen_golden.py` (or `pytest tests/test_golden.py --update-golden`)"
+
+
+#: the results of this process's runs: a module fixture is set up again when pytest-xdist gives
+#: the worker other tests in between, and the cases must not run twice
+_RUN: dict[str, Result] = {}
 
 
 @pytest.fixture(scope="module")
 def outputs(request: pytest.FixtureRequest) -> dict[str, Result]:
     """Runs the console script for every selected case at once (each run is mostly interpreter and
-    torch start-up, which overlaps well)."""
+    torch start-up, which overlaps well), once per process."""
     selected = [item.callspec.params["case"] for item in request.session.items
                 if item.module is request.module and hasattr(item, "callspec") and "case" in item.callspec.params]
+    missing = [case for case in selected if case.name not in _RUN]
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        return {r.case.name: r for r in pool.map(run, selected)}
+        _RUN.update({r.case.name: r for r in pool.map(run, missing)})
+    return _RUN
 
 
 def _diff(expected: bytes, actual: bytes, name: str) -> str:
@@ -43,7 +53,6 @@ def _diff(expected: bytes, actual: bytes, name: str) -> str:
 
 
 @pytest.mark.slow  # 18 runs of the console script: about a minute on two cores
-@pytest.mark.xdist_group("golden")  # one worker runs the shared fixture once
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_golden(case: Case, outputs: dict[str, Result], request: pytest.FixtureRequest) -> None:
     result = outputs[case.name]
