@@ -1,12 +1,18 @@
 """Benchmark: the cost of ``cnnshape summary`` against network depth (issue 11, target 3).
 
     python3 benchmarks/depth.py [--blocks 500,5000] [--tracers fx,eager] [--models chain,residual]
-                                [--repeat 3] [--timeout 600]
+                                [--repeat 3] [--timeout 600] [--torch-only]
 
 Rows: ``python -c "import torch"`` (the floor) and, for each generated network of
 benchmarks/depth_models.py (chain, residual), tracer and block count, one fresh
 ``cnnshape summary benchmarks/depth_models.py:MODEL --arg blocks=N --input 1,3,32,32 --tracer T``
 process, all measured in the same run (see _measure.py).
+
+``--torch-only`` adds, per model and block count, what torch alone costs for the same network, in
+the same run: ``torch-build`` constructs it (plain torch, on the CPU, as the user's code would) and
+``torch-build+fx`` also runs ``torch.fx.Tracer().trace`` on it. No cnnshape code runs in those
+rows: they show how much of the depth target torch's own module construction and symbolic tracing
+take before any analysis starts.
 
 Past floor = wall time - floor; µs/block = past floor / blocks. Linearity = (past floor at the
 largest block count / at the smallest) / (largest / smallest): 1.0 is linear in depth, above 1.0
@@ -29,6 +35,18 @@ def summary(model: str, blocks: int, tracer: str) -> list[str]:
             "--input", "1,3,32,32", "--tracer", tracer]
 
 
+#: ``--torch-only`` rows: the tracer column's name -> the code run after ``import depth_models as d``
+TORCH_ONLY = {
+    "torch-build": "d.{model}({blocks})",
+    "torch-build+fx": "import torch.fx; torch.fx.Tracer().trace(d.{model}({blocks}))",
+}
+
+
+def torch_only(model: str, blocks: int, step: str) -> list[str]:
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import depth_models as d; " + TORCH_ONLY[step]
+    return [PY, "-c", code.format(model=model, blocks=blocks)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", default="500,5000", help="block counts, comma-separated")
@@ -36,12 +54,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (the median is shown)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before one command is killed")
     parser.add_argument("--models", default=",".join(MODELS), help="generated models, comma-separated")
+    parser.add_argument("--torch-only", action="store_true",
+                        help="add rows for torch's own construction and fx tracing of each network")
     opts = parser.parse_args()
     counts = sorted(int(b) for b in opts.blocks.split(","))
     tracers = opts.tracers.split(",")
     models = [m for m in MODELS if m in opts.models.split(",")]
 
     rows = {("floor", "", 0): FLOOR} | {(m, t, b): summary(m, b, t) for m in models for t in tracers for b in counts}
+    if opts.torch_only:
+        rows |= {(m, step, b): torch_only(m, b, step) for m in models for step in TORCH_ONLY for b in counts}
+        tracers += list(TORCH_ONLY)
     results = measure_rows(rows, opts.repeat, opts.timeout)
     floor = results.pop(("floor", "", 0))
     assert floor.wall_s is not None, f"python -c 'import torch' failed: {floor.failure}"
