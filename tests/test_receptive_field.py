@@ -32,6 +32,8 @@ from examples.textbook import Conv7Pool3, ThreeConvs3x3
 from examples.unet import UNet
 from examples.vgg import VGG16
 
+from .size_models import InvertedResidual
+
 
 def rf_of(report, name):
     return next(layer for layer in report.layers if layer.name == name).receptive_field
@@ -589,44 +591,10 @@ def test_split_with_sizes_keeps_the_rf(tracer):
         check(SplitSizesNet(), (1, 3, 96, 96), index=index, report=report)
 
 
-def channel_shuffle(x, groups):
-    """torchvision's ShuffleNetV2 channel shuffle, verbatim."""
-    batchsize, num_channels, height, width = x.size()
-    channels_per_group = num_channels // groups
-    x = x.view(batchsize, groups, channels_per_group, height, width)
-    x = torch.transpose(x, 1, 2).contiguous()
-    return x.view(batchsize, num_channels, height, width)
-
-
-class ShuffleUnit(nn.Module):
-    """torchvision's ShuffleNetV2 InvertedResidual: stride 2 runs both branches on the input;
-    stride 1 splits the channels with ``chunk(2)`` and convolves one half; then the shuffle."""
-
-    def __init__(self, inp: int, oup: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        half = oup // 2
-
-        def dw(c: int) -> nn.Conv2d:
-            return nn.Conv2d(c, c, 3, stride, 1, bias=False, groups=c)
-
-        self.branch1 = nn.Sequential(dw(inp), nn.BatchNorm2d(inp), nn.Conv2d(inp, half, 1, bias=False),
-                                     nn.BatchNorm2d(half), nn.ReLU()) if stride > 1 else nn.Sequential()
-        self.branch2 = nn.Sequential(
-            nn.Conv2d(inp if stride > 1 else half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
-            dw(half), nn.BatchNorm2d(half), nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
-
-    def forward(self, x):
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out, 2)
-
-
 class ShuffleNetV2Small(nn.Module):
-    """ShuffleNetV2 x1.0's stem and first stages (24 -> 116 -> 232 channels)."""
+    """ShuffleNetV2 x1.0's stem and first stages (24 -> 116 -> 232 channels), of the units of
+    tests/size_models.py (torchvision's InvertedResidual: stride 2 runs both branches on the input;
+    stride 1 splits the channels with ``chunk(2)`` and convolves one half; then the shuffle)."""
 
     def __init__(self, stages: tuple[tuple[int, int], ...] = ((116, 3),)) -> None:
         super().__init__()
@@ -634,7 +602,7 @@ class ShuffleNetV2Small(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         units, inp = [], 24
         for oup, repeats in stages:
-            units += [ShuffleUnit(inp, oup, 2)] + [ShuffleUnit(oup, oup, 1) for _ in range(repeats - 1)]
+            units += [InvertedResidual(inp, oup, 2)] + [InvertedResidual(oup, oup, 1) for _ in range(repeats - 1)]
             inp = oup
         self.stages = nn.Sequential(*units)
         self.conv5 = nn.Conv2d(inp, 64, 1)
