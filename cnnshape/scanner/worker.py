@@ -19,11 +19,12 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..check import FIGURES, Figure, Snapshot, check_budgets
+from ..check import FIGURES, MEMORY_FIGURES, Figure, Snapshot, check_budgets
 from ..errors import CnnshapeError
 from .records import TOTALS, ScanRecord, Violation, error_record
 from .settings import ScanSettings
@@ -163,15 +164,39 @@ def _analyse(task: Task, settings: ScanSettings, start: float) -> ScanRecord:
             report = build_report(graph, analysis, model=task.origin)
     totals = tuple((key, getattr(report.totals, key)) for key in TOTALS)
     outputs = tuple(o.shape for o in report.outputs)
-    snap = Snapshot(task.name, tuple(Figure(f, getattr(report.totals, attr)) for f, (_, attr, _) in FIGURES.items()),
-                    outputs)
-    results = check_budgets(snap, settings.budgets)
+    record = ScanRecord(task.name, "pass", model=task.origin, inputs=task.shapes, totals=totals, outputs=outputs,
+                        minimum=minimum, tracer=report.tracer, unsupported_ops=tuple(u.op for u in report.unsupported))
+    figures = [Figure(f, getattr(report.totals, attr)) for f, (_, attr, _) in FIGURES.items()]
+    if settings.memory:
+        try:
+            memory = _memory(module, task, settings.memory)
+        except Exception as e:  # the primary figures stand; the memory budgets cannot be judged
+            return replace(record, status="error", error_kind="exception", duration_s=time.perf_counter() - start,
+                           error=f"the memory analysis failed, so its budgets cannot be judged: {_message(e)}")
+        figures += [Figure(f, v) for f, v in memory]
+        record = replace(record, memory=memory)
+    results = check_budgets(Snapshot(task.name, tuple(figures), outputs), settings.budgets)
     violations = tuple(Violation(r.figure, int(r.value), int(r.limit))  # type: ignore[arg-type]  # budgets: ints
                        for r in results if not r.passed)
-    return ScanRecord(task.name, "fail" if violations else "pass", model=task.origin, inputs=task.shapes,
-                      totals=totals, outputs=outputs, minimum=minimum, tracer=report.tracer,
-                      duration_s=time.perf_counter() - start, violations=violations,
-                      unsupported_ops=tuple(u.op for u in report.unsupported))
+    return replace(record, status="fail" if violations else "pass", violations=violations,
+                   duration_s=time.perf_counter() - start)
+
+
+def _memory(module: Any, task: Task, wanted: frozenset[str]) -> tuple[tuple[str, int], ...]:
+    """The peaks ``cnnshape check`` takes for its memory budgets (the inference peak; with
+    ``train_memory`` also a training step's, with Adam), by the same analysis (memory_run)."""
+    from ..memory_run import run_memory
+    from ..request import Request
+
+    report = run_memory(Request.of(module, task.inputs), train="train_memory" in wanted)
+    figures = []
+    for name, (_, path, _) in MEMORY_FIGURES.items():
+        value: Any = report
+        for attr in path.split("."):
+            value = getattr(value, attr, None)
+        if isinstance(value, int):
+            figures.append((name, value))
+    return tuple(figures)
 
 
 def _warm_up(settings: ScanSettings) -> None:
