@@ -209,7 +209,7 @@ def _warm_up(settings: ScanSettings) -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(4, 2))
     task = Task("warm-up", "warm-up", (InputSpec((1, 3, 8, 8)),), payload=pickle.dumps(net))
-    analyse_task(task, ScanSettings(tracer=settings.tracer, minimum=settings.minimum))
+    analyse_task(task, replace(settings, timeout=None))  # with the memory analysis, if the budgets ask for it
 
 
 def main(read_fd: int, write_fd: int) -> None:
