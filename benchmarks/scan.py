@@ -6,6 +6,10 @@
         warm scan worker vs a fresh `cnnshape summary` process
   python benchmarks/scan.py dask [--limit N]                the same NAS-201 networks on a Dask local cluster
         (2 workers, 1 thread each) vs the local pool (2 jobs)
+  python benchmarks/scan.py split [--limit N]               where one worker's time goes, in this process: the
+        stages of the analysis proper (trace, graph, analyse, minimum, report) against what the scan adds
+        (building the network from its factory, the record, freeing it, the cyclic collector), and the
+        pool's cost outside the workers' clocks (one job: wall time minus the records' durations)
 
 Run it on an idle machine: the figures are wall times.
 """
@@ -143,14 +147,86 @@ def dask(args: argparse.Namespace) -> None:
           f"pool's time; same records: {same} ({len(warm)} warm-up tasks first)")
 
 
+def split(args: argparse.Namespace) -> None:
+    import gc
+
+    import torch
+
+    from cnnshape.pipeline import build_report, no_gc, on_meta
+    from cnnshape.scanner.worker import _minimum, _module, _warm_up, analyse_task
+
+    torch.set_num_threads(1)  # as a worker
+    limit = args.limit or 100
+    tasks = list(itertools.islice(sources.from_space(SPACE), 0, None, max(1, 15625 // limit)))[:limit]
+    settings = ScanSettings(minimum=not args.no_minimum)
+    _warm_up(settings)
+    gc.collect()
+    gc.freeze()  # as a worker does after its warm-up
+    stages: dict[str, float] = {}
+    collecting = [0.0, 0.0]  # start of the running collection, total
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[0] = time.perf_counter()
+        else:
+            collecting[1] += time.perf_counter() - collecting[0]
+
+    from cnnshape.analyse.analysis import analyse
+    from cnnshape.graph import build_graph
+    from cnnshape.trace.tracers import trace
+
+    gc.callbacks.append(on_gc)
+    begin = time.perf_counter()
+    for task in tasks:  # the stages of worker._analyse, each timed
+        marks = [time.perf_counter()]
+        with no_gc():
+            module = _module(task)
+            marks.append(time.perf_counter())
+            with on_meta(module):
+                traced = trace(module, task.inputs, settings.tracer, ())
+                marks.append(time.perf_counter())
+                graph = build_graph(traced, module)
+                marks.append(time.perf_counter())
+                analysis = analyse(graph, {}, receptive_field=False)
+                marks.append(time.perf_counter())
+                minimum = _minimum(graph) if settings.minimum else ()
+                marks.append(time.perf_counter())
+                build_report(graph, analysis, model=task.origin)
+                marks.append(time.perf_counter())
+        del module, traced, graph, analysis, minimum
+        marks.append(time.perf_counter())
+        for name, a, b in zip(("build the network", "trace", "graph", "analyse", "minimum", "report", "free"),
+                              marks, marks[1:]):
+            stages[name] = stages.get(name, 0.0) + b - a
+    staged = time.perf_counter() - begin
+    gc.callbacks.remove(on_gc)
+    begin = time.perf_counter()
+    for task in tasks:
+        analyse_task(task, settings)
+    whole = time.perf_counter() - begin
+    records, wall, _ = run_pool(tasks, 1, settings)
+    outside = wall - sum(r.duration_s for r in records)
+    print(header())
+    print(f"{len(tasks)} NAS-201 networks (every {15625 // limit}th of the space), one process, ms per network:")
+    ms = {name: 1000 * t / len(tasks) for name, t in stages.items()}
+    for name, value in ms.items():
+        print(f"  {name:18s} {value:6.1f}")
+    print(f"  {'cyclic collector':18s} {1000 * collecting[1] / len(tasks):6.1f}  (within the stages above)")
+    proper = sum(ms[k] for k in ("trace", "graph", "analyse", "minimum", "report"))
+    print(f"  analysis proper {proper:.1f}, scan's own {ms['build the network'] + ms['free']:.1f} (building, "
+          f"freeing); all stages {1000 * staged / len(tasks):.1f}; worker.analyse_task {1000 * whole / len(tasks):.1f}")
+    print(f"  one-job pool: {1000 * outside / len(records):.1f} ms per network outside the records' durations "
+          f"(the task's and record's trip, freeing, collections)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("nas201", "examples", "dask"))
+    parser.add_argument("what", choices=("nas201", "examples", "dask", "split"))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-minimum", action="store_true")
     args = parser.parse_args()
-    {"nas201": nas201, "examples": examples, "dask": dask}[args.what](args)
+    {"nas201": nas201, "examples": examples, "dask": dask, "split": split}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -287,7 +287,8 @@ def scan(
     yielding such tuples). ``inputs`` and ``args``: the defaults. ``output``: a JSONL file the
     records are appended to as they finish; models already in it are skipped (resume).
     ``budgets``: ``{"params": "5M", "macs": "600M", "activation_memory": ..., "param_memory": ...}``
-    mark each record pass or fail. ``jobs``: local worker processes (default: the cores);
+    mark each record pass or fail; ``"inference_memory"``/``"train_memory"`` also run the memory
+    analysis (records' ``memory``). ``jobs``: local worker processes (default: the cores);
     ``cluster``: a Dask scheduler address (``"tcp://host:8786"``) or ``Client`` instead.
     ``timeout``: seconds per model. Returns every record of ``output`` (old and new), or the new ones."""
     from .scanner import sources

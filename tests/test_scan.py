@@ -47,6 +47,10 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+#: the tests that read the ``mixed`` scan stay on one pytest-xdist worker, so that it runs once
+ONE_SCAN = pytest.mark.xdist_group("scan_mixed")
+
+
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ScanRecord]]:
     out = tmp_path_factory.mktemp("scan") / "mixed.jsonl"
@@ -58,6 +62,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Sca
 
 
 @pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
+@ONE_SCAN
 def test_every_model_once_with_its_status(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     out, records = mixed
     data = lines(out)
@@ -77,6 +82,7 @@ def test_every_model_once_with_its_status(mixed: tuple[Path, dict[str, ScanRecor
 
 
 @pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
+@ONE_SCAN
 def test_error_messages_say_what_happened(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     _, r = mixed
     assert "this model is broken on purpose" in (r["raises"].error or "")
@@ -91,6 +97,7 @@ def test_error_messages_say_what_happened(mixed: tuple[Path, dict[str, ScanRecor
 
 
 @pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
+@ONE_SCAN
 def test_figures_equal_analyze(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     _, r = mixed
     for name, model, shape in ((ALL_NONE, nas201.NAS201Network(ALL_NONE), (1, 3, 32, 32)),
@@ -109,6 +116,7 @@ def test_figures_equal_analyze(mixed: tuple[Path, dict[str, ScanRecord]]) -> Non
 
 
 @pytest.mark.slow  # worker processes importing torch: > 10 s on 2 busy cores (docs/scan.md)
+@ONE_SCAN
 def test_a_finished_scan_is_not_run_again(mixed: tuple[Path, dict[str, ScanRecord]]) -> None:
     out, records = mixed
     before = out.read_bytes()

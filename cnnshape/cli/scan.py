@@ -51,6 +51,12 @@ def scan(
         "--max-activation-memory", "Activation memory budget, e.g. 300MiB.")] = None,
     max_param_memory: Annotated[str | None, _opt("--max-param-memory", "Parameter memory budget, e.g. 20MB.")]
     = None,
+    max_inference_memory: Annotated[str | None, _opt(
+        "--max-inference-memory", "Inference peak memory budget (cnnshape memory), e.g. 2GiB; runs the memory "
+        "analysis for every model.")] = None,
+    max_train_memory: Annotated[str | None, _opt(
+        "--max-train-memory", "Training step peak memory budget, with Adam (cnnshape memory --train), e.g. 8GiB; "
+        "runs the memory analysis with a training step for every model.")] = None,
     tracer: TracerOpt = "auto",
     no_minimum: Annotated[bool, _opt(
         "--no-minimum", "Skip the smallest accepted input size (a quarter of the time on small nets).")] = False,
@@ -75,7 +81,8 @@ def scan(
         if not specs and specs_file is None and space is None:
             raise ConfigError("nothing to scan: give SPECs, --specs-file FILE or --space FILE.py:FUNCTION")
         flags = {"max-params": max_params, "max-macs": max_macs,
-                 "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory}
+                 "max-activation-memory": max_activation_memory, "max-param-memory": max_param_memory,
+                 "max-inference-memory": max_inference_memory, "max-train-memory": max_train_memory}
         budgets = tuple(Budget(fig, parse(flags[key], f"--{key}"))
                         for key, (fig, parse) in BUDGET_KEYS.items() if flags.get(key) is not None)
         settings = ScanSettings(budgets, check_seconds(timeout), tracer, not no_minimum)

@@ -52,6 +52,10 @@ class ScanRecord:
     unsupported_ops: tuple[str, ...] = ()
     error_kind: str | None = None
     error: str | None = None
+    #: the peaks of the memory analysis (check.MEMORY_FIGURES: ``inference_memory``, and
+    #: ``train_memory`` for a training step with Adam), in bytes; None: not run (it runs only for a
+    #: ``max-inference-memory``/``max-train-memory`` budget, as in ``cnnshape check``)
+    memory: tuple[tuple[str, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in SCAN_STATUSES:
@@ -83,6 +87,8 @@ class ScanRecord:
             "unsupported_ops": list(self.unsupported_ops),
             "error_kind": self.error_kind,
             "error": self.error,
+            # only where a memory budget ran the analysis: the lines of a scan without one stay as they were
+            **({"memory": dict(self.memory)} if self.memory is not None else {}),
         }
 
     @classmethod
@@ -102,6 +108,7 @@ class ScanRecord:
                 violations=tuple(Violation(**v) for v in d.get("violations", [])),
                 unsupported_ops=tuple(d.get("unsupported_ops", [])),
                 error_kind=d.get("error_kind"), error=d.get("error"),
+                memory=tuple(d["memory"].items()) if d.get("memory") is not None else None,
             )
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ConfigError(f"scan record {d.get('name')!r} is malformed ({type(e).__name__}: {e})") from None

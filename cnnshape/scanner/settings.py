@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..check import FIGURES, Budget
+from ..check import FIGURES, MEMORY_FIGURES, Budget
 from ..errors import ConfigError
 from ..vocab import TRACERS
 
@@ -28,6 +28,11 @@ class ScanSettings:
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"timeout {self.timeout!r}: give a number of seconds above 0")
 
+    @property
+    def memory(self) -> frozenset[str]:
+        """The memory figures the budgets ask for (the memory analysis runs only then)."""
+        return frozenset(b.figure for b in self.budgets if b.figure in MEMORY_FIGURES)
+
 
 def budgets_from(limits: Mapping[str, int | str] | None) -> tuple[Budget, ...]:
     """``{"params": "5M", "macs": 600_000_000}`` -> budgets, parsed as ``cnnshape check`` parses them."""
@@ -36,7 +41,7 @@ def budgets_from(limits: Mapping[str, int | str] | None) -> tuple[Budget, ...]:
     parsers = {figure: parse for _, (figure, parse) in BUDGET_KEYS.items()}
     out = []
     for figure, limit in (limits or {}).items():
-        if figure not in FIGURES:
-            raise ConfigError(f"budgets: unknown figure {figure!r}; known: {', '.join(FIGURES)}")
+        if figure not in FIGURES and figure not in MEMORY_FIGURES:
+            raise ConfigError(f"budgets: unknown figure {figure!r}; known: {', '.join([*FIGURES, *MEMORY_FIGURES])}")
         out.append(Budget(figure, parsers[figure](limit, f"budgets[{figure!r}]")))
     return tuple(out)
