@@ -4,6 +4,8 @@ runs in this process (``analyse_task``); one test goes through the CLI and a wor
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -16,10 +18,12 @@ from cnnshape.cli import app
 from cnnshape.errors import ConfigError
 from cnnshape.inputs import InputSpec
 from cnnshape.memory_measure import measure_inference, measure_training
+from cnnshape.render.scan import render_csv, render_table
 from cnnshape.scanner import sources
 from cnnshape.scanner.records import ScanRecord
 from cnnshape.scanner.settings import ScanSettings, budgets_from
 from cnnshape.scanner.worker import analyse_task
+from cnnshape.units import binary_bytes
 
 SHAPE = (2, 8, 16, 16)
 #: one activation 2·8·16·16 fp32 = 16,384 B (the input is one more); weights 4 convs ·
@@ -92,6 +96,18 @@ def test_memory_survives_the_results_file() -> None:
     r = record(inference_memory=PEAK)
     again = ScanRecord.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again.memory == r.memory == (("inference_memory", PEAK),) and again.to_dict() == r.to_dict()
+
+
+def test_table_and_csv_show_the_peaks_only_when_the_analysis_ran() -> None:
+    over, plain = record(inference_memory=PEAK - 1), record(params=10**6)
+    rows = list(csv.DictReader(io.StringIO(render_csv([over, plain]))))
+    assert rows[0]["inference_memory"] == str(PEAK) and rows[1]["inference_memory"] == ""
+    assert "inference_memory" not in render_csv([plain])  # a scan without memory budgets: the columns as before
+    table = render_table([over, plain])
+    header, _, first, second = table.splitlines()[:4]
+    assert "inference peak" in header and binary_bytes(PEAK) in first and "inference peak" not in render_table([plain])
+    # the violation in bytes, not as a count
+    assert f"inference peak memory {binary_bytes(PEAK)} > {binary_bytes(PEAK - 1)}" in first
 
 
 def test_unknown_figure_names_the_memory_ones() -> None:
