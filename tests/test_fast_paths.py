@@ -6,15 +6,20 @@ construction mode's per-function memo with a fresh decision.
 """
 from __future__ import annotations
 
+import enum
+import json
 import random
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tabulate import tabulate
 from torch import nn
 
 from cnnshape.analyse.params import _parameters
 from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
+from cnnshape.render.json import dumps_indented
 from cnnshape.render.table import simple_table
 from cnnshape.trace.modules import Submodules
 
@@ -102,3 +107,53 @@ def test_own_parameters_are_torchs() -> None:
     shared.register_parameter("nothing", None)
     for module in (conv, shared, nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), _deep()):
         assert [id(p) for p in _parameters(module)] == [id(p) for p in module.parameters()]
+
+
+# --- the JSON report's writer: json.dumps(indent=2), the same text --------------------------------
+
+_json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+                 | st.text())
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_dumps_indented_is_json_dumps(value: object) -> None:
+    assert dumps_indented(value) == json.dumps(value, indent=2)
+
+
+def _nested(depth: int) -> object:
+    value: object = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class _Flag(enum.IntEnum):
+    ON = 1
+
+
+@pytest.mark.parametrize("value", [
+    {1: "int key", None: "none key"},          # keys json converts to text
+    [_Flag.ON, True, 1],                       # an int subclass, bool among ints
+    {"deep": _nested(70)},                   # deeper than the fast writer goes
+    {"é": "naïve \u2028 \x00 \"quoted\""},     # escapes
+    [float("nan"), -0.0, 1e16, 2.5e-300],
+])
+def test_dumps_indented_odd_values(value: object) -> None:
+    assert dumps_indented(value) == json.dumps(value, indent=2)
+
+
+def test_dumps_indented_refuses_what_json_refuses() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    for bad in (cycle, {"x": object()}, {(1, 2): 3}):
+        with pytest.raises((TypeError, ValueError)) as ours:
+            dumps_indented(bad)
+        with pytest.raises(type(ours.value)) as theirs:
+            json.dumps(bad, indent=2)
+        assert str(ours.value) == str(theirs.value)
