@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tabulate import tabulate
 from torch import nn
 
-from cnnshape.analyse.params import _parameters
+from cnnshape.analyse.params import _members, _parameters
 from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
 from cnnshape.render.json import dumps_indented
 from cnnshape.render.table import simple_table
@@ -157,3 +157,34 @@ def test_dumps_indented_refuses_what_json_refuses() -> None:
         with pytest.raises(type(ours.value)) as theirs:
             json.dumps(bad, indent=2)
         assert str(ours.value) == str(theirs.value)
+
+
+# --- the parameter totals' walk: model.parameters() and model.buffers(), one walk -------------
+
+
+class _OwnWalk(nn.Module):
+    """Overrides parameters(): the totals must go through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def parameters(self, recurse: bool = True):  # type: ignore[no-untyped-def]  # torch's signature
+        return iter([self.fc.weight])
+
+
+def _tied() -> nn.Module:
+    a = nn.Linear(3, 3)
+    net = nn.Sequential(a, nn.BatchNorm1d(3), nn.Sequential(a, nn.Linear(3, 2, bias=False)), nn.BatchNorm1d(3))
+    net[3].running_mean = net[1].running_mean  # a buffer shared by two modules
+    net.register_buffer("none", None)  # a None buffer: skipped
+    net.extra = nn.Parameter(torch.zeros(4))
+    return net
+
+
+@pytest.mark.parametrize("make", [_tied, _deep, _OwnWalk, lambda: torch.jit.script(nn.Sequential(nn.Linear(2, 2)))])
+def test_members_are_torchs(make) -> None:  # type: ignore[no-untyped-def]
+    model = make()
+    params, buffers = _members(model)
+    assert [id(p) for p in params] == [id(p) for p in model.parameters()]
+    assert [id(b) for b in buffers] == [id(b) for b in model.buffers()]

@@ -56,6 +56,8 @@ def _merged_empty(trails: Sequence[Trail]) -> tuple[frozenset[int], ...]:
 def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
     """Where branches meet (add, mul, cat, ...): the union of their RFs. ``rfs``: the node's inputs
     in argument order, None for those not derived from the image; kept as ``parts``."""
+    if len(rfs) == 1 and rfs[0] is not None and rfs[0].kind == "spatial":
+        return rfs[0]  # a chain's step, most nodes: the general path below returns the one input as it is
     parts = tuple(rfs) if len(rfs) > 1 else ()
     given = [rf for rf in rfs if rf is not None]
     aligned = all(rf.aligned for rf in given)
