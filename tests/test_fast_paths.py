@@ -6,9 +6,11 @@ construction mode's per-function memo with a fresh decision.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import random
+from fractions import Fraction
 
 import pytest
 import torch
@@ -18,6 +20,9 @@ from tabulate import tabulate
 from torch import nn
 
 from cnnshape.analyse.params import _members, _parameters
+from cnnshape.analyse.receptive_field import AxisRF, Piece, ReceptiveField, Trail, identity
+from cnnshape.analyse.receptive_field.records import with_trail
+from cnnshape.analyse.receptive_field.windows import window_axis
 from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
 from cnnshape.render.json import dumps_indented
 from cnnshape.render.table import simple_table
@@ -188,3 +193,42 @@ def test_members_are_torchs(make) -> None:  # type: ignore[no-untyped-def]
     params, buffers = _members(model)
     assert [id(p) for p in params] == [id(p) for p in model.parameters()]
     assert [id(b) for b in buffers] == [id(b) for b in model.buffers()]
+
+
+# --- receptive field: the integer path of the window recurrence, with_trail spelt out ---------
+
+
+def _window_axis_by_fractions(a: AxisRF, k: int, s: int, p: int, d: int) -> AxisRF:
+    """The recurrence (Araujo et al., Distill 2019) in Fractions throughout."""
+    eff = d * (k - 1) + 1
+    return AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_window_axis_integer_path_is_the_fraction_one(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(50):
+        halves = rng.random() < 0.3  # half-integer starts and jumps (after upsampling): the Fraction path
+        a = AxisRF(Fraction(rng.randrange(1, 90), 2 if halves else 1), Fraction(rng.randrange(1, 9)),
+                   Fraction(rng.randrange(-20, 20), 2 if halves else 1))
+        k, s, p, d = rng.randrange(1, 8), rng.randrange(1, 4), rng.randrange(0, 4), rng.randrange(1, 3)
+        got, _ = window_axis(a, k, s, p, d)
+        want = _window_axis_by_fractions(a, k, s, p, d)
+        assert (got.size, got.jump, got.start) == (want.size, want.jump, want.start)
+        assert all(type(v) is Fraction for v in (got.size, got.jump, got.start))
+
+
+def test_with_trail_is_replace() -> None:
+    names = {f.name for f in dataclasses.fields(ReceptiveField)}
+    # with_trail passes every field: a new one must be added there (then here)
+    assert names == {"kind", "axes", "aligned", "unknown_op", "shape", "places", "failure", "trail", "pieces", "parts"}
+    base = identity(2, (1, 3, 8, 8), "x")
+    rf = dataclasses.replace(base, aligned=False, unknown_op="op", failure="f",
+                             pieces=(Piece((1, 1, 8, 8), None, True),), parts=(base, None))
+    trail = Trail((8, 8), name="y")
+    got = with_trail(rf, trail)
+    axes = tuple(AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(rf.axes))
+    want = dataclasses.replace(rf, axes=axes, trail=trail, pieces=(), parts=())
+    for name in names:
+        assert getattr(got, name) == getattr(want, name), name
+    assert all(a.trail is trail for a in got.axes)

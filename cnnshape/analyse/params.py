@@ -66,13 +66,14 @@ def _members(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     plain = all(getattr(t, name) is getattr(nn.Module, name) for t in types for name in _WALK)
     if not plain or any(issubclass(t, torch.jit.ScriptModule) for t in types):
         return list(model.parameters()), list(model.buffers())
-    tables: tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]] = ({}, {})
+    params: dict[int, torch.Tensor] = {}
+    buffers: dict[int, torch.Tensor] = {}
     for m in modules:
-        for table, own in zip(tables, (m._parameters, m._buffers)):
+        for table, own in ((params, m._parameters), (buffers, m._buffers)):
             for value in own.values():
                 if value is not None and id(value) not in table:  # torch: skip None, each tensor once
                     table[id(value)] = value
-    return list(tables[0].values()), list(tables[1].values())
+    return list(params.values()), list(buffers.values())
 
 
 def submodule(model: nn.Module, path: str) -> nn.Module:

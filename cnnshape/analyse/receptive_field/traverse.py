@@ -103,11 +103,14 @@ def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
 
 def _reads(call: OpCall, shape: tuple[int, ...]) -> bool:
     """Whether ``call`` reads a tensor of the tracked shape (ops on weights are not followed)."""
-    for value in (*call.args, *(v for _, v in call.kwargs)):
-        values = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, TensorMeta) and v.shape == shape for v in values):
-            return True
-    return False
+    return any(_holds(value, shape) for value in call.args) or any(_holds(value, shape) for _, value in call.kwargs)
+
+
+def _holds(value: object, shape: tuple[int, ...]) -> bool:
+    """Whether ``value`` (an argument: a tensor, a tuple of them, anything) is or holds a tensor of ``shape``."""
+    if isinstance(value, TensorMeta):
+        return value.shape == shape
+    return isinstance(value, tuple) and any(isinstance(v, TensorMeta) and v.shape == shape for v in value)
 
 
 def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
