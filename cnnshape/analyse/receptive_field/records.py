@@ -129,7 +129,7 @@ class ReceptiveField:
 
 
 def _num(value: Fraction) -> int | float:
-    return int(value) if value.denominator == 1 else float(value)
+    return value.numerator if value.denominator == 1 else float(value)  # the numerator: int(value), faster
 
 
 def fraction_text(value: Fraction | None) -> str:
