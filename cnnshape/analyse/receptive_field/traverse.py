@@ -24,13 +24,14 @@ def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     """Union of the branches' boxes of unit 0; aligned when all centres and jumps agree."""
     if any(a.size is None for a in axes):
         return AxisRF(None, max(a.jump for a in axes), axes[0].start), True
-    jumps, starts = {a.jump for a in axes}, {a.start for a in axes}
-    if len(jumps) == 1 and len(starts) == 1:
+    first = axes[0]
+    # compared with the first, not gathered in sets: a Fraction's hash costs a modular inverse
+    if all(a.jump == first.jump and a.start == first.start for a in axes):
         size = max(a.size for a in axes)  # type: ignore[type-var]
-        return AxisRF(size, axes[0].jump, axes[0].start), True
+        return AxisRF(size, first.jump, first.start), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
-    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2), False
+    return AxisRF(hi - lo + 1, max(a.jump for a in axes), (lo + hi) / 2), False
 
 
 def _merged_labels(spatial: Sequence[ReceptiveField]) -> Profile | None:
