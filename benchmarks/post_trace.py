@@ -6,19 +6,16 @@ Loads and traces the model once, then runs each stage ``--repeat`` times on that
 the least CPU time of each: the graph, the parameter counts, the whole analysis (with and without
 the receptive field, as ``cnnshape scan`` runs it), the report, and the table and JSON renderers.
 The least of several runs in one process is the figure least disturbed by a shared machine; for an
-A/B comparison run it against two checkouts in turn (``PYTHONPATH=/old`` vs ``PYTHONPATH=/new``).
+A/B comparison run it against two checkouts in turn (``PYTHONPATH=/old`` vs ``PYTHONPATH=/new``;
+the checkout on PYTHONPATH is the one measured).
 """
 from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
