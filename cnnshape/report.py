@@ -112,8 +112,9 @@ class LayerRecord:
         }
         if len(self.output_shapes) > 1:
             d["output_shapes"] = {k: list(s) for k, s in self.output_shapes}
+        attrs = dict(self.attrs)  # once: self.attr() builds it per key
         for key in WINDOW_KEYS:
-            value = self.attr(key)
+            value = attrs.get(key)
             if value is not None:
                 d[key] = list(value) if isinstance(value, tuple) else value
         if self.unsupported:

@@ -6,15 +6,25 @@ construction mode's per-function memo with a fresh decision.
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
+import json
 import random
+from fractions import Fraction
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tabulate import tabulate
 from torch import nn
 
-from cnnshape.analyse.params import _parameters
+from cnnshape.analyse.params import _members, _parameters
+from cnnshape.analyse.receptive_field import AxisRF, Piece, ReceptiveField, Trail, identity
+from cnnshape.analyse.receptive_field.records import with_trail
+from cnnshape.analyse.receptive_field.windows import window_axis
 from cnnshape.construct import SkipInitOnMeta, build_on_meta, init_skipped_on_meta
+from cnnshape.render.json import dumps_indented
 from cnnshape.render.table import simple_table
 from cnnshape.trace.modules import Submodules
 
@@ -102,3 +112,123 @@ def test_own_parameters_are_torchs() -> None:
     shared.register_parameter("nothing", None)
     for module in (conv, shared, nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), _deep()):
         assert [id(p) for p in _parameters(module)] == [id(p) for p in module.parameters()]
+
+
+# --- the JSON report's writer: json.dumps(indent=2), the same text --------------------------------
+
+_json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+                 | st.text())
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_dumps_indented_is_json_dumps(value: object) -> None:
+    assert dumps_indented(value) == json.dumps(value, indent=2)
+
+
+def _nested(depth: int) -> object:
+    value: object = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class _Flag(enum.IntEnum):
+    ON = 1
+
+
+@pytest.mark.parametrize("value", [
+    {1: "int key", None: "none key"},          # keys json converts to text
+    [_Flag.ON, True, 1],                       # an int subclass, bool among ints
+    {"deep": _nested(70)},                   # deeper than the fast writer goes
+    {"é": "naïve \u2028 \x00 \"quoted\""},     # escapes
+    [float("nan"), -0.0, 1e16, 2.5e-300],
+])
+def test_dumps_indented_odd_values(value: object) -> None:
+    assert dumps_indented(value) == json.dumps(value, indent=2)
+
+
+def test_dumps_indented_refuses_what_json_refuses() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    for bad in (cycle, {"x": object()}, {(1, 2): 3}):
+        with pytest.raises((TypeError, ValueError)) as ours:
+            dumps_indented(bad)
+        with pytest.raises(type(ours.value)) as theirs:
+            json.dumps(bad, indent=2)
+        assert str(ours.value) == str(theirs.value)
+
+
+# --- the parameter totals' walk: model.parameters() and model.buffers(), one walk -------------
+
+
+class _OwnWalk(nn.Module):
+    """Overrides parameters(): the totals must go through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def parameters(self, recurse: bool = True):  # type: ignore[no-untyped-def]  # torch's signature
+        return iter([self.fc.weight])
+
+
+def _tied() -> nn.Module:
+    a = nn.Linear(3, 3)
+    net = nn.Sequential(a, nn.BatchNorm1d(3), nn.Sequential(a, nn.Linear(3, 2, bias=False)), nn.BatchNorm1d(3))
+    net[3].running_mean = net[1].running_mean  # a buffer shared by two modules
+    net.register_buffer("none", None)  # a None buffer: skipped
+    net.extra = nn.Parameter(torch.zeros(4))
+    return net
+
+
+@pytest.mark.parametrize("make", [_tied, _deep, _OwnWalk, lambda: torch.jit.script(nn.Sequential(nn.Linear(2, 2)))])
+def test_members_are_torchs(make) -> None:  # type: ignore[no-untyped-def]
+    model = make()
+    params, buffers = _members(model)
+    assert [id(p) for p in params] == [id(p) for p in model.parameters()]
+    assert [id(b) for b in buffers] == [id(b) for b in model.buffers()]
+
+
+# --- receptive field: the integer path of the window recurrence, with_trail spelt out ---------
+
+
+def _window_axis_by_fractions(a: AxisRF, k: int, s: int, p: int, d: int) -> AxisRF:
+    """The recurrence (Araujo et al., Distill 2019) in Fractions throughout."""
+    eff = d * (k - 1) + 1
+    return AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_window_axis_integer_path_is_the_fraction_one(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(50):
+        halves = rng.random() < 0.3  # half-integer starts and jumps (after upsampling): the Fraction path
+        a = AxisRF(Fraction(rng.randrange(1, 90), 2 if halves else 1), Fraction(rng.randrange(1, 9)),
+                   Fraction(rng.randrange(-20, 20), 2 if halves else 1))
+        k, s, p, d = rng.randrange(1, 8), rng.randrange(1, 4), rng.randrange(0, 4), rng.randrange(1, 3)
+        got, _ = window_axis(a, k, s, p, d)
+        want = _window_axis_by_fractions(a, k, s, p, d)
+        assert (got.size, got.jump, got.start) == (want.size, want.jump, want.start)
+        assert all(type(v) is Fraction for v in (got.size, got.jump, got.start))
+
+
+def test_with_trail_is_replace() -> None:
+    names = {f.name for f in dataclasses.fields(ReceptiveField)}
+    # with_trail passes every field: a new one must be added there (then here)
+    assert names == {"kind", "axes", "aligned", "unknown_op", "shape", "places", "failure", "trail", "pieces", "parts"}
+    base = identity(2, (1, 3, 8, 8), "x")
+    rf = dataclasses.replace(base, aligned=False, unknown_op="op", failure="f",
+                             pieces=(Piece((1, 1, 8, 8), None, True),), parts=(base, None))
+    trail = Trail((8, 8), name="y")
+    got = with_trail(rf, trail)
+    axes = tuple(AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(rf.axes))
+    want = dataclasses.replace(rf, axes=axes, trail=trail, pieces=(), parts=())
+    for name in names:
+        assert getattr(got, name) == getattr(want, name), name
+    assert all(a.trail is trail for a in got.axes)

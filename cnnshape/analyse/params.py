@@ -52,6 +52,30 @@ def _parameters(module: nn.Module) -> list[torch.Tensor]:
     return list({id(p): p for p in module._parameters.values() if p is not None}.values())
 
 
+#: the methods through which ``model.parameters()`` and ``model.buffers()`` reach the tables
+_WALK = ("parameters", "buffers", "named_parameters", "named_buffers", "_named_members", "named_modules", "modules")
+
+
+def _members(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``list(model.parameters()), list(model.buffers())``, deduplicated as torch does, in one walk
+    of the modules instead of two (torch walks the whole tree once per call: a deep model has tens of
+    thousands of modules). Only where every module uses ``nn.Module``'s own walk: a model that
+    overrides one of those methods, or holds a TorchScript module, gets torch's calls."""
+    modules = list(model.modules())
+    types = {type(m) for m in modules}
+    plain = all(getattr(t, name) is getattr(nn.Module, name) for t in types for name in _WALK)
+    if not plain or any(issubclass(t, torch.jit.ScriptModule) for t in types):
+        return list(model.parameters()), list(model.buffers())
+    params: dict[int, torch.Tensor] = {}
+    buffers: dict[int, torch.Tensor] = {}
+    for m in modules:
+        for table, own in ((params, m._parameters), (buffers, m._buffers)):
+            for value in own.values():
+                if value is not None and id(value) not in table:  # torch: skip None, each tensor once
+                    table[id(value)] = value
+    return list(params.values()), list(buffers.values())
+
+
 def submodule(model: nn.Module, path: str) -> nn.Module:
     """``model.get_submodule(path)``, also below a TorchScript module (which refuses
     ``get_submodule``); ``""`` is the model itself (a TorchScript model is one node)."""
@@ -69,19 +93,21 @@ def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotal
         tensors = _node_tensors(modules, node)
         if not tensors:
             continue
-        new = [p for p in tensors if id(p) not in first_owner]
-        repeats = [p for p in tensors if id(p) in first_owner]
-        shared_with = first_owner[id(repeats[0])] if repeats else None
-        for p in new:
-            first_owner[id(p)] = node.name
-        per_node[node.name] = NodeParams(
-            params=sum(p.numel() for p in tensors),
-            new_params=sum(p.numel() for p in new),
-            trainable=sum(p.numel() for p in tensors if p.requires_grad),
-            shared_with=shared_with,
-        )
-    params = list(graph.model.parameters())  # deduplicated by torch
-    buffers = list(graph.model.buffers())
+        shared_with = None
+        count = new_count = trainable = 0
+        for p in tensors:
+            n = p.numel()
+            count += n
+            trainable += n if p.requires_grad else 0
+            owner = first_owner.get(id(p))
+            if owner is None:
+                first_owner[id(p)] = node.name
+                new_count += n
+            elif shared_with is None:
+                shared_with = owner
+        per_node[node.name] = NodeParams(params=count, new_params=new_count, trainable=trainable,
+                                         shared_with=shared_with)
+    params, buffers = _members(graph.model)
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     used = sum(p.numel() for p in params if id(p) in first_owner)

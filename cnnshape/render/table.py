@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 
 from tabulate import tabulate
 
@@ -20,17 +19,23 @@ def _output_text(layer: LayerRecord) -> str:
     return shape_text(layer.output_shape)
 
 
+#: (attribute, its letter, the default text left out) of the window column
+_WINDOW = tuple(zip(WINDOW_KEYS, "kspdg", (None, "1", "0", "1", "1")))
+
+
 def window_text(layer: LayerRecord) -> str:
     """``k3 s2 p1 d1 g32``: kernel, stride, padding, dilation, groups; defaults left out."""
+    if not layer.attrs:
+        return ""
+    attrs = dict(layer.attrs)  # once per row: LayerRecord.attr builds it per key
     parts = []
-    for key, letter, default in zip(WINDOW_KEYS, "kspdg", (None, 1, 0, 1, 1)):
-        value = layer.attr(key)
+    for key, letter, default in _WINDOW:
+        value = attrs.get(key)
         if value is None:
             continue
         text = per_axis_text(value)
-        if key != "kernel_size" and text == str(default):
-            continue
-        parts.append(f"{letter}{text}")
+        if text != default:
+            parts.append(f"{letter}{text}")
     return " ".join(parts)
 
 
@@ -115,13 +120,11 @@ def simple_table(rows: list[list[str]], headers: tuple[str, ...], colalign: tupl
         return tabulate(rows, headers=headers, tablefmt="simple", preserve_whitespace=True, colalign=colalign,
                         disable_numparse=True)
     # a column is as wide as its widest cell, and at least its header plus tabulate's padding of 2
-    widths = [max(len(h) + 2, max(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    pads = [str.ljust if a == "left" else str.rjust for a in colalign]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(pad(c, w) for pad, c, w in zip(pads, cells, widths)).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+    widths = [max(len(h) + 2, max(map(len, column))) for h, column in zip(headers, zip(*rows))]
+    # one format for every line: "{:<8}" pads a str as str.ljust(8) does, "{:>8}" as str.rjust(8)
+    line = "  ".join(f"{{:{'<' if a == 'left' else '>'}{w}}}" for a, w in zip(colalign, widths)).format
+    return "\n".join([line(*headers).rstrip(), "  ".join("-" * w for w in widths),
+                      *(line(*r).rstrip() for r in rows)])
 
 
 def render_table(report: Report) -> str:

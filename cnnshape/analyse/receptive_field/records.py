@@ -12,7 +12,7 @@ dim and its extent), so views, squeeze/unsqueeze, flatten and permutes carry the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -129,7 +129,7 @@ class ReceptiveField:
 
 
 def _num(value: Fraction) -> int | float:
-    return int(value) if value.denominator == 1 else float(value)
+    return value.numerator if value.denominator == 1 else float(value)  # the numerator: int(value), faster
 
 
 def fraction_text(value: Fraction | None) -> str:
@@ -141,7 +141,9 @@ def fraction_text(value: Fraction | None) -> str:
 def with_trail(rf: ReceptiveField, trail: Trail | None) -> ReceptiveField:
     """``rf`` with ``trail``, its axes pointing at it."""
     axes = tuple(AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(rf.axes))
-    return replace(rf, axes=axes, trail=trail, pieces=(), parts=())
+    # replace(rf, axes=axes, trail=trail, pieces=(), parts=()), spelt out: once per op of a traversal,
+    # where dataclasses.replace's walk over the fields was a tenth of the RF time
+    return ReceptiveField(rf.kind, axes, rf.aligned, rf.unknown_op, rf.shape, rf.places, rf.failure, trail=trail)
 
 
 def identity(nd: int, shape: tuple[int, ...], name: str | None = None) -> ReceptiveField:

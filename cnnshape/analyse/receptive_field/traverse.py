@@ -24,13 +24,14 @@ def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     """Union of the branches' boxes of unit 0; aligned when all centres and jumps agree."""
     if any(a.size is None for a in axes):
         return AxisRF(None, max(a.jump for a in axes), axes[0].start), True
-    jumps, starts = {a.jump for a in axes}, {a.start for a in axes}
-    if len(jumps) == 1 and len(starts) == 1:
+    first = axes[0]
+    # compared with the first, not gathered in sets: a Fraction's hash costs a modular inverse
+    if all(a.jump == first.jump and a.start == first.start for a in axes):
         size = max(a.size for a in axes)  # type: ignore[type-var]
-        return AxisRF(size, axes[0].jump, axes[0].start), True
+        return AxisRF(size, first.jump, first.start), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
-    return AxisRF(hi - lo + 1, max(jumps), (lo + hi) / 2), False
+    return AxisRF(hi - lo + 1, max(a.jump for a in axes), (lo + hi) / 2), False
 
 
 def _merged_labels(spatial: Sequence[ReceptiveField]) -> Profile | None:
@@ -56,6 +57,8 @@ def _merged_empty(trails: Sequence[Trail]) -> tuple[frozenset[int], ...]:
 def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
     """Where branches meet (add, mul, cat, ...): the union of their RFs. ``rfs``: the node's inputs
     in argument order, None for those not derived from the image; kept as ``parts``."""
+    if len(rfs) == 1 and rfs[0] is not None and rfs[0].kind == "spatial":
+        return rfs[0]  # a chain's step, most nodes: the general path below returns the one input as it is
     parts = tuple(rfs) if len(rfs) > 1 else ()
     given = [rf for rf in rfs if rf is not None]
     aligned = all(rf.aligned for rf in given)
@@ -101,11 +104,14 @@ def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
 
 def _reads(call: OpCall, shape: tuple[int, ...]) -> bool:
     """Whether ``call`` reads a tensor of the tracked shape (ops on weights are not followed)."""
-    for value in (*call.args, *(v for _, v in call.kwargs)):
-        values = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, TensorMeta) and v.shape == shape for v in values):
-            return True
-    return False
+    return any(_holds(value, shape) for value in call.args) or any(_holds(value, shape) for _, value in call.kwargs)
+
+
+def _holds(value: object, shape: tuple[int, ...]) -> bool:
+    """Whether ``value`` (an argument: a tensor, a tuple of them, anything) is or holds a tensor of ``shape``."""
+    if isinstance(value, TensorMeta):
+        return value.shape == shape
+    return isinstance(value, tuple) and any(isinstance(v, TensorMeta) and v.shape == shape for v in value)
 
 
 def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:

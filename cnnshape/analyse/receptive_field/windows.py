@@ -34,6 +34,12 @@ def window_axis(a: AxisRF, k: int, s: int, p: int, d: int) -> tuple[AxisRF, Inde
     index_map = Window(s, p, d, k)
     if a.size is None:
         return AxisRF(None, a.jump * s, a.start), index_map
+    if a.size.denominator == a.jump.denominator == a.start.denominator == 1 and eff % 2:
+        # integers throughout (an odd effective kernel on an integer grid, nearly every conv and
+        # pool): the same values as the Fraction arithmetic below, without its normalising steps
+        size, jump, start = a.size.numerator, a.jump.numerator, a.start.numerator
+        centre = start + ((eff - 1) // 2 - p) * jump
+        return AxisRF(Fraction(size + (eff - 1) * jump), Fraction(jump * s), Fraction(centre)), index_map
     return AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump), index_map
 
 
