@@ -30,6 +30,7 @@ from .meta import (
     tensor_meta,
     tensors_in,
 )
+from .memo import LeafMemo
 from .modules import Submodules, call_path, forward_input_names, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
 from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure
@@ -132,6 +133,7 @@ class _MetaRunner(fx.Interpreter):
         self.model = model
         self.device = device
         self.recorder = KeepingRecorder(cross_check)
+        self._memo = LeafMemo(self.recorder)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
         self._unique = UniqueNames()
@@ -160,9 +162,10 @@ class _MetaRunner(fx.Interpreter):
         plan = layers.plan(module, args, kwargs)
         if plan is None:
             return module(*args, **kwargs)
+        if not self.recorder.cross_check:
+            return self._memo.run(args, plan)  # recorded like the forward's own calls, or from its table
         result = layers.run(args, plan)  # dispatched to the recorder like the forward's own calls
-        if self.recorder.cross_check:
-            self._cross_check(target, module, args, kwargs, result)
+        self._cross_check(target, module, args, kwargs, result)
         return result
 
     def _cross_check(self, target: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
