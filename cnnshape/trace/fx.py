@@ -17,6 +17,7 @@ from torch.utils._device import _device_constructors
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
+from .memo import LeafMemo
 from .meta import (
     UniqueNames,
     caller_source,
@@ -30,7 +31,6 @@ from .meta import (
     tensor_meta,
     tensors_in,
 )
-from .memo import LeafMemo
 from .modules import Submodules, call_path, forward_input_names, model_label, module_type_name, node_attrs
 from .records import Node, NodeKind, Trace
 from .values import KeepingRecorder, distributions_unchecked, open_distributions, value_failure

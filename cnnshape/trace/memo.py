@@ -124,7 +124,7 @@ class LeafMemo:
             return args[0] if isinstance(output, str) else _new(output)
         start = len(self._recorder.calls)
         result = layers.run(args, plan)
-        output = _kept_output(result, args[0], storages)
-        if output is not None:
-            self._table[key] = (tuple(self._recorder.calls[start:]), output)
+        kept = _kept_output(result, args[0], storages)
+        if kept is not None:
+            self._table[key] = (tuple(self._recorder.calls[start:]), kept)
         return result
