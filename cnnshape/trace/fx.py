@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.proxy import Scope
 from torch.utils._device import _device_constructors
 
 from ..errors import InternalError, ShapeError, TraceError, param
@@ -39,12 +40,46 @@ from .values import KeepingRecorder, distributions_unchecked, open_distributions
 _FACTORIES = frozenset(_device_constructors())
 
 
+#: argument types fx passes through unchanged (a subset of its ``base_types``)
+_PLAIN_ARGS = frozenset({int, float, bool, str, type(None)})
+
+
+class _Scope(Scope):
+    def __copy__(self) -> Scope:
+        return Scope(self.module_path, self.module_type)
+
+
+class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
+    def __copy__(self) -> OrderedDict[str, tuple[str, Any]]:
+        return OrderedDict(self)
+
+
 class _Tracer(fx.Tracer):
     """torch.nn layers (except containers) and the user's ``leaves`` stay single nodes."""
 
     def __init__(self, leaves: tuple[type, ...]) -> None:
         super().__init__()
         self.leaves = leaves
+        # fx copies both on every module call and every node (copy.copy: the generic __reduce_ex__
+        # path); the same copies, made directly
+        self.scope = _Scope("", None)
+        self.module_stack = _ModuleStack()
+
+    def create_arg(self, a: Any) -> Any:
+        """fx's answer, sooner, for what nearly every argument is: a Proxy (its node), a plain
+        value (itself), a plain tuple or list of those. fx first rules out a parameter, a tensor
+        constant, a module, a named tuple, an opaque object (none is of these exact types) and
+        then answers the same, from its own table for these types; anything else goes to fx."""
+        kind = type(a)
+        if kind is fx.Proxy:
+            return a.node
+        if kind in _PLAIN_ARGS:
+            return a
+        if kind is tuple:
+            return tuple(self.create_arg(v) for v in a)
+        if kind is list:
+            return [self.create_arg(v) for v in a]
+        return super().create_arg(a)
 
     def create_node(self, kind: str, *args: Any, **kwargs: Any) -> fx.Node:
         """Each call node keeps the user's line that made it (``caller_source``: a walk up the
