@@ -1,4 +1,5 @@
-"""The fx tracer's shortcuts (trace/fx.py's ``_Tracer``) build the graph torch.fx builds.
+"""The fx tracer's shortcuts (trace/fx.py's ``_Tracer``) build the graph torch.fx builds; the
+hyper-parameters a node shows (meta.py's ``module_attrs``) are those ``getattr`` reads.
 
 ``_Tracer`` answers ``create_arg`` for the common argument types before fx's own checks, and copies
 fx's scope and module stack directly. A reference tracer with the same leaf rule and none of the
@@ -20,6 +21,7 @@ from torch.fx.proxy import Scope
 
 from cnnshape.load import load_model
 from cnnshape.trace.fx import _Tracer
+from cnnshape.trace.meta import ATTR_NAMES, _plain, module_attrs
 
 from .cases import EXAMPLES
 
@@ -74,3 +76,29 @@ def test_the_graph_is_fxs_graph(spec: str, args: dict[str, int]) -> None:
     ours = _described(_Tracer(()), model)
     assert ours == _described(_Reference(), model)
     assert len(ours) > 2
+
+
+def _attrs_by_getattr(module: nn.Module) -> tuple[tuple[str, Any], ...]:
+    """Every name of ATTR_NAMES read with plain ``getattr``, kept when plain (the definition)."""
+    out = []
+    for name in ATTR_NAMES:
+        value = getattr(module, name, None)
+        if value is not None and _plain(value):
+            out.append((name, tuple(value) if isinstance(value, list) else value))
+    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+        out.append(("bias", module.bias is not None))
+    return tuple(out)
+
+
+def test_module_attrs_reads_what_getattr_reads() -> None:
+    with torch.device("meta"):
+        layers = [nn.Conv2d(3, 8, (3, 5), stride=2, padding=1, bias=False),
+                  nn.ConvTranspose1d(4, 2, 3, output_padding=1, stride=2), nn.Linear(3, 4), nn.BatchNorm1d(5),
+                  nn.LayerNorm([4, 5]), nn.GroupNorm(2, 4), nn.Upsample(scale_factor=2.0, mode="bilinear"),
+                  nn.PixelShuffle(2), nn.Embedding(10, 3), nn.MultiheadAttention(8, 2), nn.LSTM(4, 8, 2),
+                  nn.Flatten(0, -1), nn.Softmax(dim=1), nn.AdaptiveAvgPool2d((2, None)),
+                  nn.MaxPool2d(3, ceil_mode=True)]
+        layers += [m for e in EXAMPLES[:12] for m in load_model(e.spec).module.modules()]
+    assert len(layers) > 100
+    for layer in layers:
+        assert module_attrs(layer) == _attrs_by_getattr(layer), type(layer).__name__

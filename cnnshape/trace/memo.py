@@ -57,7 +57,9 @@ def _value_key(value: Any, storages: dict[int, int]) -> Hashable:
     if kind in _PLAIN_VALUES:
         return kind, value
     if kind in (list, tuple):
-        return kind, tuple(_value_key(v, storages) for v in value)
+        if all(type(v) is int for v in value):  # sizes, strides, paddings: the ints themselves
+            return kind, tuple(value)
+        return kind, "items", tuple(_value_key(v, storages) for v in value)
     if kind in _PLAIN_TENSORS and value.is_meta and value.dtype.is_floating_point:
         storage = storages.setdefault(value.untyped_storage()._cdata, len(storages))
         return (kind, tuple(value.shape), value.stride(), value.dtype, value.storage_offset(),
