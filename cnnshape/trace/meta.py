@@ -253,8 +253,14 @@ def new_storage_bytes(outputs: list[torch.Tensor], old: Iterable[torch.Tensor]) 
 
 
 def _plain(value: Any) -> bool:
+    """A plain value (a number, string or None), or a list or tuple of them (nested)."""
+    if type(value) in _PLAIN_TYPES:  # the exact types first, as nearly every hyper-parameter is
+        return True
     if isinstance(value, (tuple, list)):
-        return all(_plain(v) for v in value)
+        for v in value:  # a loop, not all(...): a generator costs more than these few items
+            if not _plain(v):
+                return False
+        return True
     return isinstance(value, (int, float, bool, str)) or value is None
 
 
