@@ -1,13 +1,14 @@
-"""The fx tracer's table of repeated layer calls (trace/memo.py) gives what the recorder gives.
+"""The fx tracer's table of repeated layer calls and joins (trace/memo.py) gives what the recorder gives.
 
 The suite runs with ``CNNSHAPE_CROSS_CHECK=1``, which turns the table off (every layer call is then
 checked against torch's own forward), so these tests compare the two paths explicitly: whole traces
-made with the table against traces made the checked way, and single layer calls, answered first
-by running and then from the table, against the recorder's record of the same call.
+made with the table against traces made the checked way, and single layer calls and joins,
+answered first by running and then from the table, against the recorder's record of the same call.
 """
 from __future__ import annotations
 
 import importlib.util
+import operator
 import random
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from cnnshape.load import load_model
 from cnnshape.pipeline import on_meta
 from cnnshape.trace import layers
 from cnnshape.trace.fx import trace_fx
-from cnnshape.trace.memo import LeafMemo, plan_key
+from cnnshape.trace.memo import JOINS, LeafMemo, plan_key
 from cnnshape.trace.meta import OpRecorder, make_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,3 +202,42 @@ def test_no_table_with_grad_on_or_while_cross_checking() -> None:
             memo.run((x,), plan)
             memo.run((x,), plan)
         assert not memo._table
+
+
+def _join(rng: random.Random) -> tuple[Any, tuple[Any, ...]]:
+    """A random join (memo.JOINS) and its arguments: broadcasts, scalars, dtypes, layouts, in place."""
+    shape = (rng.choice([1, 2]), rng.choice([1, 3]), rng.choice([1, 4]), 4)
+    dtype = rng.choice([torch.float32, torch.float32, torch.float16, torch.float64])
+    a = torch.empty(shape, device="meta", dtype=dtype)
+    if rng.random() < 0.3:
+        a = a.contiguous(memory_format=torch.channels_last)
+    other = rng.choice([
+        torch.empty(shape, device="meta", dtype=dtype),
+        torch.empty(shape[-2:], device="meta", dtype=dtype),                  # broadcast
+        torch.empty(shape, device="meta", dtype=rng.choice([torch.float32, torch.float16])),  # promotion
+        rng.choice([2, 0.5, True]),                                             # a Python scalar
+    ])
+    target = rng.choice(sorted(JOINS, key=str))
+    if target is torch.cat:
+        return target, ([a, torch.empty(shape, device="meta", dtype=dtype)], rng.choice([0, 1, -1]))
+    if target is operator.iadd:  # in place: the first argument's shape and dtype must hold the result
+        return target, (a, torch.empty(shape[-1:], device="meta", dtype=dtype))
+    return target, (a, other)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_join_from_the_table_is_the_recorded_join(seed: int) -> None:
+    rng = random.Random(seed)
+    target, args = _join(rng)
+    plan = ([(target, args, {})], None)
+    recorder = OpRecorder()
+    memo = LeafMemo(recorder)
+    with torch.no_grad(), recorder:
+        out = target(*args)
+        expected = recorder.take()
+        first, out1 = _recorded(plan, args[0], memo, recorder)
+        again, out2 = _recorded(plan, args[0], memo, recorder)
+    assert expected and expected == first == again
+    assert _layout(out) == _layout(out1) == _layout(out2)
+    assert (out1 is args[0]) == (out2 is args[0]) == (target is operator.iadd)
+    assert len(memo._table) == 1

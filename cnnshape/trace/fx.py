@@ -18,7 +18,7 @@ from torch.utils._device import _device_constructors
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
-from .memo import LeafMemo
+from .memo import LeafMemo, is_join
 from .meta import (
     UniqueNames,
     caller_source,
@@ -187,6 +187,8 @@ class _MetaRunner(fx.Interpreter):
         sends every ``torch.nn.functional`` call through torch's slow override path.)"""
         if target in _FACTORIES and kwargs.get("device") is None:
             kwargs = {**kwargs, "device": self.device}
+        if not self.recorder.cross_check and is_join(target):
+            return self._memo.run(args, ([(target, args, kwargs)], None))  # a plan of one call
         return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

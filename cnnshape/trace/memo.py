@@ -1,16 +1,19 @@
-"""Repeated torch.nn layer calls answered from a table: the fx tracer's fast path for deep networks.
+"""Repeated torch.nn layer calls, and joins (``x + y``, ``torch.cat``), answered from a table: the
+fx tracer's fast path for deep networks.
 
 A deep network calls the same kind of layer, configured alike, on inputs of the same layout again
-and again (a ResNet's conv-bn-relu, hundreds of times). :func:`.layers.plan` turns such a call into
-its ATen calls; issuing them through the :class:`~.meta.OpRecorder` costs a dispatch-mode round trip
-per call (C++ to Python and back), a meta kernel and the freezing of the arguments into
-:class:`~.records.OpCall` records: 30-110 µs a layer on a 2-core machine. Everything that produces
-is a function of the plan: its ops, their plain arguments (with their types: ``1``, ``1.0`` and
-``True`` are different keys) and the layout of each tensor argument (class, shape, strides, dtype,
-storage offset, and which arguments share a storage). :class:`LeafMemo` keys a plan by exactly
-that. The first call with a key runs the usual way; when its output is a new tensor, or the input
-itself (in place, or no op at all), the recorded calls and the output's layout are kept, and a
-later call with the same key gets the same (immutable) calls and a new meta tensor of that layout.
+and again (a ResNet's conv-bn-relu, hundreds of times), and joins its branches the same way each
+time. :func:`.layers.plan` turns such a layer call into its ATen calls (a join is a plan of one
+call: the function itself); issuing them through the :class:`~.meta.OpRecorder` costs a
+dispatch-mode round trip per call (C++ to Python and back), a meta kernel and the freezing of the
+arguments into :class:`~.records.OpCall` records: 30-110 µs a call on a 2-core machine. Everything
+that produces is a function of the plan: its functions, their plain arguments (with their types:
+``1``, ``1.0`` and ``True`` are different keys) and the layout of each tensor argument (class,
+shape, strides, dtype, storage offset, and which arguments share a storage). :class:`LeafMemo`
+keys a plan by exactly that. The first call with a key runs the usual way; when its output is a
+new tensor, or the input itself (in place, or no op at all), the recorded calls and the output's
+layout are kept, and a later call with the same key gets the same (immutable) calls and a new meta
+tensor of that layout.
 
 What guards the equivalence (each check is below, where it is made):
 
@@ -25,6 +28,7 @@ What guards the equivalence (each check is below, where it is made):
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Hashable
 from typing import Any
 
@@ -39,6 +43,10 @@ _META = torch.device("meta")
 _PLAIN_VALUES = frozenset({int, float, bool, str, type(None), torch.dtype, torch.layout, torch.device,
                            torch.memory_format})
 _PLAIN_TENSORS = frozenset({torch.Tensor, nn.Parameter})
+#: Functions of the forward's own whose ATen calls follow from their arguments' types, plain values
+#: and layouts alone, as a layer's do: the joins of residual and multi-branch networks.
+JOINS = frozenset({operator.add, operator.iadd, operator.sub, operator.mul, operator.truediv, torch.add,
+                   torch.mul, torch.cat})
 #: the kept output is the layer's input itself
 _INPUT = "input"
 #: (shape, strides, dtype) of a new output tensor
@@ -130,3 +138,11 @@ class LeafMemo:
         if kept is not None:
             self._table[key] = (tuple(self._recorder.calls[start:]), kept)
         return result
+
+
+def is_join(target: Any) -> bool:
+    """Whether an fx ``call_function`` target is one of :data:`JOINS`."""
+    try:
+        return target in JOINS
+    except TypeError:  # an unhashable callable
+        return False
