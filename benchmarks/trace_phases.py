@@ -25,6 +25,8 @@ T = time.process_time
 
 
 def _phases(spec: str, args: list[str], inputs: str, reps: int) -> None:
+    import torch
+
     from cnnshape.inputs import normalise_inputs
     from cnnshape.load import load_model, parse_args
     from cnnshape.pipeline import on_meta
@@ -44,7 +46,7 @@ def _phases(spec: str, args: list[str], inputs: str, reps: int) -> None:
             times["symbolic trace"].append(T() - start)
             runner = fx._MetaRunner(graph, module, tensors[0].device)
             start = T()
-            with runner.recorder:
+            with torch.no_grad(), runner.recorder:  # as trace_fx runs it
                 runner.run(*tensors)
             times["meta run"].append(T() - start)
             nodes = len(runner.records)
