@@ -9,7 +9,7 @@ dispatch-mode round trip per call (C++ to Python and back), a meta kernel and th
 arguments into :class:`~.records.OpCall` records: 30-110 µs a call on a 2-core machine. Everything
 that produces is a function of the plan: its functions, their plain arguments (with their types:
 ``1``, ``1.0`` and ``True`` are different keys) and the layout of each tensor argument (class,
-shape, strides, dtype, storage offset, and which arguments share a storage). :class:`LeafMemo`
+shape, strides, dtype, storage offset, its flags, and which arguments share a storage). :class:`LeafMemo`
 keys a plan by exactly that. The first call with a key runs the usual way; when its output is a
 new tensor, or the input itself (in place, or no op at all), the recorded calls and the output's
 layout are kept, and a later call with the same key gets the same (immutable) calls and a new meta
@@ -71,7 +71,7 @@ def _value_key(value: Any, storages: dict[int, int]) -> Hashable:
     if kind in _PLAIN_TENSORS and value.is_meta and value.dtype.is_floating_point:
         storage = storages.setdefault(value.untyped_storage()._cdata, len(storages))
         return (kind, tuple(value.shape), value.stride(), value.dtype, value.storage_offset(),
-                value.requires_grad, storage)
+                value.requires_grad, value.is_neg(), storage)
     raise _NotKeyable
 
 
