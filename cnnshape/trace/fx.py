@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.proxy import Scope
 from torch.utils._device import _device_constructors
 
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
+from .memo import LeafMemo, is_join
 from .meta import (
     UniqueNames,
     caller_source,
@@ -38,12 +40,46 @@ from .values import KeepingRecorder, distributions_unchecked, open_distributions
 _FACTORIES = frozenset(_device_constructors())
 
 
+#: argument types fx passes through unchanged (a subset of its ``base_types``)
+_PLAIN_ARGS = frozenset({int, float, bool, str, type(None)})
+
+
+class _Scope(Scope):
+    def __copy__(self) -> Scope:
+        return Scope(self.module_path, self.module_type)
+
+
+class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
+    def __copy__(self) -> OrderedDict[str, tuple[str, Any]]:
+        return OrderedDict(self)
+
+
 class _Tracer(fx.Tracer):
     """torch.nn layers (except containers) and the user's ``leaves`` stay single nodes."""
 
     def __init__(self, leaves: tuple[type, ...]) -> None:
         super().__init__()
         self.leaves = leaves
+        # fx copies both on every module call and every node (copy.copy: the generic __reduce_ex__
+        # path); the same copies, made directly
+        self.scope = _Scope("", None)
+        self.module_stack = _ModuleStack()
+
+    def create_arg(self, a: Any) -> Any:
+        """fx's answer, sooner, for what nearly every argument is: a Proxy (its node), a plain
+        value (itself), a plain tuple or list of those. fx first rules out a parameter, a tensor
+        constant, a module, a named tuple, an opaque object (none is of these exact types) and
+        then answers the same, from its own table for these types; anything else goes to fx."""
+        kind = type(a)
+        if kind is fx.Proxy:
+            return a.node
+        if kind in _PLAIN_ARGS:
+            return a
+        if kind is tuple:
+            return tuple(self.create_arg(v) for v in a)
+        if kind is list:
+            return [self.create_arg(v) for v in a]
+        return super().create_arg(a)
 
     def create_node(self, kind: str, *args: Any, **kwargs: Any) -> fx.Node:
         """Each call node keeps the user's line that made it (``caller_source``: a walk up the
@@ -132,6 +168,7 @@ class _MetaRunner(fx.Interpreter):
         self.model = model
         self.device = device
         self.recorder = KeepingRecorder(cross_check)
+        self._memo = LeafMemo(self.recorder)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
         self._unique = UniqueNames()
@@ -150,6 +187,8 @@ class _MetaRunner(fx.Interpreter):
         sends every ``torch.nn.functional`` call through torch's slow override path.)"""
         if target in _FACTORIES and kwargs.get("device") is None:
             kwargs = {**kwargs, "device": self.device}
+        if not self.recorder.cross_check and is_join(target):
+            return self._memo.run(args, ([(target, args, kwargs)], None))  # a plan of one call
         return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -160,9 +199,10 @@ class _MetaRunner(fx.Interpreter):
         plan = layers.plan(module, args, kwargs)
         if plan is None:
             return module(*args, **kwargs)
+        if not self.recorder.cross_check:
+            return self._memo.run(args, plan)  # recorded like the forward's own calls, or from its table
         result = layers.run(args, plan)  # dispatched to the recorder like the forward's own calls
-        if self.recorder.cross_check:
-            self._cross_check(target, module, args, kwargs, result)
+        self._cross_check(target, module, args, kwargs, result)
         return result
 
     def _cross_check(self, target: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -253,8 +253,14 @@ def new_storage_bytes(outputs: list[torch.Tensor], old: Iterable[torch.Tensor]) 
 
 
 def _plain(value: Any) -> bool:
+    """A plain value (a number, string or None), or a list or tuple of them (nested)."""
+    if type(value) in _PLAIN_TYPES:  # the exact types first, as nearly every hyper-parameter is
+        return True
     if isinstance(value, (tuple, list)):
-        return all(_plain(v) for v in value)
+        for v in value:  # a loop, not all(...): a generator costs more than these few items
+            if not _plain(v):
+                return False
+        return True
     return isinstance(value, (int, float, bool, str)) or value is None
 
 
@@ -272,13 +278,23 @@ def _class_attrs(cls: type) -> frozenset[str]:
     return frozenset(name for name in ATTR_NAMES if hasattr(cls, name))
 
 
+_ATTR_SET = frozenset(ATTR_NAMES)
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_order(names: frozenset[str]) -> tuple[str, ...]:
+    """``names`` in the order of :data:`ATTR_NAMES` (a layer's names: one entry per kind of layer)."""
+    return tuple(name for name in ATTR_NAMES if name in names)
+
+
 def module_attrs(module: nn.Module) -> tuple[tuple[str, Any], ...]:
     """The plain hyper-parameters of ``module``, read from its instance dictionary (``getattr``
-    on a module goes through ``nn.Module.__getattr__``'s slow miss path for every absent name)."""
+    on a module goes through ``nn.Module.__getattr__``'s slow miss path for every absent name).
+    Only the names the instance or its class has are visited, in :data:`ATTR_NAMES`' order."""
     out = []
     own, on_class = vars(module), _class_attrs(type(module))  # type: ignore[arg-type]  # classes hash
-    for name in ATTR_NAMES:
-        value = own[name] if name in own else getattr(module, name, None) if name in on_class else None
+    for name in _in_order(on_class | (own.keys() & _ATTR_SET)):
+        value = own[name] if name in own else getattr(module, name, None)
         if value is not None and _plain(value):
             out.append((name, tuple(value) if isinstance(value, list) else value))
     if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
