@@ -1,7 +1,12 @@
 """The traversal: every node output's shape as expressions of the studied input size, built by
-the size rules of the ATen ops each node ran (in graph order, every source before its users)."""
+the size rules of the ATen ops each node ran (in graph order, every source before its users).
+
+A deep network repeats a few blocks many times, and the rules of a repeated node build the same
+expressions over different sources; :class:`Transfers` runs them once per structure and replays
+them for the nodes that repeat it (the module's largest cost otherwise)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +78,105 @@ def node_shapes(node: Node, b: NodeBuilder) -> list[Shape]:
     return b.settle(out)
 
 
+_UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class _Template:
+    """What one node's rules built, over its inputs' expressions ``over`` (in order of first
+    appearance): the expressions it created (in creation order) and its output shapes."""
+
+    over: tuple[Expr, ...]
+    created: tuple[Expr, ...]
+    outputs: tuple[Shape, ...]
+
+
+class Transfers:
+    """The size rules of one analysis (one graph, any of its axes), run once per node structure.
+
+    The rules see a node through its calls (op, arguments, results), its output metas, its inputs'
+    metas and its input shapes; of an expression among those dims they use only its identity
+    (``is``, ``isinstance(d, Expr)``; never its period, id or value). Two nodes whose calls and
+    output metas are equal, whose inputs have the same metas and whose input shapes are equal once
+    each expression is replaced by its rank of first appearance (``(1, 16, e0, 32)``) therefore make
+    the rules do the same thing over different expressions. The first runs the rules
+    (:func:`node_shapes`) and leaves a template; each later one gets the template's expressions
+    rebuilt over its own (:meth:`Expr.rebuilt`: the constructor again, so periods are computed
+    from the new sources), appended in the same order under its own name, and the template's
+    output shapes over them: the very flow the rules would build. A failure is replayed as the same
+    failure; a node whose rules reach beyond its inputs' expressions is never replayed.
+
+    Calls compare by value (ATen's arguments, typed by the op's schema); metas by identity, which
+    is exact while the graph holding them lives, and the graph outlives this object (one analysis).
+    It holds at most one template per node and axis, and goes with the analysis."""
+
+    def __init__(self) -> None:
+        #: node name -> the number of its structure (calls and output metas); None: not hashable
+        self._structure: dict[str, int | None] = {}
+        self._structures: dict[Any, int] = {}
+        #: (structure, input pattern) -> the template, the failure's message, or None: run the rules
+        self._known: dict[Any, _Template | str | None] = {}
+
+    def _number(self, node: Node) -> int | None:
+        number = self._structure.get(node.name, -1)
+        if number == -1:
+            try:
+                number = self._structures.setdefault((node.ops, tuple(m for _, m in node.outputs)),
+                                                     len(self._structures))
+            except TypeError:  # an argument that can't be hashed: this node runs its rules
+                number = None
+            self._structure[node.name] = number
+        return number
+
+    def shapes(self, node: Node, metas: Sequence[TensorMeta], shapes: Sequence[Shape],
+               exprs: list[Expr]) -> list[Shape]:
+        """The shapes of ``node``'s outputs given its inputs' (metas and shapes), the expressions
+        they need appended to the flow's ``exprs``."""
+        over: dict[Expr, int] = {}
+        pattern = []
+        for meta, shape in zip(metas, shapes):
+            dims = []
+            for d in shape:
+                if isinstance(d, Expr):  # an expression by its rank of first appearance: (0,)
+                    d = (over.setdefault(d, len(over)),)
+                dims.append(d)
+            pattern.append((id(meta), tuple(dims)))
+        if not over:  # nothing here depends on the input size (node_shapes' own first answer)
+            return [m.shape for _, m in node.outputs]
+        number = self._number(node)
+        key = (number, tuple(pattern))
+        known = self._known.get(key, _UNKNOWN) if number is not None else None
+        if known is None or known is _UNKNOWN:
+            b = NodeBuilder(node.name, tuple(T(m, s) for m, s in zip(metas, shapes)), exprs)
+            return node_shapes(node, b) if known is None else self._record(key, node, b, tuple(over))
+        if isinstance(known, str):
+            raise Uncharacterised(known)
+        assert isinstance(known, _Template)
+        swap = dict(zip(known.over, over))
+        for e in known.created:
+            made = swap[e] = e.rebuilt(swap, node.name)
+            made.id, made.node = len(exprs), node.name  # as NodeBuilder.add
+            exprs.append(made)
+        return [tuple([swap[d] if isinstance(d, Expr) else d for d in shape]) for shape in known.outputs]
+
+    def _record(self, key: Any, node: Node, b: NodeBuilder, over: tuple[Expr, ...]) -> list[Shape]:
+        start = len(b.exprs)
+        try:
+            outputs = node_shapes(node, b)
+        except Uncharacterised as e:
+            self._known[key] = str(e)
+            raise
+        created = tuple(b.exprs[start:])
+        seen = set(over)
+        closed = True  # every expression it uses is one of its inputs' or one it created
+        for e in created:
+            closed = closed and all(s in seen for s in e.sources())
+            seen.add(e)
+        closed = closed and all(d in seen for shape in outputs for d in shape if isinstance(d, Expr))
+        self._known[key] = _Template(over, created, tuple(outputs)) if closed else None
+        return outputs
+
+
 @dataclass(frozen=True)
 class Flow:
     """Every node output's shape as expressions, or why the axis can't be characterised."""
@@ -82,7 +186,9 @@ class Flow:
     reason: str | None
 
 
-def build_flow(graph: ModelGraph, axis: int) -> Flow:
+def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None) -> Flow:
+    """The flow of ``axis``; ``transfers`` may be shared by the flows of one graph's axes."""
+    transfers = Transfers() if transfers is None else transfers
     exprs: list[Expr] = []
     var = NodeBuilder("", (), exprs).add(Var())
     shapes: dict[str, list[tuple[str, Shape]]] = {}
@@ -95,16 +201,18 @@ def build_flow(graph: ModelGraph, axis: int) -> Flow:
                 first_input = False
             shapes[node.name] = [("", shape)]
             continue
-        inputs: list[T] = []
+        inputs: list[Shape] = []
         taken: dict[Any, Any] = {}
         for source, meta in zip(node.inputs, node.input_metas):
             outs = shapes.get(source, [])
             candidates = [s for _, s in outs if _traced(s, meta)]
-            index = taken.get((source, meta), 0)
-            taken[(source, meta)] = index + 1
-            inputs.append(T(meta, candidates[index % len(candidates)] if candidates else meta.shape))
+            index = 0
+            if len(node.inputs) > 1:  # the n-th use of one (source, meta) takes its n-th candidate
+                index = taken.get((source, meta), 0)
+                taken[(source, meta)] = index + 1
+            inputs.append(candidates[index % len(candidates)] if candidates else meta.shape)
         try:
-            computed = node_shapes(node, NodeBuilder(node.name, tuple(inputs), exprs))
+            computed = transfers.shapes(node, node.input_metas, inputs, exprs)
         except Uncharacterised as e:
             return Flow(tuple(exprs), shapes, f"{node.name} ({node.type}): {e}")
         shapes[node.name] = [(key, s) for (key, _), s in zip(node.outputs, computed)]
@@ -112,4 +220,13 @@ def build_flow(graph: ModelGraph, axis: int) -> Flow:
 
 
 def _traced(shape: Shape, meta: TensorMeta) -> bool:
-    return len(shape) == len(meta.shape) and all(isinstance(d, Expr) or d == m for d, m in zip(shape, meta.shape))
+    """Whether ``shape`` can be the traced ``meta``'s: same rank, every constant dim equal."""
+    traced = meta.shape
+    if shape is traced:
+        return True
+    if len(shape) != len(traced):
+        return False
+    for d, m in zip(shape, traced):  # a loop, not all(<generator>): this runs for every edge
+        if d != m and not isinstance(d, Expr):
+            return False
+    return True
