@@ -18,7 +18,6 @@ from typing import Any
 from ...arith import pool_out
 from ...trace.records import TensorMeta
 
-
 #: an expression's values at the studied sizes, in their order (None where the size is invalid)
 Column = list  # of int | None
 

@@ -190,9 +190,12 @@ def _first_line(text: str) -> str:
 
 def _check_traced(graph: ModelGraph, flow: Flow, vals: Sequence[int | None], given: int, symbol: str) -> None:
     """At the traced size, every expression must give the size the meta execution produced."""
+    at: dict[int, tuple[int | None, ...]] = {}  # id(shape) -> its values: the flow shares equal shapes
     for node in graph.nodes:
         for (key, meta), (_, shape) in zip(node.outputs, flow.shapes.get(node.name, [])):
-            got = tuple([vals[d.id] if isinstance(d, Expr) else d for d in shape])
+            got = at.get(id(shape))
+            if got is None:  # the flow holds every shape, so their ids stay theirs during this loop
+                got = at[id(shape)] = tuple([vals[d.id] if isinstance(d, Expr) else d for d in shape])
             if got != meta.shape:
                 raise InternalError(
                     f"size arithmetic for {node.name}{key} gives {got} at {symbol}={given} "

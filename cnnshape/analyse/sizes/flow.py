@@ -96,58 +96,78 @@ class Transfers:
 
     The rules see a node through its calls (op, arguments, results), its output metas, its inputs'
     metas and its input shapes; of an expression among those dims they use only its identity
-    (``is``, ``isinstance(d, Expr)``; never its period, id or value). Two nodes whose calls and
-    output metas are equal, whose inputs have the same metas and whose input shapes are equal once
-    each expression is replaced by its rank of first appearance (``(1, 16, e0, 32)``) therefore make
-    the rules do the same thing over different expressions. The first runs the rules
-    (:func:`node_shapes`) and leaves a template; each later one gets the template's expressions
-    rebuilt over its own (:meth:`Expr.rebuilt`: the constructor again, so periods are computed
-    from the new sources), appended in the same order under its own name, and the template's
-    output shapes over them: the very flow the rules would build. A failure is replayed as the same
-    failure; a node whose rules reach beyond its inputs' expressions is never replayed.
+    (``is``, ``isinstance(d, Expr)``; never its period, id or value). Two nodes of one *kind* (equal
+    calls and output metas, the same input metas) whose input shapes are equal once each expression
+    is replaced by its rank of first appearance (``(1, 16, e0, 32)``) therefore make the rules do
+    the same thing over different expressions. The first runs the rules (:func:`node_shapes`) and
+    leaves a template; each later one gets the template's expressions rebuilt over its own
+    (:meth:`Expr.rebuilt`: the constructor again, so periods are computed from the new sources),
+    appended in the same order under its own name, and the template's output shapes over them: the
+    very flow the rules would build. A failure is replayed as the same failure; a node whose rules
+    reach beyond its inputs' expressions is never replayed.
 
-    Calls compare by value (ATen's arguments, typed by the op's schema); metas by identity, which
-    is exact while the graph holding them lives, and the graph outlives this object (one analysis).
-    It holds at most one template per node and axis, and goes with the analysis."""
+    Calls compare by value (``==``: ATen's arguments, each of the one Python type its schema
+    gives it); metas, and the nodes themselves, by identity, which is exact while the graph holding
+    them lives: a :class:`Transfers` serves the flows of one graph (one analysis) and goes with it.
+    It holds one plan per node and at most one template per node and axis."""
 
     def __init__(self) -> None:
-        #: node name -> the number of its structure (calls and output metas); None: not hashable
-        self._structure: dict[str, int | None] = {}
-        self._structures: dict[Any, int] = {}
-        #: (structure, input pattern) -> the template, the failure's message, or None: run the rules
+        #: id(node) -> its kind and, per input, (source, meta, which of the source's outputs of that
+        #: meta it takes): what every axis's flow reads of the node before its shapes
+        self._plans: dict[int, tuple[int, tuple[tuple[str, TensorMeta, int], ...]]] = {}
+        #: (type, number of calls, output metas) -> the calls of each structure seen, with its number
+        self._structures: dict[Any, list[tuple[tuple[OpCall, ...], int]]] = {}
+        self._count = 0
+        #: (structure, input metas) -> kind
+        self._kinds: dict[tuple[int, tuple[int, ...]], int] = {}
+        #: (kind, input pattern) -> the template, the failure's message, or None: run the rules
         self._known: dict[Any, _Template | str | None] = {}
 
-    def _number(self, node: Node) -> int | None:
-        number = self._structure.get(node.name, -1)
-        if number == -1:
-            try:
-                number = self._structures.setdefault((node.ops, tuple(m for _, m in node.outputs)),
-                                                     len(self._structures))
-            except TypeError:  # an argument that can't be hashed: this node runs its rules
-                number = None
-            self._structure[node.name] = number
-        return number
+    def plan(self, node: Node) -> tuple[int, tuple[tuple[str, TensorMeta, int], ...]]:
+        """The node's kind and its inputs: (source, meta, index), the index-th use of one
+        (source, meta) taking the index-th of the source's outputs that fit the meta."""
+        plan = self._plans.get(id(node))
+        if plan is None:
+            uses = [(source, meta, 0) for source, meta in zip(node.inputs, node.input_metas)]
+            if len(uses) > 1:  # count the uses of each (source, meta)
+                taken: dict[tuple[str, TensorMeta], int] = {}
+                for i, (source, meta, _) in enumerate(uses):
+                    taken[(source, meta)] = taken.get((source, meta), -1) + 1
+                    uses[i] = (source, meta, taken[(source, meta)])
+            kind = self._kinds.setdefault((self._structure(node), tuple(map(id, node.input_metas))),
+                                          len(self._kinds))
+            plan = self._plans[id(node)] = (kind, tuple(uses))
+        return plan
 
-    def shapes(self, node: Node, metas: Sequence[TensorMeta], shapes: Sequence[Shape],
-               exprs: list[Expr]) -> list[Shape]:
-        """The shapes of ``node``'s outputs given its inputs' (metas and shapes), the expressions
-        they need appended to the flow's ``exprs``."""
+    def _structure(self, node: Node) -> int:
+        # calls compared with == within a bucket rather than hashed: their metas are shared
+        # records, so == mostly answers by identity, where a hash would hash every meta anew
+        bucket = self._structures.setdefault((node.type, len(node.ops), tuple(id(m) for _, m in node.outputs)), [])
+        for ops, number in bucket:
+            if ops == node.ops:
+                return number
+        self._count += 1
+        bucket.append((node.ops, self._count))
+        return self._count
+
+    def shapes(self, node: Node, kind: int, shapes: Sequence[Shape], exprs: list[Expr]) -> list[Shape]:
+        """The shapes of ``node``'s outputs (of kind ``kind``) given its inputs' ``shapes``, the
+        expressions they need appended to the flow's ``exprs``."""
         over: dict[Expr, int] = {}
         pattern = []
-        for meta, shape in zip(metas, shapes):
+        for shape in shapes:
             dims = []
             for d in shape:
                 if isinstance(d, Expr):  # an expression by its rank of first appearance: (0,)
                     d = (over.setdefault(d, len(over)),)
                 dims.append(d)
-            pattern.append((id(meta), tuple(dims)))
+            pattern.append(tuple(dims))
         if not over:  # nothing here depends on the input size (node_shapes' own first answer)
             return [m.shape for _, m in node.outputs]
-        number = self._number(node)
-        key = (number, tuple(pattern))
-        known = self._known.get(key, _UNKNOWN) if number is not None else None
+        key = (kind, tuple(pattern))
+        known = self._known.get(key, _UNKNOWN)
         if known is None or known is _UNKNOWN:
-            b = NodeBuilder(node.name, tuple(T(m, s) for m, s in zip(metas, shapes)), exprs)
+            b = NodeBuilder(node.name, tuple(T(m, s) for m, s in zip(node.input_metas, shapes)), exprs)
             return node_shapes(node, b) if known is None else self._record(key, node, b, tuple(over))
         if isinstance(known, str):
             raise Uncharacterised(known)
@@ -163,8 +183,8 @@ class Transfers:
         start = len(b.exprs)
         try:
             outputs = node_shapes(node, b)
-        except Uncharacterised as e:
-            self._known[key] = str(e)
+        except Uncharacterised as failure:
+            self._known[key] = str(failure)
             raise
         created = tuple(b.exprs[start:])
         seen = set(over)
@@ -187,11 +207,18 @@ class Flow:
 
 
 def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None) -> Flow:
-    """The flow of ``axis``; ``transfers`` may be shared by the flows of one graph's axes."""
+    """The flow of ``axis``; ``transfers`` may be shared by the flows of one graph's axes.
+
+    Equal shapes are kept as one tuple (``canon``), so that a node of a kind already seen, on the
+    very same input shapes, whose rules created no expression, takes that node's outputs (``same``):
+    the rules are a function of the kind and the input shapes and would give equal ones. Both
+    dicts hold what this flow's ``shapes`` hold, so the identities they are keyed by stay valid."""
     transfers = Transfers() if transfers is None else transfers
     exprs: list[Expr] = []
     var = NodeBuilder("", (), exprs).add(Var())
     shapes: dict[str, list[tuple[str, Shape]]] = {}
+    canon: dict[Shape, Shape] = {}
+    same: dict[tuple[int, ...], list[Shape]] = {}
     first_input = True
     for node in graph.nodes:
         if node.kind == "input":
@@ -201,20 +228,21 @@ def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None)
                 first_input = False
             shapes[node.name] = [("", shape)]
             continue
+        kind, uses = transfers.plan(node)
         inputs: list[Shape] = []
-        taken: dict[Any, Any] = {}
-        for source, meta in zip(node.inputs, node.input_metas):
-            outs = shapes.get(source, [])
-            candidates = [s for _, s in outs if _traced(s, meta)]
-            index = 0
-            if len(node.inputs) > 1:  # the n-th use of one (source, meta) takes its n-th candidate
-                index = taken.get((source, meta), 0)
-                taken[(source, meta)] = index + 1
+        for source, meta, index in uses:
+            candidates = [s for _, s in shapes.get(source, ()) if _traced(s, meta)]
             inputs.append(candidates[index % len(candidates)] if candidates else meta.shape)
-        try:
-            computed = transfers.shapes(node, node.input_metas, inputs, exprs)
-        except Uncharacterised as e:
-            return Flow(tuple(exprs), shapes, f"{node.name} ({node.type}): {e}")
+        seen = (kind, *map(id, inputs))
+        computed = same.get(seen)
+        if computed is None:
+            before = len(exprs)
+            try:
+                computed = [canon.setdefault(s, s) for s in transfers.shapes(node, kind, inputs, exprs)]
+            except Uncharacterised as e:
+                return Flow(tuple(exprs), shapes, f"{node.name} ({node.type}): {e}")
+            if len(exprs) == before:
+                same[seen] = computed
         shapes[node.name] = [(key, s) for (key, _), s in zip(node.outputs, computed)]
     return Flow(tuple(exprs), shapes, None)
 
