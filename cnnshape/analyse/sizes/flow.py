@@ -103,8 +103,8 @@ class Transfers:
     leaves a template; each later one gets the template's expressions rebuilt over its own
     (:meth:`Expr.rebuilt`: the constructor again, so periods are computed from the new sources),
     appended in the same order under its own name, and the template's output shapes over them: the
-    very flow the rules would build. A failure is replayed as the same failure; a node whose rules
-    reach beyond its inputs' expressions is never replayed.
+    very flow the rules would build. A node whose rules fail leaves no template (its flow ends
+    there); one whose rules reach beyond its inputs' expressions is never replayed.
 
     Calls compare by value (``==``: ATen's arguments, each of the one Python type its schema
     gives it); metas, and the nodes themselves, by identity, which is exact while the graph holding
@@ -120,8 +120,8 @@ class Transfers:
         self._count = 0
         #: (structure, input metas) -> kind
         self._kinds: dict[tuple[int, tuple[int, ...]], int] = {}
-        #: (kind, input pattern) -> the template, the failure's message, or None: run the rules
-        self._known: dict[Any, _Template | str | None] = {}
+        #: (kind, input pattern) -> the template, or None: run the rules every time
+        self._known: dict[Any, _Template | None] = {}
 
     def plan(self, node: Node) -> tuple[int, tuple[tuple[str, TensorMeta, int], ...]]:
         """The node's kind and its inputs: (source, meta, index), the index-th use of one
@@ -169,8 +169,6 @@ class Transfers:
         if known is None or known is _UNKNOWN:
             b = NodeBuilder(node.name, tuple(T(m, s) for m, s in zip(node.input_metas, shapes)), exprs)
             return node_shapes(node, b) if known is None else self._record(key, node, b, tuple(over))
-        if isinstance(known, str):
-            raise Uncharacterised(known)
         assert isinstance(known, _Template)
         swap = dict(zip(known.over, over))
         for e in known.created:
@@ -181,11 +179,7 @@ class Transfers:
 
     def _record(self, key: Any, node: Node, b: NodeBuilder, over: tuple[Expr, ...]) -> list[Shape]:
         start = len(b.exprs)
-        try:
-            outputs = node_shapes(node, b)
-        except Uncharacterised as failure:
-            self._known[key] = str(failure)
-            raise
+        outputs = node_shapes(node, b)
         created = tuple(b.exprs[start:])
         seen = set(over)
         closed = True  # every expression it uses is one of its inputs' or one it created
