@@ -117,7 +117,7 @@ class Transfers:
         self._plans: dict[int, tuple[int, tuple[tuple[str, TensorMeta, int], ...]]] = {}
         #: (type, number of calls, output metas) -> the calls of each structure seen, with its number
         self._structures: dict[Any, list[tuple[tuple[OpCall, ...], int]]] = {}
-        self._count = 0
+        self._count = 0  #: structures numbered so far
         #: (structure, input metas) -> kind
         self._kinds: dict[tuple[int, tuple[int, ...]], int] = {}
         #: (kind, input pattern) -> the template, or None: run the rules every time
@@ -166,10 +166,9 @@ class Transfers:
             return [m.shape for _, m in node.outputs]
         key = (kind, tuple(pattern))
         known = self._known.get(key, _UNKNOWN)
-        if known is None or known is _UNKNOWN:
+        if not isinstance(known, _Template):  # the first of its key, or one that can't be replayed
             b = NodeBuilder(node.name, tuple(T(m, s) for m, s in zip(node.input_metas, shapes)), exprs)
-            return node_shapes(node, b) if known is None else self._record(key, node, b, tuple(over))
-        assert isinstance(known, _Template)
+            return self._record(key, node, b, tuple(over)) if known is _UNKNOWN else node_shapes(node, b)
         swap = dict(zip(known.over, over))
         for e in known.created:
             made = swap[e] = e.rebuilt(swap, node.name)
