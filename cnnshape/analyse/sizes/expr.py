@@ -143,8 +143,12 @@ class Merge(Expr):
         self.period = _lcm_period(self.parts)
 
     def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
-        mode = self.mode
-        return [_merged(xs, mode) for xs in zip(*_part_columns(self.parts, cols, len(sizes)))]
+        mode, pairs = self.mode, zip(*_part_columns(self.parts, cols, len(sizes)))
+        if len(self.parts) == 2 and mode == "broadcast":
+            # the common merge (an add of two maps) inline: _merged's answer for two sizes
+            return [None if x is None or y is None else x if x == y or y == 1 else y if x == 1 else None
+                    for x, y in pairs]
+        return [_merged(xs, mode) for xs in pairs]
 
     def sources(self) -> tuple[Expr, ...]:
         return tuple(p for p in self.parts if isinstance(p, Expr))

@@ -107,14 +107,15 @@ class Transfers:
     there); one whose rules reach beyond its inputs' expressions is never replayed.
 
     Calls compare by value (``==``: ATen's arguments, each of the one Python type its schema
-    gives it); metas, and the nodes themselves, by identity, which is exact while the graph holding
-    them lives: a :class:`Transfers` serves the flows of one graph (one analysis) and goes with it.
-    It holds one plan per node and at most one template per node and axis."""
+    gives it); metas by identity, which is exact while the graph holding them lives: a
+    :class:`Transfers` serves the flows of one graph (one analysis) and goes with it. It holds one
+    plan per node and at most one template per node and axis."""
 
     def __init__(self) -> None:
-        #: id(node) -> its kind and, per input, (source, meta, which of the source's outputs of that
-        #: meta it takes): what every axis's flow reads of the node before its shapes
-        self._plans: dict[int, tuple[int, tuple[tuple[str, TensorMeta, int], ...]]] = {}
+        #: the graph's nodes and, for each, its kind and, per input, (source, meta, which of the
+        #: source's outputs of that meta it takes): what every axis's flow reads before the shapes
+        self._nodes: tuple[Node, ...] = ()
+        self._plans: list[tuple[int, tuple[tuple[str, TensorMeta, int], ...]]] = []
         #: (type, number of calls, output metas) -> the calls of each structure seen, with its number
         self._structures: dict[Any, list[tuple[tuple[OpCall, ...], int]]] = {}
         self._count = 0  #: structures numbered so far
@@ -123,21 +124,22 @@ class Transfers:
         #: (kind, input pattern) -> the template, or None: run the rules every time
         self._known: dict[Any, _Template | None] = {}
 
-    def plan(self, node: Node) -> tuple[int, tuple[tuple[str, TensorMeta, int], ...]]:
-        """The node's kind and its inputs: (source, meta, index), the index-th use of one
+    def plans(self, nodes: tuple[Node, ...]) -> list[tuple[int, tuple[tuple[str, TensorMeta, int], ...]]]:
+        """Each node's kind and its inputs: (source, meta, index), the index-th use of one
         (source, meta) taking the index-th of the source's outputs that fit the meta."""
-        plan = self._plans.get(id(node))
-        if plan is None:
-            uses = [(source, meta, 0) for source, meta in zip(node.inputs, node.input_metas)]
-            if len(uses) > 1:  # count the uses of each (source, meta)
-                taken: dict[tuple[str, TensorMeta], int] = {}
-                for i, (source, meta, _) in enumerate(uses):
-                    taken[(source, meta)] = taken.get((source, meta), -1) + 1
-                    uses[i] = (source, meta, taken[(source, meta)])
-            kind = self._kinds.setdefault((self._structure(node), tuple(map(id, node.input_metas))),
-                                          len(self._kinds))
-            plan = self._plans[id(node)] = (kind, tuple(uses))
-        return plan
+        if nodes is not self._nodes:  # made once for the graph (held, so the identities stay valid)
+            self._nodes, self._plans = nodes, [self._plan(node) for node in nodes]
+        return self._plans
+
+    def _plan(self, node: Node) -> tuple[int, tuple[tuple[str, TensorMeta, int], ...]]:
+        uses = [(source, meta, 0) for source, meta in zip(node.inputs, node.input_metas)]
+        if len(uses) > 1:  # count the uses of each (source, meta)
+            taken: dict[tuple[str, TensorMeta], int] = {}
+            for i, (source, meta, _) in enumerate(uses):
+                taken[(source, meta)] = taken.get((source, meta), -1) + 1
+                uses[i] = (source, meta, taken[(source, meta)])
+        kind = self._kinds.setdefault((self._structure(node), tuple(map(id, node.input_metas))), len(self._kinds))
+        return kind, tuple(uses)
 
     def _structure(self, node: Node) -> int:
         # calls compared with == within a bucket rather than hashed: their metas are shared
@@ -213,7 +215,7 @@ def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None)
     canon: dict[Shape, Shape] = {}
     same: dict[tuple[int, ...], list[Shape]] = {}
     first_input = True
-    for node in graph.nodes:
+    for node, (kind, uses) in zip(graph.nodes, transfers.plans(graph.nodes)):
         if node.kind == "input":
             shape: Shape = node.outputs[0][1].shape if node.outputs else ()
             if first_input:
@@ -221,7 +223,6 @@ def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None)
                 first_input = False
             shapes[node.name] = [("", shape)]
             continue
-        kind, uses = transfers.plan(node)
         inputs: list[Shape] = []
         for source, meta, index in uses:
             candidates = [s for _, s in shapes.get(source, ()) if _traced(s, meta)]
