@@ -2,23 +2,29 @@
 
 The expressions are compositions of floor-affine integer maps (conv/pool windows, transposed
 convolutions, padding, upsampling, flattening) plus the constraints that merges impose, hence
-eventually periodic: each knows its period, and they are evaluated exactly (Python ints, no torch).
+eventually periodic: each knows its period, and they are evaluated exactly (Python ints, no torch),
+a column at a time: each expression at every studied size in one list comprehension (the sizes
+are the inner loop, so a flow of n expressions costs n Python calls per table, not n × sizes).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import repeat
 from typing import Any
 
 from ...arith import pool_out
 from ...trace.records import TensorMeta
 
+#: an expression's values at the studied sizes, in their order (None where the size is invalid)
+Column = list  # of int | None
+
 
 class Expr:
-    """A dimension as a function of the input size; ``value`` gets the values of earlier
-    expressions (by ``id``) and returns None where the size is invalid."""
+    """A dimension as a function of the input size; ``column`` gets the columns of earlier
+    expressions (by ``id``) and returns its own (None where the size is invalid)."""
 
     id: int = -1
     #: the node whose size rule created it
@@ -26,7 +32,17 @@ class Expr:
     #: (P, k): value(s + P) = value(s) + k once s is large enough
     period: tuple[int, int] = (1, 0)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        raise NotImplementedError
+
+    def sources(self) -> tuple[Expr, ...]:
+        """The expressions this one is computed from."""
+        return ()
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        """The same expression over other sources (``swap`` maps each of this one's to its
+        replacement), made by the constructor again so that its period is the new sources';
+        ``node`` is where a merge or constraint now sits (a node's rules replayed, :mod:`.flow`)."""
         raise NotImplementedError
 
 
@@ -36,8 +52,8 @@ Shape = tuple  #: of int | Expr
 class Var(Expr):
     period = (1, 1)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        return s
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        return list(sizes)
 
 
 class Floor(Expr):
@@ -50,12 +66,15 @@ class Floor(Expr):
         m = self.c // math.gcd(self.c, self.a * k) if k else 1
         self.period = (p * m, self.a * k * m // self.c)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        x = vals[self.src.id]
-        if x is None:
-            return None
-        out = (self.a * x + self.b) // self.c
-        return out if out >= 1 else None
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        a, b, c = self.a, self.b, self.c
+        return [None if x is None or (out := (a * x + b) // c) < 1 else out for x in cols[self.src.id]]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return (self.src,)
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return Floor(swap[self.src], self.a, self.b, self.c)  # a, b, c already reduced: the gcd is 1
 
 
 class CeilPool(Expr):
@@ -67,12 +86,16 @@ class CeilPool(Expr):
         m = stride // math.gcd(stride, k) if k else 1
         self.period = (p * m, k * m // stride)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        x = vals[self.src.id]
-        if x is None:
-            return None
-        out = pool_out(x, self.kernel, self.stride, self.padding, self.dilation, ceil_mode=True)
-        return out if out >= 1 else None
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        k, st, p, d = self.kernel, self.stride, self.padding, self.dilation
+        return [None if x is None or (out := pool_out(x, k, st, p, d, ceil_mode=True)) < 1 else out
+                for x in cols[self.src.id]]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return (self.src,)
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return CeilPool(swap[self.src], self.kernel, self.stride, self.padding, self.dilation)
 
 
 class Scale(Expr):
@@ -85,18 +108,30 @@ class Scale(Expr):
         m = frac.denominator // math.gcd(frac.denominator, frac.numerator * k) if k else 1
         self.period = (p * m, int(frac * k * m))
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        x = vals[self.src.id]
-        if x is None:
-            return None
-        out = math.floor(float(x) * self.scale)
-        return out if out >= 1 else None
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        scale = self.scale
+        return [None if x is None or (out := math.floor(float(x) * scale)) < 1 else out for x in cols[self.src.id]]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return (self.src,)
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return Scale(swap[self.src], self.scale)
 
 
 def _lcm_period(parts: Sequence[Any]) -> tuple[int, int]:
     periods = [p.period for p in parts if isinstance(p, Expr)]
     big = math.lcm(*(p for p, _ in periods))
     return big, max(k * (big // p) for p, k in periods)
+
+
+def _part_columns(parts: Sequence[Any], cols: Sequence[Column], n: int) -> list[Any]:
+    """Each part's column; a constant part repeats."""
+    return [cols[p.id] if isinstance(p, Expr) else repeat(p, n) for p in parts]
+
+
+def _swapped(parts: Sequence[Any], swap: Mapping[Expr, Expr]) -> list[Any]:
+    return [swap[p] if isinstance(p, Expr) else p for p in parts]
 
 
 class Merge(Expr):
@@ -107,18 +142,33 @@ class Merge(Expr):
         self.parts, self.mode, self.where = tuple(parts), mode, where
         self.period = _lcm_period(self.parts)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        xs = [vals[p.id] if isinstance(p, Expr) else p for p in self.parts]
-        if any(x is None for x in xs):
-            return None
-        if self.mode == "equal":
-            return xs[0] if all(x == xs[0] for x in xs) else None
-        if self.mode == "inplace":
-            return xs[0] if all(x in (xs[0], 1) for x in xs) else None
-        big = {x for x in xs if x != 1}
-        if len(big) > 1:
-            return None
-        return big.pop() if big else 1
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        mode, pairs = self.mode, zip(*_part_columns(self.parts, cols, len(sizes)))
+        if len(self.parts) == 2 and mode == "broadcast":
+            # the common merge (an add of two maps) inline: _merged's answer for two sizes
+            return [None if x is None or y is None else x if x == y or y == 1 else y if x == 1 else None
+                    for x, y in pairs]
+        return [_merged(xs, mode) for xs in pairs]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return tuple(p for p in self.parts if isinstance(p, Expr))
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return Merge(_swapped(self.parts, swap), self.mode, node)
+
+
+def _merged(xs: Sequence[int | None], mode: str) -> int | None:
+    """The merged size of sizes ``xs`` meeting at a merge (:class:`Merge`), None if they can't."""
+    if None in xs:
+        return None
+    if mode == "equal":
+        return xs[0] if all(x == xs[0] for x in xs) else None
+    if mode == "inplace":
+        return xs[0] if all(x in (xs[0], 1) for x in xs) else None
+    big = {x for x in xs if x != 1}
+    if len(big) > 1:
+        return None
+    return big.pop() if big else 1
 
 
 class Sum(Expr):
@@ -128,9 +178,14 @@ class Sum(Expr):
         self.parts = tuple(parts)
         self.period = _lcm_period(self.parts)
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        xs = [vals[p.id] if isinstance(p, Expr) else p for p in self.parts]
-        return None if any(x is None for x in xs) else sum(xs)  # type: ignore[arg-type]
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        return [None if None in xs else sum(xs) for xs in zip(*_part_columns(self.parts, cols, len(sizes)))]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return tuple(p for p in self.parts if isinstance(p, Expr))
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return Sum(_swapped(self.parts, swap))
 
 
 class Fixed(Expr):
@@ -140,16 +195,29 @@ class Fixed(Expr):
         self.src, self.size, self.where = src, size, where
         self.period = src.period
 
-    def value(self, vals: list[int | None], s: int) -> int | None:
-        return self.size if vals[self.src.id] == self.size else None
+    def column(self, cols: Sequence[Column], sizes: Sequence[int]) -> Column:
+        size = self.size
+        return [size if x == size else None for x in cols[self.src.id]]
+
+    def sources(self) -> tuple[Expr, ...]:
+        return (self.src,)
+
+    def rebuilt(self, swap: Mapping[Expr, Expr], node: str) -> Expr:
+        return Fixed(swap[self.src], self.size, node)
 
 
-def evaluate(exprs: Sequence[Expr], s: int) -> list[int | None]:
-    """Every expression's value at size ``s`` (None where the size is invalid), by ``id``."""
-    vals: list[int | None] = [None] * len(exprs)
+def evaluate_table(exprs: Sequence[Expr], sizes: Sequence[int]) -> dict[int, tuple[int | None, ...]]:
+    """Size -> every expression's value at that size (None where the size is invalid), by ``id``.
+    Computed a column (an expression at every size) at a time, then read by size."""
+    cols: list[Column] = [[] for _ in exprs]
     for e in exprs:
-        vals[e.id] = e.value(vals, s)
-    return vals
+        cols[e.id] = e.column(cols, sizes)
+    return dict(zip(sizes, zip(*cols)))
+
+
+def evaluate(exprs: Sequence[Expr], s: int) -> tuple[int | None, ...]:
+    """Every expression's value at size ``s`` (None where the size is invalid), by ``id``."""
+    return evaluate_table(exprs, (s,))[s]
 
 
 class Uncharacterised(Exception):

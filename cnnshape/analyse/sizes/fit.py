@@ -3,15 +3,15 @@ rule fitted and verified against all of them, and (given a re-tracer) checked by
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ...errors import CnnshapeError, ConfigError, InternalError, param
 from ...trace.records import OpCall, TensorMeta
 from .empty import empty_rejects, is_empty
-from .expr import Expr, Fixed, evaluate
-from .flow import Flow, build_flow
+from .expr import Expr, Fixed, evaluate, evaluate_table
+from .flow import Flow, Transfers, build_flow
 from .records import MAX_UP_TO, MIN_UP_TO, Accepted, AxisSizes, SizeReport, axis_symbol, default_axes, fit_rule
 from .text import Formulas, formulas
 
@@ -27,14 +27,15 @@ PYTHON_VALUES = ("cannot characterise: the model's sizes depend on the input thr
 
 
 def analyse_axis(graph: ModelGraph, axis: int, layers: bool = False, retrace: Retrace | None = None,
-                 probes: int = 3, symbolic: bool = True) -> AxisSizes:
+                 probes: int = 3, symbolic: bool = True, transfers: Transfers | None = None) -> AxisSizes:
     """The layer arithmetic's answer for ``axis``. With ``symbolic`` set, torch's symbolic shapes
     (:mod:`.symbolic`) answer instead where the arithmetic cannot characterise the axis, and where
     the model reads tensor sizes into Python values: one trace sees those as constants, and the
     re-traces that validate the arithmetic probe only a few sizes (a check ``if x.shape[-1] > 100``
     passes them all). There the arithmetic's rule stands, with its per-layer formulas, where the
-    symbolic engine finds the same sizes, or cannot answer (the note says so)."""
-    answer = _arithmetic_axis(graph, axis, layers, retrace, probes)
+    symbolic engine finds the same sizes, or cannot answer (the note says so). ``transfers``
+    (:class:`.flow.Transfers`) may be shared by the analyses of one graph's axes."""
+    answer = _arithmetic_axis(graph, axis, layers, retrace, probes, transfers)
     reads = graph.trace.size_reads
     if not symbolic or answer.given > MAX_UP_TO or (answer.reason is None and not reads):
         return answer
@@ -63,7 +64,8 @@ def _same(a: Accepted, b: Accepted, up_to: int) -> bool:
     return all(a.contains(s) == b.contains(s) for s in range(1, up_to + 1))
 
 
-def _arithmetic_axis(graph: ModelGraph, axis: int, layers: bool, retrace: Retrace | None, probes: int) -> AxisSizes:
+def _arithmetic_axis(graph: ModelGraph, axis: int, layers: bool, retrace: Retrace | None, probes: int,
+                     transfers: Transfers | None = None) -> AxisSizes:
     """``retrace`` (when given) checks the rule and formulas derived from this one trace against
     up to ``probes`` other traces; on any disagreement the axis is reported as not characterised.
     A traced size above :data:`MAX_UP_TO` is evaluated on its own: the rule fitted to the sizes up
@@ -71,7 +73,7 @@ def _arithmetic_axis(graph: ModelGraph, axis: int, layers: bool, retrace: Retrac
     first = next(n for n in graph.nodes if n.kind == "input")
     shape = first.outputs[0][1].shape
     symbol, given = axis_symbol(axis, len(shape)), shape[axis]
-    flow = build_flow(graph, axis)
+    flow = build_flow(graph, axis, transfers)
     if flow.reason:
         return AxisSizes(axis, symbol, given, None, None,
                          f"cannot characterise the accepted sizes: {flow.reason}", (), (), engine=None)
@@ -80,8 +82,8 @@ def _arithmetic_axis(graph: ModelGraph, axis: int, layers: bool, retrace: Retrac
     has_bound = any(isinstance(e, Fixed) for e in exprs)
     up_to = min(MAX_UP_TO, max(MIN_UP_TO, 2 * given) + 4 * period)
     while True:
-        table = {s: evaluate(exprs, s) for s in range(1, up_to + 1)}
-        ok = [s for s, vals in table.items() if all(v is not None for v in vals)]
+        table = evaluate_table(exprs, range(1, up_to + 1))
+        ok = [s for s, vals in table.items() if None not in vals]
         if not (has_bound and ok and ok[-1] > up_to - 2 * period and up_to < MAX_UP_TO):
             break
         up_to = min(MAX_UP_TO, 4 * up_to)
@@ -124,7 +126,7 @@ def _probe_sizes(ok: list[int], up_to: int, given: int) -> list[int]:
     return list(dict.fromkeys(chosen))
 
 
-def _validate(graph: ModelGraph, flow: Flow, table: dict[int, list[int | None]], ok: list[int], given: int,
+def _validate(graph: ModelGraph, flow: Flow, table: Mapping[int, Sequence[int | None]], ok: list[int], given: int,
               axis: int, retrace: Retrace, probes: int) -> str | None:
     """Re-traces at a few sizes; says where the model differs from what the expressions predict
     (sizes reaching layers as Python values look constant in one trace), None when all agree."""
@@ -186,11 +188,14 @@ def _first_line(text: str) -> str:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-def _check_traced(graph: ModelGraph, flow: Flow, vals: list[int | None], given: int, symbol: str) -> None:
+def _check_traced(graph: ModelGraph, flow: Flow, vals: Sequence[int | None], given: int, symbol: str) -> None:
     """At the traced size, every expression must give the size the meta execution produced."""
+    at: dict[int, tuple[int | None, ...]] = {}  # id(shape) -> its values: the flow shares equal shapes
     for node in graph.nodes:
         for (key, meta), (_, shape) in zip(node.outputs, flow.shapes.get(node.name, [])):
-            got = tuple(vals[d.id] if isinstance(d, Expr) else d for d in shape)
+            got = at.get(id(shape))
+            if got is None:  # the flow holds every shape, so their ids stay theirs during this loop
+                got = at[id(shape)] = tuple([vals[d.id] if isinstance(d, Expr) else d for d in shape])
             if got != meta.shape:
                 raise InternalError(
                     f"size arithmetic for {node.name}{key} gives {got} at {symbol}={given} "
@@ -213,7 +218,9 @@ def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = No
         if not 0 <= axis < len(shape):
             raise ConfigError(
                 f"{param('axes')} {axis}: the first input {'x'.join(map(str, shape))} has dims 0..{len(shape) - 1}")
-    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes, symbolic) for a in chosen))
+    transfers = Transfers()  # the node templates of this graph, for all its axes
+    return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes, symbolic, transfers)
+                                          for a in chosen))
 
 
 def minimum_note(graph: ModelGraph) -> str | None:

@@ -141,6 +141,7 @@ def fit_rule(accepted: list[int], up_to: int, period: int) -> Accepted:
     step = step or 1
     hi = None if accepted[-1] > up_to - step - period else accepted[-1]
     rule = Accepted("arithmetic", minimum=lo, step=step, offset=lo % step, maximum=hi)
-    if [s for s in range(1, up_to + 1) if rule.contains(s)] == accepted:
+    # the sizes 1..up_to the rule contains: lo, lo + step, ... up to its maximum or the bound
+    if list(range(lo, (up_to if hi is None else min(hi, up_to)) + 1, step)) == accepted:
         return rule
     return Accepted("set", sizes=tuple(accepted), up_to=up_to)

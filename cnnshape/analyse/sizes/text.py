@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .expr import CeilPool, Expr, Fixed, Floor, Merge, Scale, Shape, Sum, Var
@@ -18,7 +19,7 @@ class Formulas:
     (floor((floor((a·x + b)/c) + b')/c') = floor((a·x + b + c·b')/(c·c'))) and, at a merge, using
     the simplest operand that equals the merged size at every accepted size."""
 
-    def __init__(self, accepted: list[int], table: dict[int, list[int | None]], symbol: str) -> None:
+    def __init__(self, accepted: list[int], table: Mapping[int, Sequence[int | None]], symbol: str) -> None:
         self.accepted, self.table, self.symbol = accepted, table, symbol
         self.memo: dict[int, str] = {}
 
