@@ -40,7 +40,8 @@ class _Reference(_Tracer):
 def _described(tracer: _Tracer, model: nn.Module) -> list[tuple[Any, ...]]:
     """Each node; its source is the model's line or, for torch's containers, this line of this file."""
     graph = tracer.trace(model)
-    return [(n.op, n.name, str(n.target), str(n.args), str(n.kwargs),
+    return [(n.op, n.name, str(n.target), str(n.args), str(n.kwargs), [u.name for u in n.users],
+             [i.name for i in n.all_input_nodes], type(n.args).__name__, type(n.kwargs).__name__,
              list((n.meta.get("nn_module_stack") or OrderedDict()).items()), n.meta.get("cnnshape_source"))
             for n in graph.nodes]
 
