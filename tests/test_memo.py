@@ -26,6 +26,8 @@ from cnnshape.trace.fx import trace_fx
 from cnnshape.trace.memo import JOINS, LeafMemo, plan_key
 from cnnshape.trace.meta import OpRecorder, make_inputs
 
+from .cases import EXAMPLES, Example
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,7 +40,7 @@ def _module(path: str, name: str) -> Any:
     return module
 
 
-def _traces(model: nn.Module, inputs: str) -> tuple[tuple, tuple]:
+def _traces(model: nn.Module, inputs: object) -> tuple[tuple, tuple]:
     """(nodes with the table, nodes the checked way: the recorder, and torch's forward beside it),
     the model prepared as the pipeline prepares it (meta copies, eval mode)."""
     tensors = make_inputs(normalise_inputs(inputs))
@@ -80,6 +82,15 @@ def test_traces_with_the_table_equal_checked_traces(spec: str, inputs: str, leas
     hits = _counting(monkeypatch)
     fast, checked = _traces(model, inputs)
     assert hits[0] >= least_hits
+    assert fast == checked
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.spec.rpartition(":")[2])
+def test_every_example_with_the_table_equals_its_checked_trace(example: Example) -> None:
+    """The suite runs cross-checked (tests/conftest.py), which turns the table off: every example's
+    trace as a user gets it (the table on) must be the checked one."""
+    model = load_model(example.spec).module
+    fast, checked = _traces(model, example.inputs)
     assert fast == checked
 
 
