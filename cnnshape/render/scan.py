@@ -74,7 +74,6 @@ def render_table(records: Sequence[ScanRecord]) -> str:
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
-
 def render_csv(records: Sequence[ScanRecord]) -> str:
     """Exact figures, one row per record; the memory peaks (bytes) in columns after the others when
     a memory budget ran the analysis."""
