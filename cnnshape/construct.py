@@ -29,11 +29,9 @@ from torch.nn.modules.module import (
 )
 from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
-from torch.utils._device import DeviceContext, _device_constructors
+from torch.utils._device import DeviceContext
 
 _META = torch.device("meta")
-#: torch's tensor factories that take ``device=`` (those ``torch.device("meta")`` sends to meta)
-_FACTORIES = frozenset(_device_constructors())
 
 #: In-place Tensor methods that only write values (never shape, dtype or device): random fills,
 #: fills, and the arithmetic of truncated-normal initialisers (timm's ``trunc_normal_``).
@@ -89,9 +87,7 @@ class OnMetaSkippingInit(DeviceContext):
         target = _skipped(self._skippable, func, args, kwargs)
         if target is not None:
             return target
-        if func in _FACTORIES and kwargs.get("device") is None:
-            kwargs["device"] = self.device
-        return func(*args, **kwargs)
+        return super().__torch_function__(func, types, args, kwargs)
 
 
 def _skipped(memo: dict[Any, bool], func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
