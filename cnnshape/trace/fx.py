@@ -17,6 +17,8 @@ from torch.utils._device import _device_constructors
 
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
+from .block_records import UNANSWERED, RecordBlocks
+from .blocks import SymbolicBlocks
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
 from .memo import LeafMemo, is_join
 from .meta import (
@@ -57,9 +59,12 @@ class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
 class _Tracer(fx.Tracer):
     """torch.nn layers (except containers) and the user's ``leaves`` stay single nodes."""
 
-    def __init__(self, leaves: tuple[type, ...]) -> None:
+    def __init__(self, leaves: tuple[type, ...], blocks: bool = False) -> None:
         super().__init__()
         self.leaves = leaves
+        self._copy_blocks = blocks
+        #: repeated blocks traced once (trace/blocks.py), when ``blocks``
+        self.blocks: SymbolicBlocks | None = None
         # fx copies both on every module call and every node (copy.copy: the generic __reduce_ex__
         # path); the same copies, made directly
         self.scope = _Scope("", None)
@@ -89,6 +94,22 @@ class _Tracer(fx.Tracer):
             node.meta["cnnshape_source"] = caller_source()
         return node
 
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        if self._copy_blocks and isinstance(root, nn.Module):
+            self.blocks = SymbolicBlocks(root)
+        return super().trace(root, concrete_args)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.blocks is None:
+            return super().call_module(m, forward, args, kwargs)
+        return self.blocks.call(self, m, self.is_leaf_module(m, ""), forward, args, kwargs, caller_source,
+                                lambda f: super(_Tracer, self).call_module(m, f, args, kwargs))
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, fx.Proxy]) -> Any:
+        if self.blocks is not None:  # a copied block's get_attr proxies go where fx keeps its own
+            self.blocks.attr_cache = parameter_proxy_cache
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         """TorchScript modules too: fx would otherwise record an opaque ``forward`` method call on
         their C++ object, with no module (nor parameters) behind it."""
@@ -114,7 +135,7 @@ def _omitted_defaults(model: nn.Module, given: int | None, keywords: tuple[str, 
 
 
 def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int | None = None,
-                   keywords: tuple[str, ...] = ()) -> fx.Graph:
+                   keywords: tuple[str, ...] = (), tracer: _Tracer | None = None) -> fx.Graph:
     """Trace ``model`` symbolically (for ``given`` positional inputs, when known); a
     :class:`TraceError` says why that is impossible. The graph is run on ``model`` itself: no
     GraphModule, whose Python code generation costs more than the meta run."""
@@ -123,7 +144,7 @@ def symbolic_graph(model: nn.Module, leaves: tuple[type, ...] = (), given: int |
             f"torch.fx cannot trace {model_label(model)}: it is a TorchScript module (torch.jit.script or "
             f"torch.jit.trace). The eager tracer ({param('tracer')}=eager, or auto) analyses it as one node; "
             f"for a row per layer, analyse the model before it is scripted.")
-    tracer = _Tracer(leaves)
+    tracer = tracer or _Tracer(leaves)
     try:
         graph = tracer.trace(model, concrete_args=_omitted_defaults(model, given, keywords))
     except Exception as e:
@@ -163,7 +184,8 @@ def _scope(n: fx.Node) -> str:
 class _MetaRunner(fx.Interpreter):
     """Runs each fx node on meta tensors and emits one :class:`Node` record per tensor-producing node."""
 
-    def __init__(self, graph: fx.Graph, model: nn.Module, device: torch.device, cross_check: bool = False) -> None:
+    def __init__(self, graph: fx.Graph, model: nn.Module, device: torch.device, cross_check: bool = False,
+                 blocks: SymbolicBlocks | None = None) -> None:
         super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
         self.device = device
@@ -176,6 +198,8 @@ class _MetaRunner(fx.Interpreter):
         self.named: Counter[str] = Counter()  #: calls per path called through: row names
         self._paths: dict[str, nn.Module] | None = None
         self._submodules = Submodules(model)
+        #: copied blocks answered from their first instance's records (trace/block_records.py)
+        self._blocks = RecordBlocks(blocks.instances, self) if blocks is not None and blocks.instances else None
         #: (message, the exception, whether the forward needs tensor values)
         self.failure: tuple[str, BaseException, bool] | None = None
 
@@ -230,6 +254,15 @@ class _MetaRunner(fx.Interpreter):
         return found
 
     def run_node(self, n: fx.Node) -> Any:
+        if self._blocks is None:
+            return self._run_node(n)
+        result = self._blocks.copied(n)
+        if result is UNANSWERED:
+            result = self._run_node(n)
+        self._blocks.seen(n, result)
+        return result
+
+    def _run_node(self, n: fx.Node) -> Any:
         tensor_args = self._tensor_args(n)
         module = self._submodules.get(str(n.target)) if n.op == "call_module" else None
         try:
@@ -377,10 +410,11 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
              cross_check: bool = False) -> Trace:
     keywords = keywords_of(inputs)
     forward_input_names(model, len(inputs), keywords)  # the same input checks and messages as the eager tracer
-    graph = symbolic_graph(model, leaves, len(inputs) - len(keywords), keywords)
+    tracer = _Tracer(leaves, blocks=not cross_check)
+    graph = symbolic_graph(model, leaves, len(inputs) - len(keywords), keywords, tracer)
     args = _bind_inputs(graph, model, inputs)
     device = inputs[0].device if inputs else torch.device("meta")
-    runner = _MetaRunner(graph, model, device, cross_check)
+    runner = _MetaRunner(graph, model, device, cross_check, tracer.blocks)
     try:
         with torch.no_grad(), distributions_unchecked(), runner.recorder:
             runner.run(*args)

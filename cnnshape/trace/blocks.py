@@ -1,0 +1,422 @@
+"""Repeated blocks traced once: the fx tracer's fast path for deep networks, symbolic half.
+
+A deep network calls the same block (a ResNet's bottleneck, a NAS cell, a transformer layer) again
+and again, each instance built alike and called alike. torch.fx traces every call afresh through
+Python: a proxy per operation, ``__torch_function__``, fx's argument checks and its module-call
+bookkeeping, about 90 µs a node on a 2-core machine. What a block's ``forward`` puts into the graph
+is a function of the block's own state and of how it is called, so a later instance of the same
+state, called the same way, gets a copy of the first instance's nodes, with its own module paths
+(:class:`SymbolicBlocks`). The meta run then reuses the first instance's records for the copy
+(:mod:`.block_records`).
+
+What the copy depends on, and what guards it (each check is below, where it is made):
+
+- the block's state, recursively (:func:`module_key`): its class, every entry of its instance
+  dictionary (plain values exactly, with their types; classes and functions by identity), the
+  class, shape, strides, dtype, device and ``requires_grad`` of each parameter and buffer, each
+  submodule's state; anything else (a tensor attribute, an unregistered module, an object of
+  another class, a hook) and the block is traced as usual;
+- how it is called (:func:`call_key`): which arguments are proxies (and which are the same proxy),
+  the other arguments' plain values;
+- where its modules live: no module, parameter or buffer below it registered twice (fx names a
+  shared one by its first path), every path the copy would name (nodes, fx's module stack, its call
+  counts) under the block's own path, and never a module's second call;
+- its inputs: the first instance's nodes reach outside it only through its arguments; a parameter
+  it reads becomes its own ``get_attr`` node in the copy, as fx's cache would make one;
+- never while cross-checking (the test suite), and tests/test_blocks.py compares graphs and traces
+  made with and without copies on every example and on models built to break it.
+
+The one thing no key can see is a ``forward`` whose graph depends on state outside the block
+(a global it reads and another call changes). fx's symbolic trace of such a forward is already a
+snapshot of one call; with copies, every instance shows the first one's.
+"""
+from __future__ import annotations
+
+import types
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.node import map_aggregate, map_arg
+
+#: values keyed by type and value
+_PLAIN = frozenset({int, float, bool, str, bytes, complex, type(None), torch.dtype, torch.device, torch.layout,
+                    torch.memory_format, torch.Size})
+#: values keyed by identity (the same object behaves the same)
+_BY_IDENTITY = (type, types.FunctionType, types.BuiltinFunctionType)
+#: entries of a module's instance dictionary that must be empty: what fx would run besides forward
+_MUST_BE_EMPTY = frozenset({
+    "_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks_always_called", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+    "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
+})
+
+
+#: in a trace's table of module keys: a module whose state cannot be described
+_UNKEYABLE = object()
+
+
+class NotKeyable(Exception):
+    """Something the key cannot describe exactly: the block is traced as usual."""
+
+
+def _value_key(value: Any) -> Hashable:
+    kind = type(value)
+    if kind in _PLAIN:
+        return kind, value
+    if kind is tuple or kind is list:
+        for v in value:  # sizes, strides, paddings: plain items, the common case
+            if type(v) not in _PLAIN:
+                return kind, tuple(_value_key(v) for v in value)
+        return kind, tuple(value), tuple(map(type, value))
+    if kind in (set, frozenset) or (isinstance(value, tuple) and hasattr(kind, "_fields")):
+        return kind, tuple(_value_key(v) for v in value)
+    if kind is dict or kind is OrderedDict:
+        return kind, tuple((_value_key(k), _value_key(v)) for k, v in value.items())
+    if isinstance(value, _BY_IDENTITY):
+        return "object", value
+    raise NotKeyable
+
+
+def _tensors_key(table: dict[str, torch.Tensor | None], shared: frozenset[int]) -> Hashable:
+    parts: list[Hashable] = []
+    for name, t in table.items():
+        if t is None:
+            parts.append((name, None))
+            continue
+        if id(t) in shared:
+            raise NotKeyable
+        parts.append((name, type(t), t.shape, t.stride(), t.dtype, t.device, t.requires_grad))
+    return tuple(parts)
+
+
+def module_key(module: nn.Module, shared: frozenset[int], known: dict[int, Hashable]) -> Hashable:
+    """Everything of ``module``'s state that its symbolic trace can depend on (see the module's
+    docstring); :class:`NotKeyable` when some of it cannot be described. ``shared``: the ids of the
+    modules, parameters and buffers registered at more than one path; ``known``: the keys of one
+    trace so far, by module id (a block's key is its submodules' keys and its own state: each
+    module's is worked out once per trace, when the first block above it is called)."""
+    found = known.get(id(module))
+    if found is not None:
+        if found is _UNKEYABLE:
+            raise NotKeyable
+        return found
+    known[id(module)] = _UNKEYABLE  # until its key is complete
+    if id(module) in shared:
+        raise NotKeyable
+    parts: list[Hashable] = [type(module)]
+    for name, value in vars(module).items():
+        kind = type(value)
+        if kind in _PLAIN:  # training, and most hyper-parameters
+            parts.append((name, kind, value))
+        elif name in _MUST_BE_EMPTY:
+            if value:
+                raise NotKeyable
+        elif name == "_modules":
+            parts.append(tuple((k, None if m is None else module_key(m, shared, known)) for k, m in value.items()))
+        elif name == "_parameters" or name == "_buffers":
+            parts.append(_tensors_key(value, shared))
+        else:
+            parts.append((name, _value_key(value)))
+    key = known[id(module)] = tuple(parts)
+    return key
+
+
+def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, list[fx.Proxy]]:
+    """The key of a call's arguments, and its proxies in order of first appearance (a proxy is
+    keyed by that position: which arguments are the same value is part of the key)."""
+    proxies: list[fx.Proxy] = []
+    positions: dict[fx.Node, int] = {}
+
+    def key(value: Any) -> Hashable:
+        kind = type(value)
+        if kind is fx.Proxy:
+            node = value.node
+            if node not in positions:
+                positions[node] = len(proxies)
+                proxies.append(value)
+            return "proxy", positions[node]
+        if kind in (tuple, list):
+            return kind, tuple(key(v) for v in value)
+        if kind is dict:
+            return kind, tuple((k, key(v)) for k, v in value.items())
+        return _value_key(value)
+
+    return (key(args), key(kwargs)), proxies
+
+
+def shared_objects(model: nn.Module) -> tuple[frozenset[int], frozenset[type]]:
+    """Ids of the modules, parameters and buffers of ``model`` registered at more than one path,
+    and the classes of more than one of its modules (a block that can repeat is of one of them)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    classes: Counter[type] = Counter()
+    for _, module in model.named_modules(remove_duplicate=False):
+        classes[type(module)] += 1
+        for obj in (module, *module._parameters.values(), *module._buffers.values()):
+            if obj is None:
+                continue
+            if id(obj) in seen:
+                shared.add(id(obj))
+            seen.add(id(obj))
+    return frozenset(shared), frozenset(kind for kind, count in classes.items() if count > 1)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """In a template's arguments: the block's ``k``-th proxy argument ("input") or its ``k``-th node."""
+
+    where: str  # "input" or "node"
+    index: int
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a template, its module paths relative to the block's (``".body.0"``)."""
+
+    op: str
+    target: Any  #: relative for call_module and get_attr, else the function or method name
+    args: Any
+    kwargs: Any
+    stack: tuple[tuple[str, str, Any], ...]  #: fx's module stack below the block: (key, path, type)
+    scope: tuple[str, Any]  #: fx's node_name_to_scope entry: (relative path, type)
+    source: str | None
+    #: the source is the line that called the block (a torch container's nodes): the copy's caller
+    source_is_caller: bool
+
+
+@dataclass(frozen=True)
+class Template:
+    """A block's first traced call, to be copied for later instances."""
+
+    path: str
+    nodes: tuple[NodeSpec, ...]
+    result: Any  #: the forward's return value, its proxies as :class:`Ref`
+    calls: tuple[tuple[str, int], ...]  #: fx's call count of each module below the block (relative)
+    read: frozenset[int]  #: the proxy arguments its nodes read (by position)
+
+
+@dataclass
+class Instance:
+    """Where the graph holds a block call: the template's own first call, or a copy."""
+
+    template: Template
+    path: str
+    nodes: list[fx.Node]
+    inputs: list[fx.Node]  #: the nodes of the proxy arguments, in :func:`call_key` order
+    copy: bool
+    members: frozenset[fx.Node] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.members = frozenset(self.nodes)
+
+
+class _First:
+    """A block's first traced call; its :class:`Template` is made when a second call wants it."""
+
+    def __init__(self, path: str, proxies: list[fx.Proxy], last: fx.Node | None, depth: int, caller: str | None):
+        self.path = path
+        self.proxies = proxies
+        self.last = last
+        self.depth = depth  #: fx's module stack entries above the block's nodes (the block's own included)
+        self.caller = caller
+        self.calls: Counter[str] = Counter()  #: calls of the modules below it, by path
+        self.nodes: list[fx.Node] = []
+        self.result: Any = None
+        self.template: Template | None = None
+        self.made = False
+
+    def made_template(self, tracer: fx.Tracer, instances: list[Instance]) -> Template | None:
+        if not self.made:
+            self.made = True
+            try:
+                self.template = _template(self, tracer.node_name_to_scope)
+            except NotKeyable:
+                self.template = None
+            if self.template is not None:
+                instances.append(Instance(self.template, self.path, self.nodes, [p.node for p in self.proxies], False))
+            self.result = None
+        return self.template
+
+
+def _global_hooks() -> bool:
+    """Whether torch has forward hooks for every module (they run during fx's trace)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks
+                or module._global_backward_hooks or module._global_backward_pre_hooks)
+
+
+def _relative(path: str, base: str) -> str:
+    if path == base or path.startswith(base + "."):
+        return path[len(base):]
+    raise NotKeyable
+
+
+def _nodes_after(graph: fx.Graph, last: fx.Node | None) -> list[fx.Node]:
+    node = last.next if last is not None else next(iter(graph.nodes), None)
+    found = []
+    root = graph._root  # the sentinel at both ends of fx's node list
+    while node is not None and node is not root:
+        found.append(node)
+        node = node.next
+    return found
+
+
+class SymbolicBlocks:
+    """Per trace: first calls by key, and the instances placed in the graph (see the module's docstring)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.shared, self.repeated = shared_objects(model)
+        self._keys: dict[int, Hashable] = {}
+        self._firsts: dict[Hashable, _First | None] = {}
+        self._recording: list[_First] = []
+        #: the first calls with copies, and the copies
+        self.instances: list[Instance] = []
+        #: fx's cache of ``get_attr`` proxies, once fx has shown it (see ``_Tracer.getattr``)
+        self.attr_cache: dict[str, fx.Proxy] | None = None
+
+    def call(self, tracer: fx.Tracer, module: nn.Module, leaf: bool, forward: Callable[..., Any],
+             args: tuple[Any, ...], kwargs: dict[str, Any], caller: Callable[[], str | None],
+             call_module: Callable[[Callable[..., Any]], Any]) -> Any:
+        """``call_module(forward)`` runs fx's own module call with ``forward`` in the middle: for a
+        block, its forward traced (and kept as its first call), or its template copied, or neither."""
+        path = tracer.path_of_module(module)
+        for first in self._recording:  # every module call below a block being recorded
+            first.calls[path] += 1
+        if leaf or type(module) not in self.repeated or not path or tracer.num_calls.get(path) or _global_hooks():
+            return call_module(forward)
+        try:
+            key = (module_key(module, self.shared, self._keys), call_key(args, kwargs)[0])
+        except NotKeyable:
+            return call_module(forward)
+        proxies = call_key(args, kwargs)[1]
+        if key not in self._firsts:
+            return self._record(tracer, key, path, proxies, forward, caller, call_module)
+        first = self._firsts[key]
+        template = first.made_template(tracer, self.instances) if first is not None else None
+        if template is None or not self._free(tracer, template, path):
+            return call_module(forward)
+        return call_module(lambda *a, **k: self._copy(tracer, template, path, proxies, caller))
+
+    def _free(self, tracer: fx.Tracer, template: Template, path: str) -> bool:
+        """No module the copy calls was called before, no parameter it reads has a proxy yet."""
+        if any(tracer.num_calls.get(path + rel) for rel, _ in template.calls):
+            return False
+        cache = self.attr_cache or {}
+        return not any(spec.op == "get_attr" and path + spec.target in cache for spec in template.nodes)
+
+    def _record(self, tracer: fx.Tracer, key: Hashable, path: str, proxies: list[fx.Proxy],
+                forward: Callable[..., Any], caller: Callable[[], str | None],
+                call_module: Callable[[Callable[..., Any]], Any]) -> Any:
+        last = next(reversed(tracer.graph.nodes), None)
+        first = _First(path, proxies, last, len(tracer.module_stack) + 1, caller())
+        self._recording.append(first)
+        try:
+            result = call_module(forward)
+        finally:
+            self._recording.pop()
+        # every module below it called for the first time (fx numbers a later call's stack entry)
+        fresh = all(tracer.num_calls.get(p) == n for p, n in first.calls.items())
+        if fresh:
+            first.nodes = _nodes_after(tracer.graph, last)
+            first.result = result
+        self._firsts[key] = first if fresh else None
+        return result
+
+    def _copy(self, tracer: fx.Tracer, template: Template, path: str, proxies: list[fx.Proxy],
+              caller: Callable[[], str | None]) -> Any:
+        graph = tracer.graph
+        outer = list(tracer.module_stack.items())
+        here = caller() if any(spec.source_is_caller for spec in template.nodes) else None
+        made: list[fx.Node] = []
+
+        def resolve(value: Any) -> Any:
+            if type(value) is Ref:
+                return proxies[value.index].node if value.where == "input" else made[value.index]
+            return value
+
+        for spec in template.nodes:
+            target = path + spec.target if spec.op in ("call_module", "get_attr") else spec.target
+            node = graph.create_node(spec.op, target, map_aggregate(spec.args, resolve),
+                                     map_aggregate(spec.kwargs, resolve))
+            stack: OrderedDict[str, tuple[str, Any]] = OrderedDict(outer)
+            for key, rel, kind in spec.stack:
+                stack[path + key] = (path + rel, kind)
+            node.meta["nn_module_stack"] = stack
+            if spec.op.startswith("call_") or spec.op == "get_attr":
+                node.meta["cnnshape_source"] = here if spec.source_is_caller else spec.source
+            tracer.node_name_to_scope[node.name] = (path + spec.scope[0], spec.scope[1])
+            if spec.op == "get_attr" and self.attr_cache is not None:
+                self.attr_cache[target] = tracer.proxy(node)
+            made.append(node)
+        for rel, count in template.calls:
+            tracer.num_calls[path + rel] = count
+        for first in self._recording:  # an enclosing block being recorded counts these calls too
+            for rel, count in template.calls:
+                first.calls[path + rel] += count
+        self.instances.append(Instance(template, path, made, [p.node for p in proxies], copy=True))
+
+        def rebuild(value: Any) -> Any:
+            if type(value) is Ref:
+                return proxies[value.index] if value.where == "input" else tracer.proxy(made[value.index])
+            return value
+
+        return _map_result(template.result, rebuild)
+
+
+def _map_result(value: Any, fn: Callable[[Any], Any]) -> Any:
+    kind = type(value)
+    if kind in (tuple, list):
+        return kind(_map_result(v, fn) for v in value)
+    if isinstance(value, tuple) and hasattr(kind, "_fields"):  # a named tuple
+        return kind(*(_map_result(v, fn) for v in value))
+    if kind is dict:
+        return {k: _map_result(v, fn) for k, v in value.items()}
+    return fn(value)
+
+
+def _template(first: _First, scopes: dict[str, tuple[str, Any]]) -> Template:
+    """The template of a block's first call; :class:`NotKeyable` when a copy could differ."""
+    base = first.path
+    nodes = first.nodes
+    calls = tuple((_relative(p, base), n) for p, n in first.calls.items())
+    index = {node: i for i, node in enumerate(nodes)}
+    inputs = {p.node: k for k, p in enumerate(first.proxies)}
+
+    def ref(node: fx.Node) -> Ref:
+        if node in index:
+            return Ref("node", index[node])
+        if node in inputs:
+            return Ref("input", inputs[node])
+        raise NotKeyable  # the block reaches a node outside it other than through its arguments
+
+    specs = []
+    for node in nodes:
+        target = _relative(str(node.target), base) if node.op in ("call_module", "get_attr") else node.target
+        stack = list((node.meta.get("nn_module_stack") or {}).items())
+        if len(stack) < first.depth:
+            raise NotKeyable
+        inner = tuple((_relative(key, base), _relative(path, base), kind) for key, (path, kind) in
+                      stack[first.depth:])
+        scope_path, scope_type = scopes[node.name]
+        source = node.meta.get("cnnshape_source")
+        specs.append(NodeSpec(node.op, target, map_arg(node.args, ref), map_arg(node.kwargs, ref), inner,
+                              (_relative(scope_path, base), scope_type), source, source is not None and source == first.caller))
+
+    def keep(value: Any) -> Any:
+        kind = type(value)
+        if kind is fx.Proxy:
+            return ref(value.node)
+        if isinstance(value, fx.Proxy) or kind not in _PLAIN:
+            raise NotKeyable
+        return value
+
+    read: set[int] = set()
+    for spec in specs:
+        map_aggregate((spec.args, spec.kwargs), lambda v: read.add(v.index) if type(v) is Ref and v.where == "input" else None)
+    return Template(base, tuple(specs), _map_result(first.result, keep), calls, frozenset(read))
