@@ -1,25 +1,24 @@
-"""Repeated blocks traced once, the meta run's half: a copied block's records from its template's.
+"""Repeated blocks traced once, the meta run's half: a copied block's records from its first call's.
 
-:mod:`.blocks` puts into the graph, for a later instance of a block, a copy of the first instance's
-nodes under the instance's own paths. Running the copy on meta tensors would give the first
-instance's records again, with the new names: every ATen call, output layout and byte count of a
-block follows from its nodes (the same) and from the layouts of what it is called with. So the meta
-run (:class:`RecordBlocks`) watches the first instance run, keeps its records and how to reproduce
-the values that leave it, and answers a copy called with inputs of the same layouts from those:
-each record renamed as the usual path names it, the values used after the block new meta tensors
-of the kept layouts, the nodes nobody reads after it no value at all.
+:mod:`.blocks` puts a later instance of a block into the graph as one node (a copy of the block's
+first call). Every ATen call, output layout and byte count of a block follows from its nodes (the
+same for both) and from the layouts of what it is called with. So the meta run
+(:class:`RecordBlocks`) watches the first call run, keeps its records and how to reproduce the
+value it returns, and answers a copy called with inputs of the same layouts from those: each
+record renamed the way the usual path names it, the returned value a new meta tensor of the kept
+layout (or the input it returned). Any other copy, and any copy on real tensors (``--verify``), is
+put back into nodes (:func:`.blocks.place`) and run node by node the usual way.
 
 What guards the equivalence (each check is below, where it is made):
 
-- the same conditions as :mod:`.memo`'s table: meta tensors only, no grad mode, no other dispatch or
+- the conditions of :mod:`.memo`'s table: meta tensors only, no grad mode, no other dispatch or
   function mode, never while cross-checking;
 - the inputs' key: class, shape, strides, dtype, offset, flags and storage sharing of each tensor
-  argument, type and value of each other one, and which of them have records;
-- a value leaves the copy only as one of its inputs (an in-place result) or as a new tensor whose
-  storage nothing else in the block, its inputs or its parameters uses; any other value that a
-  later node reads, and the copy runs node by node the usual way;
-- each first-instance record named its module call by the module's own path (no call through
-  another path), in a scope below the block.
+  the block reads, the type and value of any other value it reads, and which inputs have records;
+- the value returned is one of the inputs, or a new tensor whose storage no other value of the
+  block, no input and no parameter uses; anything else and copies run node by node;
+- every kept record lies below the block's path (target and scope), names each module call by the
+  module's own path, and reads only records of the block or of the block's inputs.
 """
 from __future__ import annotations
 
@@ -29,68 +28,60 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from .blocks import Instance, Template
-from .meta import module_tensors
+from .blocks import Instance, Ref, Template, place
+from .meta import module_tensors, tensors_in
 from .records import Node
 
-#: :meth:`RecordBlocks.copied`'s answer for a node to run the usual way
+#: :meth:`RecordBlocks.before`'s answer for a node to run the usual way
 UNANSWERED = object()
-#: an input no longer held by the run (nothing in the block reads it)
 _MISSING = object()
-#: the value of a copied node that nothing after the block reads: never computed
-_UNCOMPUTED = object()
 _META = torch.device("meta")
 _PLAIN = frozenset({int, float, bool, str, type(None), torch.Size})
+
+
+class _Unkept(Exception):
+    """The first call cannot answer for its copies."""
 
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def _input_key(values: list[Any], has_record: list[bool], read: frozenset[int]) -> Hashable | None:
-    """What a block's records depend on in its inputs (those the block reads: ``read``); ``None``
-    when one of those is not a plain value nor a meta tensor."""
+def _input_key(values: list[Any], recorded: list[bool], read: frozenset[int]) -> Hashable | None:
+    """What a block's records depend on in its inputs; ``None`` when a value it reads is neither a
+    plain value nor a meta tensor."""
     storages: dict[int, int] = {}
     parts: list[Hashable] = []
-    for k, (value, recorded) in enumerate(zip(values, has_record)):
+    for k, (value, has_record) in enumerate(zip(values, recorded)):
         if k not in read:
-            parts.append(("unread", recorded))
-        elif value is _MISSING or value is _UNCOMPUTED:
-            return None
+            parts.append(("unread", has_record))
         elif isinstance(value, torch.Tensor):
             if not value.is_meta:
                 return None
             storage = storages.setdefault(_storage(value), len(storages))
             parts.append((type(value), tuple(value.shape), value.stride(), value.dtype, value.storage_offset(),
-                          value.requires_grad, value.is_neg(), value.is_conj(), storage, recorded))
+                          value.requires_grad, value.is_neg(), value.is_conj(), storage, has_record))
         elif type(value) in _PLAIN:
-            parts.append((type(value), value, recorded))
+            parts.append((type(value), value, has_record))
         else:
             return None
     return tuple(parts)
 
 
-def _arg_nodes(n: fx.Node) -> list[fx.Node]:
-    """The nodes among ``n``'s arguments, in the order the runner visits them (with repeats)."""
-    found: list[fx.Node] = []
-    fx.node.map_arg((n.args, n.kwargs), found.append)
-    return found
-
-
 class _Kept:
-    """What the meta run kept of a template's first instance."""
+    """What the meta run kept of a block's first call."""
 
     def __init__(self) -> None:
         self.valid = True
         self.done = False
         self.key: Hashable | None = None
-        self.records: list[Node | None] = []
-        #: per node: ("new", layout) | ("input", k) | ("plain", value) | None (cannot be reproduced)
-        self.values: list[tuple[str, Any] | None] = []
-        #: per node: positions in _arg_nodes of the record's inputs
-        self.inputs: list[tuple[int, ...]] = []
-        #: per node, for function and method records: their scope below the block's path
-        self.scopes: list[str] = []
+        self.start = 0  #: the run's record count when the first call began
+        self.records: tuple[Node, ...] = ()
+        self.outside: tuple[str | None, ...] = ()  #: the record names of its inputs' producers
+        self.result: int | None = None  #: which record the returned node has
+        #: how to reproduce the returned value: ("new", layout) | ("input", k) | ("none", None)
+        self.value: tuple[str, Any] = ("none", None)
+        self.watch: dict[str, Any] = {}  #: while it runs: its inputs, its values, the storages seen
 
 
 class RecordBlocks:
@@ -98,195 +89,217 @@ class RecordBlocks:
 
     def __init__(self, instances: list[Instance], runner: Any) -> None:
         self._runner = runner
-        self._kept: dict[int, _Kept] = {}
-        #: node -> (instance, index) for the nodes of the copies
-        self._copies: dict[fx.Node, tuple[Instance, int]] = {}
-        #: node -> [(instance, index)] for the nodes of the first instances (nested blocks: several)
-        self._firsts: dict[fx.Node, list[tuple[Instance, int]]] = {}
-        self._copying: dict[int, bool] = {}  # id(instance) -> decided at its first node
-        self._watch: dict[int, dict[str, Any]] = {}  # id(first instance) -> its inputs, storages seen
+        self._copies: dict[fx.Node, Instance] = {}
+        copied: set[int] = set()
         for instance in instances:
-            if instance.copy:
-                for i, node in enumerate(instance.nodes):
-                    self._copies[node] = (instance, i)
-            else:
+            if instance.node is not None:
+                self._copies[instance.node] = instance
+                copied.add(id(instance.template))
+        self._kept: dict[int, _Kept] = {}
+        #: the first and last nodes of the first calls that have copies as one node
+        self._starts: dict[fx.Node, list[Instance]] = {}
+        self._ends: dict[fx.Node, list[Instance]] = {}
+        self._results: dict[fx.Node, list[Instance]] = {}
+        self._inside: set[fx.Node] = set()
+        for instance in instances:
+            if instance.node is None and id(instance.template) in copied and instance.nodes:
                 self._kept[id(instance.template)] = _Kept()
-                for i, node in enumerate(instance.nodes):
-                    self._firsts.setdefault(node, []).append((instance, i))
+                self._starts.setdefault(instance.nodes[0], []).append(instance)
+                self._ends.setdefault(instance.nodes[-1], []).append(instance)
+                result = instance.template.result
+                if type(result) is Ref and result.where == "node":
+                    self._results.setdefault(instance.nodes[result.index], []).append(instance)
+                self._inside.update(instance.nodes)
 
-    # -- copies ---------------------------------------------------------------------------------
-
-    def copied(self, n: fx.Node) -> Any:
-        """The value of ``n`` when it is a node of a copy answered from its template (its record
-        added); :data:`UNANSWERED` when ``n`` is to run the usual way."""
-        found = self._copies.get(n)
-        if found is None:
+    def before(self, n: fx.Node) -> Any:
+        """Before ``n`` runs: the value of a copy (its records added), else :data:`UNANSWERED`."""
+        for instance in self._starts.get(n, ()):
+            self._begin(instance)
+        copy = self._copies.get(n)
+        if copy is None:
             return UNANSWERED
-        instance, i = found
-        if i == 0:
-            self._copying[id(instance)] = self._can_copy(instance)
-        if not self._copying.get(id(instance)):
-            return UNANSWERED
-        kept = self._kept[id(instance.template)]
-        self._emit(instance, kept, i, n)
-        if i == len(instance.nodes) - 1:
-            self._copying.pop(id(instance), None)
-        if not _read_after(n, instance):
-            return _UNCOMPUTED
-        how, what = kept.values[i]  # type: ignore[misc]  # checked by _can_copy
-        if how == "new":
-            shape, stride, dtype = what
-            with torch._C._DisableTorchDispatch():
-                return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
-        if how == "input":
-            return instance_inputs(self._runner, instance)[what]
-        return what
+        kept = self._kept.get(id(copy.template))
+        if kept is not None and self._answers(copy, kept):
+            return self._emit(copy, kept)
+        return self._expand(copy)
 
-    def _can_copy(self, instance: Instance) -> bool:
-        runner = self._runner
-        kept = self._kept.get(id(instance.template))
-        if kept is None or not kept.valid or not kept.done or not _plain_run(runner):
-            return False
-        values = instance_inputs(runner, instance)
-        recorded = [node in runner.by_fx for node in instance.inputs]
-        if _input_key(values, recorded, instance.template.read) != kept.key:
-            return False
-        return all(kept.values[i] is not None for i, node in enumerate(instance.nodes) if _read_after(node, instance))
-
-    def _emit(self, instance: Instance, kept: _Kept, i: int, n: fx.Node) -> None:
-        template = kept.records[i]
-        if template is None:
+    def after(self, n: fx.Node, value: Any) -> None:
+        """After ``n`` ran: what the first calls it belongs to keep of it."""
+        if n not in self._inside:
             return
+        for instance in self._results.get(n, ()):
+            kept = self._kept[id(instance.template)]
+            if kept.valid:
+                kept.watch["result"] = value
         runner = self._runner
-        call_index = 1
-        if template.kind == "module":
-            target = str(n.target)
-            runner.calls[target] += 1
-            call_index = runner.calls[target]
-            scope = target.rpartition(".")[0]
-            runner.named[target] += 1
-            count = runner.named[target]
-            name = runner._unique(target if count == 1 else f"{target}#{count}")
-        elif template.kind == "attribute":
-            target = str(n.target)
-            scope = target.rpartition(".")[0]
-            name = runner._unique(target)
-        else:
-            target = template.target
-            scope = instance.path + kept.scopes[i]
-            name = runner._unique(f"{scope}.{template.type}" if scope else template.type)
-        arg_nodes = _arg_nodes(n)
-        record = Node(
-            name=name, kind=template.kind, target=target, scope=scope, type=template.type,
-            inputs=tuple(runner.by_fx[arg_nodes[j]].name for j in kept.inputs[i]),
-            input_metas=template.input_metas, outputs=template.outputs, ops=template.ops, attrs=template.attrs,
-            source=n.meta.get("cnnshape_source"), new_bytes=template.new_bytes, call_index=call_index)
-        runner.records.append(record)
-        runner.by_fx[n] = record
-
-    # -- first instances ------------------------------------------------------------------------
-
-    def seen(self, n: fx.Node, value: Any) -> None:
-        """After ``n`` ran (either way): what the first instances it belongs to keep of it."""
-        for instance, i in self._firsts.get(n, ()):
+        for kept in self._watching(n):
+            held: list[Any] = kept.watch["held"]
+            held.append(value)  # alive until the block ends: a freed storage's id is soon another's
+            if n.op == "call_module" and n not in self._copies:
+                module = runner._submodules.get(str(n.target))
+                if runner._called_path(n, module) != str(n.target):
+                    kept.valid = False  # called through another path: named by it
+        for instance in self._ends.get(n, ()):
             kept = self._kept[id(instance.template)]
             if kept.valid:
                 try:
-                    self._keep(instance, kept, i, n, value)
+                    self._end(instance, kept)
                 except _Unkept:
                     kept.valid = False
-            if i == len(instance.nodes) - 1:
-                self._watch.pop(id(instance), None)
-                kept.done = True
+            kept.done = True
+            kept.watch = {}
 
-    def _keep(self, instance: Instance, kept: _Kept, i: int, n: fx.Node, value: Any) -> None:
+    # -- first calls ----------------------------------------------------------------------------
+
+    def _watching(self, n: fx.Node) -> list[_Kept]:
+        return [kept for kept in self._kept.values() if kept.watch and kept.valid and n in kept.watch["members"]]
+
+    def _begin(self, instance: Instance) -> None:
         runner = self._runner
-        if i == 0:
-            values = instance_inputs(runner, instance)
-            kept.key = _input_key(values, [node in runner.by_fx for node in instance.inputs], instance.template.read)
-            if kept.key is None or not _plain_run(runner):
-                raise _Unkept
-            module = runner._submodules.get(instance.path)
-            self._watch[id(instance)] = {
-                "inputs": values,
-                "fixed": {_storage(t) for t in [*values, *module_tensors(module)] if isinstance(t, torch.Tensor)},
-                "seen": {},
-                "held": [],
-            }
-        watch = self._watch[id(instance)]
-        record = runner.by_fx.get(n)
-        kept.records.append(record)
-        kept.values.append(self._value(watch, kept, value))
-        kept.scopes.append(_scope_below(record, instance.template, n) if record is not None else "")
-        if record is None:
-            kept.inputs.append(())
+        kept = self._kept[id(instance.template)]
+        values = [runner.env.get(node, _MISSING) for node in instance.inputs]
+        kept.key = _input_key(values, [node in runner.by_fx for node in instance.inputs], instance.template.read)
+        if kept.key is None or not _plain_run(runner):
+            kept.valid = False
             return
-        if record.kind == "module" and runner._called_path(n, runner._submodules.get(str(n.target))) != str(n.target):
-            raise _Unkept  # called through another path: named by it
-        positions: dict[str, int] = {}
-        for j, node in enumerate(_arg_nodes(n)):
+        kept.start = len(runner.records)
+        kept.outside = tuple(runner.by_fx[node].name if node in runner.by_fx else None for node in instance.inputs)
+        module = runner._submodules.get(instance.path)
+        kept.watch = {"members": frozenset(instance.nodes), "inputs": values, "held": [],
+                      "fixed": {_storage(t) for t in [*values, *module_tensors(module)] if isinstance(t, torch.Tensor)}}
+
+    def _end(self, instance: Instance, kept: _Kept) -> None:
+        runner = self._runner
+        template = instance.template
+        kept.records = tuple(runner.records[kept.start:])
+        names = {name for name in kept.outside if name is not None}
+        for record in kept.records:
+            where = record.target if record.kind in ("module", "attribute") else record.scope
+            if not _below(where, template.path) or any(name not in names for name in record.inputs):
+                raise _Unkept
+            names.add(record.name)
+        result = template.result
+        if type(result) is Ref and result.where == "node":
+            node = instance.nodes[result.index]
+            record = runner.by_fx.get(node)
+            kept.result = next((i for i, r in enumerate(kept.records) if r is record), None)
+            if record is not None and kept.result is None:
+                raise _Unkept
+            kept.value = _new_value(kept.watch, kept.watch.get("result", _MISSING))
+        elif type(result) is Ref:
+            kept.value = ("input", result.index)
+
+    # -- copies ---------------------------------------------------------------------------------
+
+    def _answers(self, copy: Instance, kept: _Kept) -> bool:
+        runner = self._runner
+        if not (kept.valid and kept.done and _plain_run(runner)) or kept.value[0] == "unkept":
+            return False
+        values = [runner.env.get(node, _MISSING) for node in copy.inputs]
+        return _input_key(values, [node in runner.by_fx for node in copy.inputs], copy.template.read) == kept.key
+
+    def _emit(self, copy: Instance, kept: _Kept) -> Any:
+        runner = self._runner
+        old, new = copy.template.path, copy.path
+        names: dict[str | None, str] = {}
+        for name, node in zip(kept.outside, copy.inputs):
+            if name is not None:
+                names[name] = runner.by_fx[node].name
+        made = []
+        for record in kept.records:
+            call_index = 1
+            if record.kind == "module":
+                target = new + record.target[len(old):]
+                runner.calls[target] += 1
+                call_index = runner.calls[target]
+                scope = target.rpartition(".")[0]
+                runner.named[target] += 1
+                count = runner.named[target]
+                name = runner._unique(target if count == 1 else f"{target}#{count}")
+            elif record.kind == "attribute":
+                target = new + record.target[len(old):]
+                scope = target.rpartition(".")[0]
+                name = runner._unique(target)
+            else:
+                target = record.target
+                scope = new + record.scope[len(old):]
+                name = runner._unique(f"{scope}.{record.type}")
+            source = copy.caller if record.source == copy.template.caller else record.source
+            made.append(Node(
+                name=name, kind=record.kind, target=target, scope=scope, type=record.type,
+                inputs=tuple(names[i] for i in record.inputs), input_metas=record.input_metas,
+                outputs=record.outputs, ops=record.ops, attrs=record.attrs, source=source,
+                new_bytes=record.new_bytes, call_index=call_index))
+            names[record.name] = name
+        runner.records += made
+        if kept.result is not None:
+            runner.by_fx[copy.node] = made[kept.result]
+        how, what = kept.value
+        if how == "new":
+            shape, stride, dtype = what
+            with torch._C._DisableTorchDispatch():  # the output of calls already recorded
+                return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+        if how == "input":
+            return runner.env.get(copy.inputs[what])
+        return None
+
+    def _expand(self, copy: Instance) -> Any:
+        """The copy put back into nodes (of a graph of its own) and run node by node."""
+        runner = self._runner
+        graph = fx.Graph()
+        placeholders = [graph.placeholder(f"input_{k}") for k in range(len(copy.inputs))]
+        made, nested = place(graph, copy.template, copy.path, placeholders, copy.stack, copy.caller)
+        for instance in nested:
+            self._copies[instance.node] = instance  # type: ignore[index]  # a copy as one node has one
+        for placeholder, node in zip(placeholders, copy.inputs):
+            if node in runner.env:
+                runner.env[placeholder] = runner.env[node]
             if node in runner.by_fx:
-                positions.setdefault(runner.by_fx[node].name, j)
-        if any(name not in positions for name in record.inputs):
-            raise _Unkept
-        kept.inputs.append(tuple(positions[name] for name in record.inputs))
-
-    def _value(self, watch: dict[str, Any], kept: _Kept, value: Any) -> tuple[str, Any] | None:
-        if value is _UNCOMPUTED:
-            return None
-        for k, given in enumerate(watch["inputs"]):
-            if value is given:
-                return "input", k
-        if type(value) in _PLAIN:
-            return "plain", value
-        if not isinstance(value, torch.Tensor):
-            return None
-        watch["held"].append(value)  # alive until the block ends: a freed storage's id is soon another's
-        storage = _storage(value)
-        seen: dict[int, int] = watch["seen"]
-        if storage in seen:  # a second value on one storage: neither is new
-            if seen[storage] >= 0:
-                kept.values[seen[storage]] = None
-            seen[storage] = -1
-            return None
-        if (type(value) is not torch.Tensor or not value.is_meta or value.requires_grad or value.storage_offset()
-                or value.is_neg() or value.is_conj() or storage in watch["fixed"]):
-            seen[storage] = -1
-            return None
-        layout = (tuple(value.shape), value.stride(), value.dtype)
-        with torch._C._DisableTorchDispatch():
-            fresh = torch.empty_strided(*layout[:2], dtype=layout[2], device=_META)
-        if fresh.untyped_storage().nbytes() != value.untyped_storage().nbytes():
-            seen[storage] = -1
-            return None
-        seen[storage] = len(kept.values)
-        return "new", layout
+                runner.by_fx[placeholder] = runner.by_fx[node]
+        try:
+            for node in made:
+                runner.env[node] = runner.run_node(node)
+            result = copy.template.result
+            if type(result) is Ref and result.where == "node":
+                if made[result.index] in runner.by_fx:
+                    runner.by_fx[copy.node] = runner.by_fx[made[result.index]]
+                return runner.env[made[result.index]]
+            if type(result) is Ref:
+                return runner.env.get(copy.inputs[result.index])
+            return result
+        finally:
+            for node in (*placeholders, *made):
+                runner.env.pop(node, None)
 
 
-class _Unkept(Exception):
-    """The first instance cannot answer for its copies."""
+def _below(path: str, base: str) -> bool:
+    return path == base or path.startswith(base + ".")
 
 
-def _scope_below(record: Node, template: Template, n: fx.Node) -> str:
-    if record.kind in ("module", "attribute"):
-        return ""
-    if record.scope != template.path and not record.scope.startswith(template.path + "."):
-        raise _Unkept
-    return record.scope[len(template.path):]
-
-
-def instance_inputs(runner: Any, instance: Instance) -> list[Any]:
-    """The values of an instance's proxy arguments (``_MISSING`` for one no longer held)."""
-    return [runner.env.get(node, _MISSING) for node in instance.inputs]
-
-
-def _read_after(n: fx.Node, instance: Instance) -> bool:
-    """Whether a node outside ``instance`` reads ``n``'s value."""
-    return any(user not in instance.members for user in n.users)
+def _new_value(watch: dict[str, Any], value: Any) -> tuple[str, Any]:
+    """How a copy reproduces the value its block returned: ("new", layout) when it is a new tensor
+    whose storage no other value of the block, no input and no parameter uses; else ("unkept", None)."""
+    for k, given in enumerate(watch["inputs"]):
+        if value is given:
+            return "input", k
+    if type(value) is not torch.Tensor or not value.is_meta or value.requires_grad or value.storage_offset() \
+            or value.is_neg() or value.is_conj():
+        return "unkept", None
+    storage = _storage(value)
+    if storage in watch["fixed"]:
+        return "unkept", None
+    sharing = sum(_storage(t) == storage for held in watch["held"] for t in tensors_in(held))
+    if sharing != 1:
+        return "unkept", None
+    layout = (tuple(value.shape), value.stride(), value.dtype)
+    with torch._C._DisableTorchDispatch():
+        fresh = torch.empty_strided(*layout[:2], dtype=layout[2], device=_META)
+    if fresh.untyped_storage().nbytes() != value.untyped_storage().nbytes():
+        return "unkept", None
+    return "new", layout
 
 
 def _plain_run(runner: Any) -> bool:
     """The conditions of :mod:`.memo`'s table: nothing but the recorder can see or change a call."""
     return (not runner.recorder.cross_check and not torch.is_grad_enabled()
             and torch._C._len_torch_dispatch_stack() == 1 and torch._C._len_torch_function_stack() == 0)
-

@@ -187,6 +187,8 @@ class NodeSpec:
     source: str | None
     #: the source is the line that called the block (a torch container's nodes): the copy's caller
     source_is_caller: bool
+    #: for a block below this one copied as one node: that block's template
+    copy_of: Template | None = None
 
 
 @dataclass(frozen=True)
@@ -198,30 +200,36 @@ class Template:
     result: Any  #: the forward's return value, its proxies as :class:`Ref`
     calls: tuple[tuple[str, int], ...]  #: fx's call count of each module below the block (relative)
     read: frozenset[int]  #: the proxy arguments its nodes read (by position)
+    caller: str | None  #: the line that called the block
+
+    @property
+    def single(self) -> bool:
+        """Whether a copy can be one node: the block returns one value (a proxy or a plain one), and
+        reads no parameter directly (fx's cache would hold the proxy for a later read elsewhere)."""
+        return not isinstance(self.result, (tuple, list, dict)) and all(s.op != "get_attr" for s in self.nodes)
 
 
 @dataclass
 class Instance:
-    """Where the graph holds a block call: the template's own first call, or a copy."""
+    """Where the graph holds a block call: its first call (``node`` is None), or a copy of one in
+    a single ``call_module`` node (``node``), whose records the meta run makes (:mod:`.block_records`)."""
 
     template: Template
     path: str
-    nodes: list[fx.Node]
     inputs: list[fx.Node]  #: the nodes of the proxy arguments, in :func:`call_key` order
-    copy: bool
-    members: frozenset[fx.Node] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.members = frozenset(self.nodes)
+    nodes: list[fx.Node] = field(default_factory=list)  #: a first call's nodes
+    node: fx.Node | None = None
+    stack: list[tuple[str, tuple[str, Any]]] = field(default_factory=list)  #: fx's module stack at the copy
+    caller: str | None = None  #: the line that called the copy
 
 
 class _First:
     """A block's first traced call; its :class:`Template` is made when a second call wants it."""
 
-    def __init__(self, path: str, proxies: list[fx.Proxy], last: fx.Node | None, depth: int, caller: str | None):
+    def __init__(self, module: nn.Module, path: str, proxies: list[fx.Proxy], depth: int, caller: str | None):
+        self.module = module
         self.path = path
         self.proxies = proxies
-        self.last = last
         self.depth = depth  #: fx's module stack entries above the block's nodes (the block's own included)
         self.caller = caller
         self.calls: Counter[str] = Counter()  #: calls of the modules below it, by path
@@ -229,16 +237,21 @@ class _First:
         self.result: Any = None
         self.template: Template | None = None
         self.made = False
+        self.key: Hashable = None  #: its state's key before it ran
 
-    def made_template(self, tracer: fx.Tracer, instances: list[Instance]) -> Template | None:
+    def made_template(self, tracer: fx.Tracer, blocks: SymbolicBlocks) -> Template | None:
         if not self.made:
             self.made = True
             try:
-                self.template = _template(self, tracer.node_name_to_scope)
+                # its state as it was before it ran: a forward that sets attributes of its own
+                # (``self.cache = x``) is traced every time
+                if module_key(self.module, blocks.shared, {}) != self.key:
+                    raise NotKeyable
+                self.template = _template(self, tracer.node_name_to_scope, blocks._single)
             except NotKeyable:
                 self.template = None
             if self.template is not None:
-                instances.append(Instance(self.template, self.path, self.nodes, [p.node for p in self.proxies], False))
+                blocks.instances.append(Instance(self.template, self.path, [p.node for p in self.proxies], self.nodes))
             self.result = None
         return self.template
 
@@ -267,6 +280,35 @@ def _nodes_after(graph: fx.Graph, last: fx.Node | None) -> list[fx.Node]:
     return found
 
 
+def place(graph: fx.Graph, template: Template, path: str, inputs: list[fx.Node],
+          stack: list[tuple[str, tuple[str, Any]]], caller: str | None) -> tuple[list[fx.Node], list[Instance]]:
+    """The template's nodes put into ``graph`` for the block at ``path`` called with ``inputs``
+    (fx's module stack above it: ``stack``; the line calling it: ``caller``), as fx puts them; and
+    the copies among them made as one node."""
+    made: list[fx.Node] = []
+    copies: list[Instance] = []
+
+    def resolve(value: Any) -> Any:
+        if type(value) is Ref:
+            return inputs[value.index] if value.where == "input" else made[value.index]
+        return value
+
+    for spec in template.nodes:
+        target = path + spec.target if spec.op in ("call_module", "get_attr") else spec.target
+        node = graph.create_node(spec.op, target, map_aggregate(spec.args, resolve), map_aggregate(spec.kwargs, resolve))
+        node_stack: OrderedDict[str, tuple[str, Any]] = OrderedDict(stack)
+        for key, rel, kind in spec.stack:
+            node_stack[path + key] = (path + rel, kind)
+        node.meta["nn_module_stack"] = node_stack
+        if spec.op.startswith("call_") or spec.op == "get_attr":
+            node.meta["cnnshape_source"] = caller if spec.source_is_caller else spec.source
+        if spec.copy_of is not None:
+            copies.append(Instance(spec.copy_of, str(target), list(node.all_input_nodes), node=node,
+                                   stack=list(node_stack.items()), caller=node.meta.get("cnnshape_source")))
+        made.append(node)
+    return made, copies
+
+
 class SymbolicBlocks:
     """Per trace: first calls by key, and the instances placed in the graph (see the module's docstring)."""
 
@@ -275,8 +317,9 @@ class SymbolicBlocks:
         self._keys: dict[int, Hashable] = {}
         self._firsts: dict[Hashable, _First | None] = {}
         self._recording: list[_First] = []
-        #: the first calls with copies, and the copies
+        #: the first calls with copies, and the copies made as one node
         self.instances: list[Instance] = []
+        self._single: dict[fx.Node, Instance] = {}  #: the copies made as one node, by node
         #: fx's cache of ``get_attr`` proxies, once fx has shown it (see ``_Tracer.getattr``)
         self.attr_cache: dict[str, fx.Proxy] | None = None
 
@@ -296,12 +339,12 @@ class SymbolicBlocks:
             return call_module(forward)
         proxies = call_key(args, kwargs)[1]
         if key not in self._firsts:
-            return self._record(tracer, key, path, proxies, forward, caller, call_module)
+            return self._record(tracer, module, key, path, proxies, forward, caller, call_module)
         first = self._firsts[key]
-        template = first.made_template(tracer, self.instances) if first is not None else None
+        template = first.made_template(tracer, self) if first is not None else None
         if template is None or not self._free(tracer, template, path):
             return call_module(forward)
-        return call_module(lambda *a, **k: self._copy(tracer, template, path, proxies, caller))
+        return call_module(lambda *a, **k: self._copy(tracer, type(module), template, path, proxies, caller()))
 
     def _free(self, tracer: fx.Tracer, template: Template, path: str) -> bool:
         """No module the copy calls was called before, no parameter it reads has a proxy yet."""
@@ -310,11 +353,11 @@ class SymbolicBlocks:
         cache = self.attr_cache or {}
         return not any(spec.op == "get_attr" and path + spec.target in cache for spec in template.nodes)
 
-    def _record(self, tracer: fx.Tracer, key: Hashable, path: str, proxies: list[fx.Proxy],
+    def _record(self, tracer: fx.Tracer, module: nn.Module, key: Hashable, path: str, proxies: list[fx.Proxy],
                 forward: Callable[..., Any], caller: Callable[[], str | None],
                 call_module: Callable[[Callable[..., Any]], Any]) -> Any:
         last = next(reversed(tracer.graph.nodes), None)
-        first = _First(path, proxies, last, len(tracer.module_stack) + 1, caller())
+        first = _First(module, path, proxies, len(tracer.module_stack) + 1, caller())
         self._recording.append(first)
         try:
             result = call_module(forward)
@@ -323,47 +366,43 @@ class SymbolicBlocks:
         # every module below it called for the first time (fx numbers a later call's stack entry)
         fresh = all(tracer.num_calls.get(p) == n for p, n in first.calls.items())
         if fresh:
+            first.key = key[0]
             first.nodes = _nodes_after(tracer.graph, last)
             first.result = result
         self._firsts[key] = first if fresh else None
         return result
 
-    def _copy(self, tracer: fx.Tracer, template: Template, path: str, proxies: list[fx.Proxy],
-              caller: Callable[[], str | None]) -> Any:
-        graph = tracer.graph
-        outer = list(tracer.module_stack.items())
-        here = caller() if any(spec.source_is_caller for spec in template.nodes) else None
-        made: list[fx.Node] = []
-
-        def resolve(value: Any) -> Any:
-            if type(value) is Ref:
-                return proxies[value.index].node if value.where == "input" else made[value.index]
-            return value
-
-        for spec in template.nodes:
-            target = path + spec.target if spec.op in ("call_module", "get_attr") else spec.target
-            node = graph.create_node(spec.op, target, map_aggregate(spec.args, resolve),
-                                     map_aggregate(spec.kwargs, resolve))
-            stack: OrderedDict[str, tuple[str, Any]] = OrderedDict(outer)
-            for key, rel, kind in spec.stack:
-                stack[path + key] = (path + rel, kind)
-            node.meta["nn_module_stack"] = stack
-            if spec.op.startswith("call_") or spec.op == "get_attr":
-                node.meta["cnnshape_source"] = here if spec.source_is_caller else spec.source
-            tracer.node_name_to_scope[node.name] = (path + spec.scope[0], spec.scope[1])
-            if spec.op == "get_attr" and self.attr_cache is not None:
-                self.attr_cache[target] = tracer.proxy(node)
-            made.append(node)
+    def _copy(self, tracer: fx.Tracer, kind: type, template: Template, path: str, proxies: list[fx.Proxy],
+              here: str | None) -> Any:
+        """The copy, as one node when the block returns one value, else as the template's nodes."""
+        stack = list(tracer.module_stack.items())
+        inputs = [p.node for p in proxies]
+        if template.single:
+            node = tracer.graph.create_node("call_module", path, tuple(inputs), {})
+            node.meta["nn_module_stack"] = OrderedDict(stack)
+            node.meta["cnnshape_source"] = here
+            tracer.node_name_to_scope[node.name] = (path, kind)
+            copies = [Instance(template, path, inputs, node=node, stack=stack, caller=here)]
+            made = [node]
+        else:
+            made, copies = place(tracer.graph, template, path, inputs, stack, here)
+            for spec, node in zip(template.nodes, made):
+                tracer.node_name_to_scope[node.name] = (path + spec.scope[0], spec.scope[1])
+                if spec.op == "get_attr" and self.attr_cache is not None:
+                    self.attr_cache[str(node.target)] = tracer.proxy(node)
+        self.instances += copies
+        self._single.update((c.node, c) for c in copies if c.node is not None)
         for rel, count in template.calls:
             tracer.num_calls[path + rel] = count
         for first in self._recording:  # an enclosing block being recorded counts these calls too
             for rel, count in template.calls:
                 first.calls[path + rel] += count
-        self.instances.append(Instance(template, path, made, [p.node for p in proxies], copy=True))
 
         def rebuild(value: Any) -> Any:
             if type(value) is Ref:
-                return proxies[value.index] if value.where == "input" else tracer.proxy(made[value.index])
+                if value.where == "input":
+                    return proxies[value.index]
+                return tracer.proxy(made[0] if template.single else made[value.index])
             return value
 
         return _map_result(template.result, rebuild)
@@ -380,7 +419,7 @@ def _map_result(value: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(value)
 
 
-def _template(first: _First, scopes: dict[str, tuple[str, Any]]) -> Template:
+def _template(first: _First, scopes: dict[str, tuple[str, Any]], single: dict[fx.Node, Instance]) -> Template:
     """The template of a block's first call; :class:`NotKeyable` when a copy could differ."""
     base = first.path
     nodes = first.nodes
@@ -405,8 +444,10 @@ def _template(first: _First, scopes: dict[str, tuple[str, Any]]) -> Template:
                       stack[first.depth:])
         scope_path, scope_type = scopes[node.name]
         source = node.meta.get("cnnshape_source")
+        inside = single.get(node)
         specs.append(NodeSpec(node.op, target, map_arg(node.args, ref), map_arg(node.kwargs, ref), inner,
-                              (_relative(scope_path, base), scope_type), source, source is not None and source == first.caller))
+                              (_relative(scope_path, base), scope_type), source,
+                              source is not None and source == first.caller, inside.template if inside else None))
 
     def keep(value: Any) -> Any:
         kind = type(value)
@@ -418,5 +459,6 @@ def _template(first: _First, scopes: dict[str, tuple[str, Any]]) -> Template:
 
     read: set[int] = set()
     for spec in specs:
-        map_aggregate((spec.args, spec.kwargs), lambda v: read.add(v.index) if type(v) is Ref and v.where == "input" else None)
-    return Template(base, tuple(specs), _map_result(first.result, keep), calls, frozenset(read))
+        map_aggregate((spec.args, spec.kwargs),
+                      lambda v: read.add(v.index) if type(v) is Ref and v.where == "input" else None)
+    return Template(base, tuple(specs), _map_result(first.result, keep), calls, frozenset(read), first.caller)

@@ -256,10 +256,10 @@ class _MetaRunner(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         if self._blocks is None:
             return self._run_node(n)
-        result = self._blocks.copied(n)
+        result = self._blocks.before(n)
         if result is UNANSWERED:
             result = self._run_node(n)
-        self._blocks.seen(n, result)
+        self._blocks.after(n, result)
         return result
 
     def _run_node(self, n: fx.Node) -> Any:
