@@ -288,8 +288,9 @@ def _new_value(watch: dict[str, Any], value: Any) -> tuple[str, Any]:
     storage = _storage(value)
     if storage in watch["fixed"]:
         return "unkept", None
-    sharing = sum(_storage(t) == storage for held in watch["held"] for t in tensors_in(held))
-    if sharing != 1:
+    # another tensor on its storage (a view) would stay one storage in the copy: only the very same
+    # tensor object may appear again (an in-place ReLU returns its input)
+    if any(_storage(t) == storage and t is not value for held in watch["held"] for t in tensors_in(held)):
         return "unkept", None
     layout = (tuple(value.shape), value.stride(), value.dtype)
     with torch._C._DisableTorchDispatch():

@@ -407,10 +407,12 @@ def _bind_inputs(graph: fx.Graph, model: nn.Module, inputs: list[torch.Tensor]) 
 
 
 def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, ...] = (),
-             cross_check: bool = False) -> Trace:
+             cross_check: bool = False, blocks: bool | None = None) -> Trace:
+    """The trace of ``model`` called with ``inputs``; ``blocks``: whether a repeated block is traced
+    once and copied (trace/blocks.py), by default whenever the run is not cross-checked."""
     keywords = keywords_of(inputs)
     forward_input_names(model, len(inputs), keywords)  # the same input checks and messages as the eager tracer
-    tracer = _Tracer(leaves, blocks=not cross_check)
+    tracer = _Tracer(leaves, blocks=not cross_check if blocks is None else blocks)
     graph = symbolic_graph(model, leaves, len(inputs) - len(keywords), keywords, tracer)
     args = _bind_inputs(graph, model, inputs)
     device = inputs[0].device if inputs else torch.device("meta")
