@@ -248,7 +248,7 @@ class _First:
                 if module_key(self.module, blocks.shared, {}) != self.key:
                     raise NotKeyable
                 self.template = _template(self, tracer.node_name_to_scope, blocks._single)
-            except NotKeyable:
+            except Exception:  # NotKeyable, or a state that no longer describes (see above)
                 self.template = None
             if self.template is not None:
                 blocks.instances.append(Instance(self.template, self.path, [p.node for p in self.proxies], self.nodes))
@@ -335,7 +335,8 @@ class SymbolicBlocks:
             return call_module(forward)
         try:
             key = (module_key(module, self.shared, self._keys), call_key(args, kwargs)[0])
-        except NotKeyable:
+            hash(key)
+        except Exception:  # NotKeyable, or a state torch itself cannot describe (an uninitialised parameter)
             return call_module(forward)
         proxies = call_key(args, kwargs)[1]
         if key not in self._firsts:
