@@ -310,8 +310,10 @@ def test_a_hooked_block_is_traced_through(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_key_tells_apart_what_a_trace_depends_on() -> None:
+    table: dict[Any, Any] = {}  # one trace's: states are numbered within it
+
     def key(module: nn.Module) -> Any:
-        return module_key(module, frozenset(), {})
+        return module_key(module, frozenset(), table)
 
     with torch.device("meta"):
         assert key(Block(4)) == key(Block(4))
@@ -343,12 +345,14 @@ def test_a_block_state_names_its_own_class_table() -> None:
     class B(A):
         pass
 
+    table: dict[Any, Any] = {}
     a, b = A(), B()
-    assert module_key(a, frozenset(), {}) != module_key(b, frozenset(), {})
+    assert module_key(a, frozenset(), table) != module_key(b, frozenset(), table)
     first, second = A(), A()
     first.p, first.q = 1, 2
     second.q, second.p = 2, 1
-    assert module_key(first, frozenset(), {}) != module_key(second, frozenset(), {})
+    assert module_key(first, frozenset(), table) != module_key(second, frozenset(), table)
+    assert module_key(A(), frozenset(), table) == module_key(a, frozenset(), table)
 
 
 def test_nas201_networks_with_copies_equal_checked_traces(monkeypatch: pytest.MonkeyPatch) -> None:

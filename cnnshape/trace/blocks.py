@@ -94,18 +94,20 @@ def _tensors_key(table: dict[str, torch.Tensor | None], shared: frozenset[int]) 
     return tuple(parts)
 
 
-def module_key(module: nn.Module, shared: frozenset[int], known: dict[int, Hashable]) -> Hashable:
+def module_key(module: nn.Module, shared: frozenset[int], known: dict[Any, Any]) -> int:
     """Everything of ``module``'s state that its symbolic trace can depend on (see the module's
-    docstring); :class:`NotKeyable` when some of it cannot be described. ``shared``: the ids of the
-    modules, parameters and buffers registered at more than one path; ``known``: the keys of one
-    trace so far, by module id (a block's key is its submodules' keys and its own state: each
-    module's is worked out once per trace, when the first block above it is called)."""
+    docstring), as a number: two modules get the same number exactly when their states are alike.
+    :class:`NotKeyable` when some of it cannot be described. ``shared``: the ids of the modules,
+    parameters and buffers registered at more than one path; ``known``: one trace's table (each
+    module's state is read once per trace, when the first block above it is called; a state is a
+    tuple of its own values and its submodules' numbers, so that comparing two blocks never walks
+    their trees again)."""
     found = known.get(id(module))
     if found is not None:
-        if found is _UNKEYABLE:
+        if found[1] is _UNKEYABLE:
             raise NotKeyable
-        return found
-    known[id(module)] = _UNKEYABLE  # until its key is complete
+        return found[1]  # type: ignore[no-any-return]
+    known[id(module)] = (module, _UNKEYABLE)  # until its key is complete (the module held: its id stays its)
     if id(module) in shared:
         raise NotKeyable
     parts: list[Hashable] = [type(module)]
@@ -122,8 +124,10 @@ def module_key(module: nn.Module, shared: frozenset[int], known: dict[int, Hasha
             parts.append(_tensors_key(value, shared))
         else:
             parts.append((name, _value_key(value)))
-    key = known[id(module)] = tuple(parts)
-    return key
+    state = tuple(parts)
+    number = known.setdefault(("state", state), len(known))
+    known[id(module)] = (module, number)
+    return number  # type: ignore[no-any-return]
 
 
 def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, list[fx.Proxy]]:
@@ -237,7 +241,7 @@ class _First:
         self.result: Any = None
         self.template: Template | None = None
         self.made = False
-        self.key: Hashable = None  #: its state's key before it ran
+        self.key: int = -1  #: its state's key before it ran
 
     def made_template(self, tracer: fx.Tracer, blocks: SymbolicBlocks) -> Template | None:
         if not self.made:
@@ -245,7 +249,7 @@ class _First:
             try:
                 # its state as it was before it ran: a forward that sets attributes of its own
                 # (``self.cache = x``) is traced every time
-                if module_key(self.module, blocks.shared, {}) != self.key:
+                if module_key(self.module, blocks.shared, blocks.fresh_table()) != self.key:
                     raise NotKeyable
                 self.template = _template(self, tracer.node_name_to_scope, blocks._single)
             except Exception:  # NotKeyable, or a state that no longer describes (see above)
@@ -314,7 +318,7 @@ class SymbolicBlocks:
 
     def __init__(self, model: nn.Module) -> None:
         self.shared, self.repeated = shared_objects(model)
-        self._keys: dict[int, Hashable] = {}
+        self._keys: dict[Any, Any] = {}
         self._firsts: dict[Hashable, _First | None] = {}
         self._recording: list[_First] = []
         #: the first calls with copies, and the copies made as one node
@@ -322,6 +326,10 @@ class SymbolicBlocks:
         self._single: dict[fx.Node, Instance] = {}  #: the copies made as one node, by node
         #: fx's cache of ``get_attr`` proxies, once fx has shown it (see ``_Tracer.getattr``)
         self.attr_cache: dict[str, fx.Proxy] | None = None
+
+    def fresh_table(self) -> dict[Any, Any]:
+        """A table of states that numbers them as the trace's does, but reads every module afresh."""
+        return {key: number for key, number in self._keys.items() if type(key) is tuple}
 
     def call(self, tracer: fx.Tracer, module: nn.Module, leaf: bool, forward: Callable[..., Any],
              args: tuple[Any, ...], kwargs: dict[str, Any], caller: Callable[[], str | None],
