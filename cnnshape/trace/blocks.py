@@ -90,7 +90,7 @@ def _tensors_key(table: dict[str, torch.Tensor | None], shared: frozenset[int]) 
             continue
         if id(t) in shared:
             raise NotKeyable
-        parts.append((name, type(t), t.shape, t.stride(), t.dtype, t.device, t.requires_grad))
+        parts.append((name, type(t), t.shape, t.stride(), t.dtype, t.is_meta, t.requires_grad))
     return tuple(parts)
 
 
@@ -111,19 +111,21 @@ def module_key(module: nn.Module, shared: frozenset[int], known: dict[Any, Any])
     if id(module) in shared:
         raise NotKeyable
     parts: list[Hashable] = [type(module)]
+    append = parts.append  # (a deep network has tens of thousands of modules: the loop is kept tight)
     for name, value in vars(module).items():
         kind = type(value)
         if kind in _PLAIN:  # training, and most hyper-parameters
-            parts.append((name, kind, value))
+            append((name, kind, value))
         elif name in _MUST_BE_EMPTY:
             if value:
                 raise NotKeyable
         elif name == "_modules":
-            parts.append(tuple((k, None if m is None else module_key(m, shared, known)) for k, m in value.items()))
+            append(tuple((k, None if m is None else module_key(m, shared, known)) for k, m in value.items())
+                   if value else ())
         elif name == "_parameters" or name == "_buffers":
-            parts.append(_tensors_key(value, shared))
+            append(_tensors_key(value, shared) if value else ())
         else:
-            parts.append((name, _value_key(value)))
+            append((name, _value_key(value)))
     state = tuple(parts)
     number = known.setdefault(("state", state), len(known))
     known[id(module)] = (module, number)
@@ -159,7 +161,10 @@ def shared_objects(model: nn.Module) -> tuple[frozenset[int], frozenset[type]]:
     seen: set[int] = set()
     shared: set[int] = set()
     classes: Counter[type] = Counter()
-    for _, module in model.named_modules(remove_duplicate=False):
+    stack = [model]  # every path, as named_modules(remove_duplicate=False) walks them, without the names
+    while stack:
+        module = stack.pop()
+        stack.extend(m for m in module._modules.values() if m is not None)
         classes[type(module)] += 1
         for obj in (module, *module._parameters.values(), *module._buffers.values()):
             if obj is None:
