@@ -200,6 +200,8 @@ class _MetaRunner(fx.Interpreter):
         self._submodules = Submodules(model)
         #: copied blocks answered from their first instance's records (trace/block_records.py)
         self._blocks = RecordBlocks(blocks.instances, self) if blocks is not None and blocks.instances else None
+        #: the ids of the modules registered at more than one path, when known (trace/blocks.py)
+        self._shared = blocks.shared if blocks is not None else None
         #: (message, the exception, whether the forward needs tensor values)
         self.failure: tuple[str, BaseException, bool] | None = None
 
@@ -306,6 +308,11 @@ class _MetaRunner(fx.Interpreter):
             stack += (str(n.target),)
         if not stack or all(b.rpartition(".")[0] == a for a, b in zip(("",) + stack, stack)):
             return str(n.target)  # every level called through its registered path: the common case
+        if self._shared is not None and all(b.startswith(a + ".") or not a for a, b in zip(("",) + stack, stack)) \
+                and not any(id(self._submodules.get(path)) in self._shared for path in stack):
+            # each level below the one that called it (through a ModuleList, say), none registered
+            # twice: call_path gives each its registered path
+            return str(n.target)
         if self._paths is None:
             self._paths = dict(self.model.named_modules(remove_duplicate=False))
         resolved = ""
