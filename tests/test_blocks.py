@@ -206,9 +206,9 @@ def _counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         counts["answered"] += 1
         return emit(self, copy, kept)
 
-    def counting_expand(self: Any, copy: Any) -> Any:
+    def counting_expand(self: Any, copy: Any, watch: bool) -> Any:
         counts["run"] += 1
-        return expand(self, copy)
+        return expand(self, copy, watch)
 
     monkeypatch.setattr(block_records.RecordBlocks, "_emit", counting_emit)
     monkeypatch.setattr(block_records.RecordBlocks, "_expand", counting_expand)
@@ -223,8 +223,8 @@ def _both(model: nn.Module, inputs: str) -> tuple[Any, Any]:
 
 
 @pytest.mark.parametrize("model, inputs, answered, run", [
-    # high.1 and high.2 from high.0; low.0 and low.1 are at 8x8: run node by node
-    (TwoResolutions, "1,3,16,16", 2, 2),
+    # high.1 and high.2 from high.0; low.0 is at 8x8: run node by node, and kept for low.1
+    (TwoResolutions, "1,3,16,16", 3, 1),
     (Pairs, "1,4,6,6", 0, 0),  # copied as nodes (a tuple): the meta run runs them
     (CachingNet, "1,4,6,6", 0, 0),  # never copied
     (Shared, "1,4,6,6", 0, 0),  # blocks.1 and blocks.2 share a conv; blocks.0 has no twin left
@@ -306,7 +306,7 @@ def test_a_hooked_block_is_traced_through(monkeypatch: pytest.MonkeyPatch) -> No
     model.high[1].register_forward_hook(lambda module, args, out: None)
     fast, checked = _both(model, "1,3,16,16")
     assert fast == checked
-    assert counts == {"answered": 1, "run": 2}  # high.2 from high.0; high.1 traced through
+    assert counts == {"answered": 2, "run": 1}  # high.2 from high.0, low.1 from low.0; high.1 traced through
 
 
 def test_the_key_tells_apart_what_a_trace_depends_on() -> None:

@@ -73,7 +73,6 @@ class _Kept:
 
     def __init__(self) -> None:
         self.valid = True
-        self.done = False
         self.key: Hashable | None = None
         self.start = 0  #: the run's record count when the first call began
         self.records: tuple[Node, ...] = ()
@@ -82,6 +81,8 @@ class _Kept:
         #: how to reproduce the returned value: ("new", layout) | ("input", k) | ("none", None)
         self.value: tuple[str, Any] = ("none", None)
         self.watch: dict[str, Any] = {}  #: while it runs: its inputs, its values, the storages seen
+        self.path = ""  #: the block's path where it ran
+        self.caller: str | None = None  #: the line that called it there
 
 
 class RecordBlocks:
@@ -95,21 +96,28 @@ class RecordBlocks:
             if instance.node is not None:
                 self._copies[instance.node] = instance
                 copied.add(id(instance.template))
-        self._kept: dict[int, _Kept] = {}
-        #: the first and last nodes of the first calls that have copies as one node
+        #: what was kept, by template and input key: one entry per layout a block was called with
+        self._known: dict[tuple[int, Hashable], _Kept] = {}
+        #: the calls being watched: their first, result and last nodes
+        self._kept_of: dict[int, _Kept] = {}
         self._starts: dict[fx.Node, list[Instance]] = {}
         self._ends: dict[fx.Node, list[Instance]] = {}
         self._results: dict[fx.Node, list[Instance]] = {}
         self._inside: set[fx.Node] = set()
+        self._active: list[_Kept] = []
         for instance in instances:
             if instance.node is None and id(instance.template) in copied and instance.nodes:
-                self._kept[id(instance.template)] = _Kept()
-                self._starts.setdefault(instance.nodes[0], []).append(instance)
-                self._ends.setdefault(instance.nodes[-1], []).append(instance)
-                result = instance.template.result
-                if type(result) is Ref and result.where == "node":
-                    self._results.setdefault(instance.nodes[result.index], []).append(instance)
-                self._inside.update(instance.nodes)
+                self._watch(instance)
+
+    def _watch(self, instance: Instance) -> None:
+        """Keep what ``instance``'s nodes record when they run."""
+        self._kept_of[id(instance)] = _Kept()
+        self._starts.setdefault(instance.nodes[0], []).append(instance)
+        self._ends.setdefault(instance.nodes[-1], []).append(instance)
+        result = instance.template.result
+        if type(result) is Ref and result.where == "node":
+            self._results.setdefault(instance.nodes[result.index], []).append(instance)
+        self._inside.update(instance.nodes)
 
     def before(self, n: fx.Node) -> Any:
         """Before ``n`` runs: the value of a copy (its records added), else :data:`UNANSWERED`."""
@@ -118,55 +126,59 @@ class RecordBlocks:
         copy = self._copies.get(n)
         if copy is None:
             return UNANSWERED
-        kept = self._kept.get(id(copy.template))
-        if kept is not None and self._answers(copy, kept):
+        key = self._key(copy)
+        kept = self._known.get((id(copy.template), key)) if key is not None and _plain_run(self._runner) else None
+        if kept is not None and kept.value[0] != "unkept":
             return self._emit(copy, kept)
-        return self._expand(copy)
+        return self._expand(copy, watch=key is not None and (id(copy.template), key) not in self._known)
 
     def after(self, n: fx.Node, value: Any) -> None:
-        """After ``n`` ran: what the first calls it belongs to keep of it."""
+        """After ``n`` ran: what the calls being watched keep of it."""
         if n not in self._inside:
             return
         for instance in self._results.get(n, ()):
-            kept = self._kept[id(instance.template)]
-            if kept.valid:
-                kept.watch["result"] = value
+            self._kept_of[id(instance)].watch["result"] = value
         runner = self._runner
-        for kept in self._watching(n):
-            held: list[Any] = kept.watch["held"]
-            held.append(value)  # alive until the block ends: a freed storage's id is soon another's
+        for kept in self._active:
+            if n not in kept.watch["members"]:
+                continue
+            kept.watch["held"].append(value)  # alive until the block ends: a freed storage's id is soon another's
             if n.op == "call_module" and n not in self._copies:
                 module = runner._submodules.get(str(n.target))
                 if runner._called_path(n, module) != str(n.target):
                     kept.valid = False  # called through another path: named by it
         for instance in self._ends.get(n, ()):
-            kept = self._kept[id(instance.template)]
-            if kept.valid:
+            kept = self._kept_of.pop(id(instance))
+            if kept in self._active:
+                self._active.remove(kept)
                 try:
-                    self._end(instance, kept)
+                    if kept.valid:
+                        self._end(instance, kept)
+                        self._known.setdefault((id(instance.template), kept.key), kept)
                 except _Unkept:
-                    kept.valid = False
-            kept.done = True
+                    pass
             kept.watch = {}
 
-    # -- first calls ----------------------------------------------------------------------------
+    # -- watched calls --------------------------------------------------------------------------
 
-    def _watching(self, n: fx.Node) -> list[_Kept]:
-        return [kept for kept in self._kept.values() if kept.watch and kept.valid and n in kept.watch["members"]]
+    def _key(self, instance: Instance) -> Hashable | None:
+        runner = self._runner
+        values = [runner.env.get(node, _MISSING) for node in instance.inputs]
+        return _input_key(values, [node in runner.by_fx for node in instance.inputs], instance.template.read)
 
     def _begin(self, instance: Instance) -> None:
         runner = self._runner
-        kept = self._kept[id(instance.template)]
-        values = [runner.env.get(node, _MISSING) for node in instance.inputs]
-        kept.key = _input_key(values, [node in runner.by_fx for node in instance.inputs], instance.template.read)
+        kept = self._kept_of[id(instance)]
+        kept.key = self._key(instance)
         if kept.key is None or not _plain_run(runner):
-            kept.valid = False
             return
+        values = [runner.env.get(node, _MISSING) for node in instance.inputs]
         kept.start = len(runner.records)
         kept.outside = tuple(runner.by_fx[node].name if node in runner.by_fx else None for node in instance.inputs)
         module = runner._submodules.get(instance.path)
         kept.watch = {"members": frozenset(instance.nodes), "inputs": values, "held": [],
                       "fixed": {_storage(t) for t in [*values, *module_tensors(module)] if isinstance(t, torch.Tensor)}}
+        self._active.append(kept)
 
     def _end(self, instance: Instance, kept: _Kept) -> None:
         runner = self._runner
@@ -175,9 +187,10 @@ class RecordBlocks:
         names = {name for name in kept.outside if name is not None}
         for record in kept.records:
             where = record.target if record.kind in ("module", "attribute") else record.scope
-            if not _below(where, template.path) or any(name not in names for name in record.inputs):
+            if not _below(where, instance.path) or any(name not in names for name in record.inputs):
                 raise _Unkept
             names.add(record.name)
+        kept.path, kept.caller = instance.path, instance.caller
         result = template.result
         if type(result) is Ref and result.where == "node":
             node = instance.nodes[result.index]
@@ -191,16 +204,9 @@ class RecordBlocks:
 
     # -- copies ---------------------------------------------------------------------------------
 
-    def _answers(self, copy: Instance, kept: _Kept) -> bool:
-        runner = self._runner
-        if not (kept.valid and kept.done and _plain_run(runner)) or kept.value[0] == "unkept":
-            return False
-        values = [runner.env.get(node, _MISSING) for node in copy.inputs]
-        return _input_key(values, [node in runner.by_fx for node in copy.inputs], copy.template.read) == kept.key
-
     def _emit(self, copy: Instance, kept: _Kept) -> Any:
         runner = self._runner
-        old, new = copy.template.path, copy.path
+        old, new = kept.path, copy.path
         names: dict[str | None, str] = {}
         for name, node in zip(kept.outside, copy.inputs):
             if name is not None:
@@ -224,7 +230,7 @@ class RecordBlocks:
                 target = record.target
                 scope = new + record.scope[len(old):]
                 name = runner._unique(f"{scope}.{record.type}")
-            source = copy.caller if record.source == copy.template.caller else record.source
+            source = copy.caller if record.source == kept.caller else record.source
             made.append(Node(
                 name=name, kind=record.kind, target=target, scope=scope, type=record.type,
                 inputs=tuple(names[i] for i in record.inputs), input_metas=record.input_metas,
@@ -243,14 +249,17 @@ class RecordBlocks:
             return runner.env.get(copy.inputs[what])
         return None
 
-    def _expand(self, copy: Instance) -> Any:
-        """The copy put back into nodes (of a graph of its own) and run node by node."""
+    def _expand(self, copy: Instance, watch: bool) -> Any:
+        """The copy put back into nodes (of a graph of its own) and run node by node; ``watch``: kept
+        as the first call with its inputs' layouts (later copies called alike are answered from it)."""
         runner = self._runner
         graph = fx.Graph()
         placeholders = [graph.placeholder(f"input_{k}") for k in range(len(copy.inputs))]
         made, nested = place(graph, copy.template, copy.path, placeholders, copy.stack, copy.caller)
         for instance in nested:
             self._copies[instance.node] = instance  # type: ignore[index]  # a copy as one node has one
+        if watch and made:
+            self._watch(Instance(copy.template, copy.path, copy.inputs, made, caller=copy.caller))
         for placeholder, node in zip(placeholders, copy.inputs):
             if node in runner.env:
                 runner.env[placeholder] = runner.env[node]

@@ -260,7 +260,8 @@ class _First:
             except Exception:  # NotKeyable, or a state that no longer describes (see above)
                 self.template = None
             if self.template is not None:
-                blocks.instances.append(Instance(self.template, self.path, [p.node for p in self.proxies], self.nodes))
+                blocks.instances.append(Instance(self.template, self.path, [p.node for p in self.proxies], self.nodes,
+                                                 caller=self.caller))
             self.result = None
         return self.template
 
