@@ -56,8 +56,8 @@ _MUST_BE_EMPTY = frozenset({
 })
 
 
-#: in a trace's table of module keys: a module whose state cannot be described
-_UNKEYABLE = object()
+#: the entries every module's instance dictionary has (nn.Module.__init__'s)
+_STANDARD = frozenset(vars(nn.Module()))
 
 
 class NotKeyable(Exception):
@@ -82,7 +82,9 @@ def _value_key(value: Any) -> Hashable:
     raise NotKeyable
 
 
-def _tensors_key(table: dict[str, torch.Tensor | None], shared: frozenset[int]) -> Hashable:
+def _tensors_key(table: dict[str, torch.Tensor | None] | None, shared: frozenset[int]) -> Hashable:
+    if not table:
+        return ()
     parts: list[Hashable] = []
     for name, t in table.items():
         if t is None:
@@ -94,42 +96,51 @@ def _tensors_key(table: dict[str, torch.Tensor | None], shared: frozenset[int]) 
     return tuple(parts)
 
 
-def module_key(module: nn.Module, shared: frozenset[int], known: dict[Any, Any]) -> int:
+class Keys:
+    """One trace's table of module states: each module's read once (when the first block above it is
+    called), each distinct state numbered, so that comparing two blocks never walks their trees
+    again. The modules are held, so that an id stays theirs while the table lives."""
+
+    def __init__(self, shared: frozenset[int], states: dict[Hashable, int] | None = None) -> None:
+        self.shared = shared  #: ids of the modules, parameters and buffers registered at more than one path
+        self.states = {} if states is None else states
+        self.modules: dict[int, tuple[nn.Module, int | None]] = {}
+
+    def afresh(self) -> Keys:
+        """A table that numbers states as this one does, but reads every module again."""
+        return Keys(self.shared, self.states)
+
+
+def module_key(module: nn.Module, keys: Keys) -> int:
     """Everything of ``module``'s state that its symbolic trace can depend on (see the module's
     docstring), as a number: two modules get the same number exactly when their states are alike.
-    :class:`NotKeyable` when some of it cannot be described. ``shared``: the ids of the modules,
-    parameters and buffers registered at more than one path; ``known``: one trace's table (each
-    module's state is read once per trace, when the first block above it is called; a state is a
-    tuple of its own values and its submodules' numbers, so that comparing two blocks never walks
-    their trees again)."""
-    found = known.get(id(module))
+    :class:`NotKeyable` when some of it cannot be described."""
+    found = keys.modules.get(id(module))
     if found is not None:
-        if found[1] is _UNKEYABLE:
+        if found[1] is None:
             raise NotKeyable
-        return found[1]  # type: ignore[no-any-return]
-    known[id(module)] = (module, _UNKEYABLE)  # until its key is complete (the module held: its id stays its)
-    if id(module) in shared:
+        return found[1]
+    keys.modules[id(module)] = (module, None)  # until its state is complete
+    if id(module) in keys.shared:
         raise NotKeyable
-    parts: list[Hashable] = [type(module)]
-    append = parts.append  # (a deep network has tens of thousands of modules: the loop is kept tight)
-    for name, value in vars(module).items():
+    own = vars(module)
+    for name in _MUST_BE_EMPTY:
+        if own.get(name):
+            raise NotKeyable
+    children = own.get("_modules")
+    parts: list[Hashable] = [
+        type(module), own.get("training"), own.get("_is_full_backward_hook"),
+        tuple(sorted(own.get("_non_persistent_buffers_set") or ())),
+        tuple((k, None if m is None else module_key(m, keys)) for k, m in children.items()) if children else (),
+        _tensors_key(own.get("_parameters"), keys.shared), _tensors_key(own.get("_buffers"), keys.shared),
+    ]
+    for name in sorted(own.keys() - _STANDARD):  # the module's own attributes (hyper-parameters...)
+        value = own[name]
         kind = type(value)
-        if kind in _PLAIN:  # training, and most hyper-parameters
-            append((name, kind, value))
-        elif name in _MUST_BE_EMPTY:
-            if value:
-                raise NotKeyable
-        elif name == "_modules":
-            append(tuple((k, None if m is None else module_key(m, shared, known)) for k, m in value.items())
-                   if value else ())
-        elif name == "_parameters" or name == "_buffers":
-            append(_tensors_key(value, shared) if value else ())
-        else:
-            append((name, _value_key(value)))
-    state = tuple(parts)
-    number = known.setdefault(("state", state), len(known))
-    known[id(module)] = (module, number)
-    return number  # type: ignore[no-any-return]
+        parts.append((name, kind, value) if kind in _PLAIN else (name, _value_key(value)))
+    number = keys.states.setdefault(tuple(parts), len(keys.states))
+    keys.modules[id(module)] = (module, number)
+    return number
 
 
 def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, list[fx.Proxy]]:
@@ -254,7 +265,7 @@ class _First:
             try:
                 # its state as it was before it ran: a forward that sets attributes of its own
                 # (``self.cache = x``) is traced every time
-                if module_key(self.module, blocks.shared, blocks.fresh_table()) != self.key:
+                if module_key(self.module, blocks.keys.afresh()) != self.key:
                     raise NotKeyable
                 self.template = _template(self, tracer.node_name_to_scope, blocks._single)
             except Exception:  # NotKeyable, or a state that no longer describes (see above)
@@ -324,7 +335,7 @@ class SymbolicBlocks:
 
     def __init__(self, model: nn.Module) -> None:
         self.shared, self.repeated = shared_objects(model)
-        self._keys: dict[Any, Any] = {}
+        self.keys = Keys(self.shared)
         self._firsts: dict[Hashable, _First | None] = {}
         self._recording: list[_First] = []
         #: the first calls with copies, and the copies made as one node
@@ -332,10 +343,6 @@ class SymbolicBlocks:
         self._single: dict[fx.Node, Instance] = {}  #: the copies made as one node, by node
         #: fx's cache of ``get_attr`` proxies, once fx has shown it (see ``_Tracer.getattr``)
         self.attr_cache: dict[str, fx.Proxy] | None = None
-
-    def fresh_table(self) -> dict[Any, Any]:
-        """A table of states that numbers them as the trace's does, but reads every module afresh."""
-        return {key: number for key, number in self._keys.items() if type(key) is tuple}
 
     def call(self, tracer: fx.Tracer, module: nn.Module, leaf: bool, forward: Callable[..., Any],
              args: tuple[Any, ...], kwargs: dict[str, Any], caller: Callable[[], str | None],
@@ -348,7 +355,7 @@ class SymbolicBlocks:
         if leaf or type(module) not in self.repeated or not path or tracer.num_calls.get(path) or _global_hooks():
             return call_module(forward)
         try:
-            key = (module_key(module, self.shared, self._keys), call_key(args, kwargs)[0])
+            key = (module_key(module, self.keys), call_key(args, kwargs)[0])
             hash(key)
         except Exception:  # NotKeyable, or a state torch itself cannot describe (an uninitialised parameter)
             return call_module(forward)
