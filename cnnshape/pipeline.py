@@ -27,6 +27,7 @@ from .request import Request
 from .trace.leaves import resolve_leaves
 from .trace.records import Node, TensorMeta
 from .trace.tracers import trace
+from .trace.walk import module_paths, set_modes, set_training, unique_modules
 
 
 @contextlib.contextmanager
@@ -35,7 +36,8 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
     mode; everything is put back on exit. Tied parameters stay tied."""
     saved: list[tuple[dict[str, Any], str, Any]] = []
     memo: dict[int, Any] = {}
-    modes = [(m, m.training) for m in model.modules()]
+    modules = unique_modules(module_paths(model), model)  # one walk for the copies, the modes and the switch
+    modes = [(m, m.training) for m in modules]
 
     def meta_copy(t: torch.Tensor) -> torch.Tensor:
         if id(t) not in memo:
@@ -44,20 +46,19 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
         return memo[id(t)]
 
     try:
-        for m in model.modules():
+        for m in modules:
             tables: tuple[dict[str, Any], ...] = (m._parameters, m._buffers)
             for table in tables:
                 for key, value in table.items():
-                    if value is not None and value.device.type != "meta":
+                    if value is not None and not value.is_meta:
                         saved.append((table, key, value))
                         table[key] = meta_copy(value)
-        model.train(train)
+        set_training(model, modules, train)
         yield model
     finally:
         for table, key, value in saved:
             table[key] = value
-        for m, training in modes:
-            m.training = training
+        set_modes(modes)
 
 
 @contextlib.contextmanager
