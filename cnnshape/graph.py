@@ -8,11 +8,13 @@ from functools import cached_property
 
 from torch import nn
 
+from .frozen import fast_init
 from .trace.modules import module_type_name
 from .trace.records import Node, TensorMeta, Trace
 from .trace.walk import module_paths
 
 
+@fast_init
 @dataclass(frozen=True)
 class Edge:
     source: str

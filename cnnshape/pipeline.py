@@ -25,7 +25,6 @@ from .load import load_model
 from .report import EdgeRecord, LayerRecord, OpCost, Report, TensorInfo, Totals, UnsupportedOp, depth_of
 from .request import Request
 from .trace.leaves import resolve_leaves
-from .trace.records import Node, TensorMeta
 from .trace.tracers import trace
 from .trace.walk import module_paths, set_modes, set_training, unique_modules
 
@@ -128,14 +127,6 @@ def retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leave
     return retrace
 
 
-def _depth(node: Node) -> int:
-    return 0 if node.kind in ("input", "output") else depth_of(node.name)
-
-
-def _shape_list(metas: tuple[TensorMeta, ...]) -> tuple[tuple[int, ...], ...]:
-    return tuple(m.shape for m in metas)
-
-
 def build_report(
     graph: ModelGraph,
     analysis: Analysis,
@@ -146,24 +137,27 @@ def build_report(
     layers: list[LayerRecord] = []
     unsupported: Counter[str] = Counter()
     unsupported_at: dict[str, list[str]] = {}
+    per_node = analysis.nodes
     for node in graph.nodes:
-        a = analysis.nodes[node.name]
+        a = per_node[node.name]
         p = a.params
+        kind = node.kind
+        outputs = node.outputs
         layers.append(LayerRecord(
             name=node.name,
-            kind=node.kind,
+            kind=kind,
             type=node.type,
-            depth=_depth(node),
-            input_shapes=_shape_list(node.input_metas),
-            output_shapes=tuple((k, m.shape) for k, m in node.outputs),
-            dtype=node.output.dtype if node.output else None,
+            depth=0 if kind == "input" or kind == "output" else depth_of(node.name),
+            input_shapes=tuple([m.shape for m in node.input_metas]),
+            output_shapes=tuple([(k, m.shape) for k, m in outputs]),
+            dtype=outputs[0][1].dtype if outputs else None,
             params=p.params if p else 0,
             new_params=p.new_params if p else 0,
             shared_with=p.shared_with if p else None,
             macs=a.cost.macs,
             flops=a.cost.flops,
-            output_bytes=0 if node.kind == "output" else sum(m.nbytes for _, m in node.outputs),
-            activation_bytes=0 if node.kind == "input" else node.new_bytes,
+            output_bytes=0 if kind == "output" else sum([m.nbytes for _, m in outputs]),
+            activation_bytes=0 if kind == "input" else node.new_bytes,
             attrs=node.attrs,
             unsupported=a.unsupported,
             source=node.source,
@@ -203,7 +197,9 @@ def build_report(
         outputs=tuple(TensorInfo(k, m.shape, m.dtype) for k, m in output_node.outputs) if output_node else (),
         totals=totals,
         layers=tuple(layers),
-        edges=tuple(EdgeRecord(e.source, e.target, e.meta.shape) for e in graph.edges()),
+        # graph.edges(), read straight into the report's records
+        edges=tuple([EdgeRecord(source, node.name, meta.shape)
+                     for node in graph.nodes for source, meta in zip(node.inputs, node.input_metas)]),
         unsupported=tuple(UnsupportedOp(op, c, tuple(unsupported_at[op])) for op, c in unsupported.most_common()),
         by_op=tuple(OpCost(op, calls, cost.macs, cost.flops) for op, calls, cost in analysis.by_op),
         notes=tuple(all_notes),

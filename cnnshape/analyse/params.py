@@ -6,12 +6,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..frozen import fast_init
 from ..graph import ModelGraph
 from ..trace.modules import Submodules
-from ..trace.walk import unique_modules
 from ..trace.records import Node
+from ..trace.walk import unique_modules
 
 
+@fast_init
 @dataclass(frozen=True)
 class NodeParams:
     #: the layer's own parameter count, bias included (also when shared)

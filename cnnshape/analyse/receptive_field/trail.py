@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ...frozen import fast_init
+
 
 @dataclass(frozen=True)
 class IndexMap:
@@ -64,6 +66,7 @@ class IndexMap:
         return frozenset(i for i in range(size) if all(u in before for u in self.units(i, n) if 0 <= u < n))
 
 
+@fast_init
 @dataclass(frozen=True)
 class Window(IndexMap):
     stride: int
@@ -264,6 +267,7 @@ SAME = Same()
 WHOLE = Whole()
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class Link:
     """Where a tensor's units come from: ``maps[k]`` takes units of its axis k (or, for a tensor
@@ -273,6 +277,7 @@ class Link:
     maps: tuple[IndexMap, ...]
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class Trail:
     """The exact record of one tensor's tracked axes: ``extents`` units per axis (``()`` for a
