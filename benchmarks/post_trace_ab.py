@@ -4,7 +4,8 @@
 
 OLD and NEW are checkout roots (``/work/main`` and ``.``). Each is imported in turn under its own
 copy of the ``cnnshape`` modules (swapped in and out of ``sys.modules``), loads and traces the
-model once, and then every stage is timed for OLD and NEW alternately, ``--repeat`` times: a
+model once, and then every stage is timed for OLD and NEW alternately (which goes first swapped
+each round), ``--repeat`` times: a
 shared, noisy machine slows both sides of a pair alike, where two processes run minutes apart see
 different loads. Prints the least CPU time of each stage for each side and their ratio, and
 whether the two reports render to the same table and JSON (they must: the checks compare output,
@@ -103,8 +104,9 @@ def main() -> None:
     sides = {label: Checkout(root, opts.spec, opts.input, opts.arg) for label, root in
              (("old", opts.old), ("new", opts.new))}
     best: dict[tuple[str, str], float] = {}
-    for _ in range(opts.repeat):
-        for label, side in sides.items():
+    for rep in range(opts.repeat):
+        # the order swapped every round: the side that runs second finds the allocator warmed by the first
+        for label, side in (list(sides.items()) if rep % 2 == 0 else list(sides.items())[::-1]):
             with side.active():
                 for stage, run in side.stages(opts.spec).items():
                     start = time.process_time()

@@ -135,15 +135,16 @@ def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotal
     params, buffers = _members(graph.model, unique_modules(graph.paths, graph.model) if graph.paths else None)
     numels = [sizes[id(p)][0] if id(p) in sizes else p.numel() for p in params]
     total = sum(numels)
+    buffer_numels = [b.numel() for b in buffers]
     trainable = sum(n for n, p in zip(numels, params) if p.requires_grad)
     used = sum(n for n, p in zip(numels, params) if id(p) in first_owner)
     totals = ParamTotals(
         params=total,
         trainable_params=trainable,
         non_trainable_params=total - trainable,
-        buffers=sum(b.numel() for b in buffers),
+        buffers=sum(buffer_numels),
         param_bytes=sum(n * p.element_size() for n, p in zip(numels, params)),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
+        buffer_bytes=sum(n * b.element_size() for n, b in zip(buffer_numels, buffers)),
         unused_params=total - used,
     )
     return per_node, totals

@@ -61,6 +61,9 @@ class _Texts:
         self._windows: dict[tuple[tuple[str, object], ...], str] = {}
         self._shapes: dict[tuple[int, ...] | None, str] = {}
         self._macs: dict[int, str] = {}
+        #: by the RF's identity: an element-wise layer passes its input's RF on as the same record,
+        #: and the report holds every RF (so no id is reused) while its table is made
+        self._rfs: dict[int, str] = {}
 
     def scopes(self, name: str) -> list[str]:
         """``list(scopes_of(name))``: the same for every row of one module's body."""
@@ -86,6 +89,15 @@ class _Texts:
         found = self._shapes.get(shape)
         if found is None:
             found = self._shapes[shape] = shape_text(shape)
+        return found
+
+    def rf(self, layer: LayerRecord) -> str:
+        rf = layer.receptive_field
+        if rf is None:
+            return ""
+        found = self._rfs.get(id(rf))
+        if found is None:
+            found = self._rfs[id(rf)] = rf.size_text()
         return found
 
     def macs(self, n: int) -> str:
@@ -118,7 +130,7 @@ def _rows(report: Report, indent: bool) -> list[list[str]]:
         open_scopes = scope
         name = ("  " * len(scope) + leaf_of(layer.name)) if indent else layer.name
         rows.append([name, layer.type, texts.output(layer), _param_text(layer), texts.macs(layer.macs),
-                     texts.window(layer), rf_text(layer)])
+                     texts.window(layer), texts.rf(layer)])
     return rows
 
 
