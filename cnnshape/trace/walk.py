@@ -1,10 +1,13 @@
-"""One walk of a model's module tree, as torch's ``named_modules`` walks it, without its generators.
+"""One walk of a model's module tree, shared by the stages that each walked it, and the train/eval
+switch without torch's recursion.
 
-``nn.Module.named_modules`` recurses through one generator per module, so each module of a deep
-network passes through every generator above it: on a network of thousands of blocks each walk
-costs tens of milliseconds, and an analysis walked the tree several times (meta copies, train
-mode, the graph's class names, the parameter totals). :func:`module_paths` walks it once, with a
-stack, in the same order; a model whose classes change how torch walks it gets torch's own walk.
+``nn.Module.named_modules`` recurses through one generator per module: on a network of thousands
+of blocks each walk costs about ten milliseconds, and an analysis walked the tree several times
+(the meta copies, the modes saved, ``train()``, the graph's class names, the parameter totals).
+:func:`module_paths` is torch's walk, made once and kept on the graph; :func:`unique_modules`
+derives ``model.modules()`` from it; :func:`set_training` and :func:`set_modes` switch modes by
+writing each module's flag, where ``train()`` would call back into Python per module. A model whose
+classes change how torch walks or switches them gets torch's own calls.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-#: the methods whose behaviour :func:`module_paths` and :func:`set_training` reproduce
+#: the methods whose behaviour :func:`unique_modules` and :func:`set_training` reproduce
 _WALK = ("named_modules", "modules", "named_children", "children", "train")
 
 
@@ -29,29 +32,9 @@ def plain_walk(types: Iterable[type]) -> bool:
     )
 
 
-def _stack_walk(model: nn.Module) -> dict[str, nn.Module]:
-    """Every path -> module in pre-order, shared modules under each of their paths (torch's
-    ``named_modules(remove_duplicate=False)``): a child is visited right after its parent, before
-    the parent's next child, as the recursion does."""
-    paths: dict[str, nn.Module] = {}
-    stack: list[tuple[str, nn.Module]] = [("", model)]
-    pop, push = stack.pop, stack.extend
-    while stack:
-        path, module = pop()
-        paths[path] = module
-        children = module._modules
-        if children:
-            prefix = f"{path}." if path else ""
-            push(reversed([(prefix + name, child) for name, child in children.items() if child is not None]))
-    return paths
-
-
 def module_paths(model: nn.Module) -> dict[str, nn.Module]:
     """``dict(model.named_modules(remove_duplicate=False))``: every qualified path (a module
     registered twice has two) -> the module, in torch's order."""
-    paths = _stack_walk(model)
-    if plain_walk(type(m) for m in paths.values()):
-        return paths
     return dict(model.named_modules(remove_duplicate=False))
 
 
