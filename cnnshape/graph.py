@@ -3,15 +3,18 @@ the module hierarchy (qualified name -> class name) used to group and collapse r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from torch import nn
 
+from .frozen import fast_init
 from .trace.modules import module_type_name
 from .trace.records import Node, TensorMeta, Trace
+from .trace.walk import module_paths
 
 
+@fast_init
 @dataclass(frozen=True)
 class Edge:
     source: str
@@ -25,6 +28,9 @@ class ModelGraph:
     model: nn.Module
     #: every submodule's qualified name -> class name ("" is the root)
     modules: dict[str, str]
+    #: every submodule's qualified name -> the module, shared ones under each path (one walk of
+    #: the tree, read by the analyses instead of walking it again)
+    paths: dict[str, nn.Module] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -45,5 +51,5 @@ class ModelGraph:
 
 
 def build_graph(trace: Trace, model: nn.Module) -> ModelGraph:
-    modules = {name: module_type_name(m) for name, m in model.named_modules(remove_duplicate=False)}
-    return ModelGraph(trace, model, modules)
+    paths = module_paths(model)
+    return ModelGraph(trace, model, {name: module_type_name(m) for name, m in paths.items()}, paths)

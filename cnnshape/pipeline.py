@@ -25,8 +25,8 @@ from .load import load_model
 from .report import EdgeRecord, LayerRecord, OpCost, Report, TensorInfo, Totals, UnsupportedOp, depth_of
 from .request import Request
 from .trace.leaves import resolve_leaves
-from .trace.records import Node, TensorMeta
 from .trace.tracers import trace
+from .trace.walk import module_paths, set_modes, set_training, unique_modules
 
 
 @contextlib.contextmanager
@@ -35,7 +35,8 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
     mode; everything is put back on exit. Tied parameters stay tied."""
     saved: list[tuple[dict[str, Any], str, Any]] = []
     memo: dict[int, Any] = {}
-    modes = [(m, m.training) for m in model.modules()]
+    modules = unique_modules(module_paths(model), model)  # one walk for the copies, the modes and the switch
+    modes = [(m, m.training) for m in modules]
 
     def meta_copy(t: torch.Tensor) -> torch.Tensor:
         if id(t) not in memo:
@@ -44,20 +45,19 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
         return memo[id(t)]
 
     try:
-        for m in model.modules():
+        for m in modules:
             tables: tuple[dict[str, Any], ...] = (m._parameters, m._buffers)
             for table in tables:
                 for key, value in table.items():
-                    if value is not None and value.device.type != "meta":
+                    if value is not None and not value.is_meta:
                         saved.append((table, key, value))
                         table[key] = meta_copy(value)
-        model.train(train)
+        set_training(model, modules, train)
         yield model
     finally:
         for table, key, value in saved:
             table[key] = value
-        for m, training in modes:
-            m.training = training
+        set_modes(modes)
 
 
 @contextlib.contextmanager
@@ -127,14 +127,6 @@ def retracer(module: nn.Module, specs: tuple[InputSpec, ...], tracer: str, leave
     return retrace
 
 
-def _depth(node: Node) -> int:
-    return 0 if node.kind in ("input", "output") else depth_of(node.name)
-
-
-def _shape_list(metas: tuple[TensorMeta, ...]) -> tuple[tuple[int, ...], ...]:
-    return tuple(m.shape for m in metas)
-
-
 def build_report(
     graph: ModelGraph,
     analysis: Analysis,
@@ -145,24 +137,27 @@ def build_report(
     layers: list[LayerRecord] = []
     unsupported: Counter[str] = Counter()
     unsupported_at: dict[str, list[str]] = {}
+    per_node = analysis.nodes
     for node in graph.nodes:
-        a = analysis.nodes[node.name]
+        a = per_node[node.name]
         p = a.params
+        kind = node.kind
+        outputs = node.outputs
         layers.append(LayerRecord(
             name=node.name,
-            kind=node.kind,
+            kind=kind,
             type=node.type,
-            depth=_depth(node),
-            input_shapes=_shape_list(node.input_metas),
-            output_shapes=tuple((k, m.shape) for k, m in node.outputs),
-            dtype=node.output.dtype if node.output else None,
+            depth=0 if kind == "input" or kind == "output" else depth_of(node.name),
+            input_shapes=tuple([m.shape for m in node.input_metas]),
+            output_shapes=tuple([(k, m.shape) for k, m in outputs]),
+            dtype=outputs[0][1].dtype if outputs else None,
             params=p.params if p else 0,
             new_params=p.new_params if p else 0,
             shared_with=p.shared_with if p else None,
             macs=a.cost.macs,
             flops=a.cost.flops,
-            output_bytes=0 if node.kind == "output" else sum(m.nbytes for _, m in node.outputs),
-            activation_bytes=0 if node.kind == "input" else node.new_bytes,
+            output_bytes=0 if kind == "output" else sum([m.nbytes for _, m in outputs]),
+            activation_bytes=0 if kind == "input" else node.new_bytes,
             attrs=node.attrs,
             unsupported=a.unsupported,
             source=node.source,
@@ -202,7 +197,9 @@ def build_report(
         outputs=tuple(TensorInfo(k, m.shape, m.dtype) for k, m in output_node.outputs) if output_node else (),
         totals=totals,
         layers=tuple(layers),
-        edges=tuple(EdgeRecord(e.source, e.target, e.meta.shape) for e in graph.edges()),
+        # graph.edges(), read straight into the report's records
+        edges=tuple([EdgeRecord(source, node.name, meta.shape)
+                     for node in graph.nodes for source, meta in zip(node.inputs, node.input_metas)]),
         unsupported=tuple(UnsupportedOp(op, c, tuple(unsupported_at[op])) for op, c in unsupported.most_common()),
         by_op=tuple(OpCost(op, calls, cost.macs, cost.flops) for op, calls, cost in analysis.by_op),
         notes=tuple(all_notes),

@@ -15,6 +15,7 @@ from typing import Any
 from .analyse.memory.records import MemoryReport
 from .analyse.receptive_field.records import ReceptiveField
 from .errors import ConfigError
+from .frozen import fast_init
 from .vocab import REPORT_SCHEMA
 
 #: how a report shows itself: "text" (``str(report)``), "graphviz" (``report.to_graphviz()``);
@@ -59,6 +60,7 @@ def leaf_of(name: str) -> str:
 WINDOW_KEYS = ("kernel_size", "stride", "padding", "dilation", "groups")
 
 
+@fast_init
 @dataclass(frozen=True)
 class LayerRecord:
     """One row: a traced node, or (after :meth:`Report.collapse`) a module with its nodes summed."""
@@ -180,6 +182,7 @@ class TensorInfo:
         return {"key": self.key, "shape": list(self.shape), "dtype": self.dtype}
 
 
+@fast_init
 @dataclass(frozen=True)
 class EdgeRecord:
     source: str

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, param
+from ..frozen import fast_init
 from ..graph import ModelGraph
 from ..trace.records import Node
 from .flops import Cost, op_cost
@@ -18,6 +19,7 @@ from .receptive_field import ReceptiveField, analyse_receptive_fields, error_tex
 from .shapes import Shape, check_shape
 
 
+@fast_init
 @dataclass(frozen=True)
 class NodeAnalysis:
     cost: Cost

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
 
+from ..frozen import fast_init
 from ..registry import Registry
 from ..trace.records import OpCall, TensorMeta
 
 
+@fast_init
 @dataclass(frozen=True)
 class Cost:
     macs: int = 0

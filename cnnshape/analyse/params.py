@@ -6,11 +6,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..frozen import fast_init
 from ..graph import ModelGraph
 from ..trace.modules import Submodules
 from ..trace.records import Node
+from ..trace.walk import unique_modules
 
 
+@fast_init
 @dataclass(frozen=True)
 class NodeParams:
     #: the layer's own parameter count, bias included (also when shared)
@@ -34,7 +37,7 @@ class ParamTotals:
     unused_params: int
 
 
-def _node_tensors(modules: Submodules, node: Node) -> list[torch.Tensor]:
+def _node_tensors(modules: _Modules, node: Node) -> list[torch.Tensor]:
     if node.kind == "module":
         return _parameters(modules.get(node.target))
     if node.kind == "attribute":
@@ -42,6 +45,19 @@ def _node_tensors(modules: Submodules, node: Node) -> list[torch.Tensor]:
         value = getattr(modules.get(owner), attr)
         return [value] if isinstance(value, nn.Parameter) else []
     return []
+
+
+class _Modules:
+    """The graph's module at a path: read from the table of its one walk (:attr:`ModelGraph.paths`),
+    or reached from the root where the table lacks the path (a module below a TorchScript one)."""
+
+    def __init__(self, graph: ModelGraph) -> None:
+        self._paths = graph.paths
+        self._walk = Submodules(graph.model)
+
+    def get(self, path: str) -> nn.Module:
+        found = self._paths.get(path)
+        return found if found is not None else self._walk.get(path)
 
 
 def _parameters(module: nn.Module) -> list[torch.Tensor]:
@@ -56,12 +72,13 @@ def _parameters(module: nn.Module) -> list[torch.Tensor]:
 _WALK = ("parameters", "buffers", "named_parameters", "named_buffers", "_named_members", "named_modules", "modules")
 
 
-def _members(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _members(model: nn.Module, modules: list[nn.Module] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``list(model.parameters()), list(model.buffers())``, deduplicated as torch does, in one walk
     of the modules instead of two (torch walks the whole tree once per call: a deep model has tens of
-    thousands of modules). Only where every module uses ``nn.Module``'s own walk: a model that
-    overrides one of those methods, or holds a TorchScript module, gets torch's calls."""
-    modules = list(model.modules())
+    thousands of modules); ``modules``: ``list(model.modules())`` where the caller has it. Only where
+    every module uses ``nn.Module``'s own walk: a model that overrides one of those methods, or holds
+    a TorchScript module, gets torch's calls."""
+    modules = list(model.modules()) if modules is None else modules
     types = {type(m) for m in modules}
     plain = all(getattr(t, name) is getattr(nn.Module, name) for t in types for name in _WALK)
     if not plain or any(issubclass(t, torch.jit.ScriptModule) for t in types):
@@ -88,17 +105,25 @@ def submodule(model: nn.Module, path: str) -> nn.Module:
 def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotals]:
     first_owner: dict[int, str] = {}
     per_node: dict[str, NodeParams] = {}
-    modules = Submodules(graph.model)
+    modules = _Modules(graph)
+    # (numel, requires_grad) of each tensor, read from torch once: the totals read every
+    # parameter again, and each read is a call into torch
+    sizes: dict[int, tuple[int, bool]] = {}
     for node in graph.nodes:
+        if node.kind != "module" and node.kind != "attribute":
+            continue  # _node_tensors has none for them
         tensors = _node_tensors(modules, node)
         if not tensors:
             continue
         shared_with = None
         count = new_count = trainable = 0
         for p in tensors:
-            n = p.numel()
+            size = sizes.get(id(p))
+            if size is None:
+                size = sizes[id(p)] = (p.numel(), p.requires_grad)
+            n = size[0]
             count += n
-            trainable += n if p.requires_grad else 0
+            trainable += n if size[1] else 0
             owner = first_owner.get(id(p))
             if owner is None:
                 first_owner[id(p)] = node.name
@@ -107,17 +132,19 @@ def analyse_params(graph: ModelGraph) -> tuple[dict[str, NodeParams], ParamTotal
                 shared_with = owner
         per_node[node.name] = NodeParams(params=count, new_params=new_count, trainable=trainable,
                                          shared_with=shared_with)
-    params, buffers = _members(graph.model)
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    used = sum(p.numel() for p in params if id(p) in first_owner)
+    params, buffers = _members(graph.model, unique_modules(graph.paths, graph.model) if graph.paths else None)
+    numels = [sizes[id(p)][0] if id(p) in sizes else p.numel() for p in params]
+    total = sum(numels)
+    buffer_numels = [b.numel() for b in buffers]
+    trainable = sum(n for n, p in zip(numels, params) if p.requires_grad)
+    used = sum(n for n, p in zip(numels, params) if id(p) in first_owner)
     totals = ParamTotals(
         params=total,
         trainable_params=trainable,
         non_trainable_params=total - trainable,
-        buffers=sum(b.numel() for b in buffers),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
+        buffers=sum(buffer_numels),
+        param_bytes=sum(n * p.element_size() for n, p in zip(numels, params)),
+        buffer_bytes=sum(n * b.element_size() for n, b in zip(buffer_numels, buffers)),
         unused_params=total - used,
     )
     return per_node, totals

@@ -51,24 +51,86 @@ def _param_text(layer: LayerRecord) -> str:
     return f"({text}) shared with {layer.shared_with}" if layer.shared_with else text
 
 
+class _Texts:
+    """The cells that repeat from row to row (a scope's modules, a window, a shape, a MACs count),
+    each formatted once per table: a deep network repeats the same few thousand times. Each memo is
+    keyed on everything its text is made from, and lives for one table."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[str, list[str]] = {}
+        self._windows: dict[tuple[tuple[str, object], ...], str] = {}
+        self._shapes: dict[tuple[int, ...] | None, str] = {}
+        self._macs: dict[int, str] = {}
+        #: by the RF's identity: an element-wise layer passes its input's RF on as the same record,
+        #: and the report holds every RF (so no id is reused) while its table is made
+        self._rfs: dict[int, str] = {}
+
+    def scopes(self, name: str) -> list[str]:
+        """``list(scopes_of(name))``: the same for every row of one module's body."""
+        owner = name.split("#")[0].rpartition(".")[0]  # scopes_of reads only this much of the name
+        found = self._scopes.get(owner)
+        if found is None:
+            found = self._scopes[owner] = list(scopes_of(name))
+        return found
+
+    def window(self, layer: LayerRecord) -> str:
+        try:
+            found = self._windows.get(layer.attrs)
+        except TypeError:  # an attribute value that is no key (a list): formatted each time
+            return window_text(layer)
+        if found is None:
+            found = self._windows[layer.attrs] = window_text(layer)
+        return found
+
+    def output(self, layer: LayerRecord) -> str:
+        if len(layer.output_shapes) > 1:
+            return _output_text(layer)
+        shape = layer.output_shape
+        found = self._shapes.get(shape)
+        if found is None:
+            found = self._shapes[shape] = shape_text(shape)
+        return found
+
+    def rf(self, layer: LayerRecord) -> str:
+        rf = layer.receptive_field
+        if rf is None:
+            return ""
+        found = self._rfs.get(id(rf))
+        if found is None:
+            found = self._rfs[id(rf)] = rf.size_text()
+        return found
+
+    def macs(self, n: int) -> str:
+        if not n:
+            return ""
+        found = self._macs.get(n)
+        if found is None:
+            found = self._macs[n] = si(n)
+        return found
+
+
 def _rows(report: Report, indent: bool) -> list[list[str]]:
     rows: list[list[str]] = []
     open_scopes: list[str] = []
+    texts = _Texts()
+    modules = report.modules
     for layer in report.layers:
-        scope = list(scopes_of(layer.name)) if layer.kind not in ("input", "output") else []
+        scope = texts.scopes(layer.name) if layer.kind not in ("input", "output") else []
         # header rows for the modules this row sits in, when they begin
         common = 0
-        while common < min(len(scope), len(open_scopes)) and scope[common] == open_scopes[common]:
-            common += 1
+        if scope is not open_scopes:  # the same list: every module already open
+            while common < min(len(scope), len(open_scopes)) and scope[common] == open_scopes[common]:
+                common += 1
+        else:
+            common = len(scope)
         for level in range(common, len(scope)):
             path = scope[level]
             name = ("  " * level + leaf_of(path)) if indent else path
-            rows.append([name, report.modules.get(path, ""), "", "", "", "", ""])
+            rows.append([name, modules.get(path, ""), "", "", "", "", ""])
         open_scopes = scope
         name = ("  " * len(scope) + leaf_of(layer.name)) if indent else layer.name
-        macs = si(layer.macs) if layer.macs else ""
-        rows.append([name, layer.type, _output_text(layer), _param_text(layer), macs, window_text(layer),
-                     rf_text(layer)])
+        rows.append([name, layer.type, texts.output(layer), _param_text(layer), texts.macs(layer.macs),
+                     texts.window(layer), texts.rf(layer)])
     return rows
 
 

@@ -22,7 +22,8 @@ def _same_class(a: type, b: type) -> bool:
 def resolve_leaves(names: Sequence[str | type], model: nn.Module | None = None) -> tuple[type, ...]:
     """``"pkg.mod.Block"``, a class, or (given ``model``) a bare class name of one of the model's
     submodules (``"Bottleneck"``) -> the classes to keep as leaves."""
-    present = {type(m) for m in model.modules()} if model is not None else set()
+    # the model's classes, for bare class names: a walk of the whole tree, so only when names are given
+    present = {type(m) for m in model.modules()} if model is not None and names else set()
     classes = []
     for name in names:
         if isinstance(name, type):

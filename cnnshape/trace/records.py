@@ -67,7 +67,7 @@ class OpCall:
         """The value of the first of ``names`` the call's schema has (given, or its default);
         ``default`` when it has none of them. ``call.arg("pad", "padding")`` reads both
         ``constant_pad_nd(self, pad)`` and ``reflection_pad2d(self, padding)``."""
-        bound = self.bound()
+        bound = self._bound  # bound(), without the call: formulas read tens of thousands of arguments
         for name in names:
             if name in bound:
                 return bound[name]

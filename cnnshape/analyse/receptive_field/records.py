@@ -138,12 +138,20 @@ def fraction_text(value: Fraction | None) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
-def with_trail(rf: ReceptiveField, trail: Trail | None) -> ReceptiveField:
-    """``rf`` with ``trail``, its axes pointing at it."""
+def with_trail(rf: ReceptiveField, trail: Trail | None,
+               parts: tuple[ReceptiveField | None, ...] = ()) -> ReceptiveField:
+    """``rf`` with ``trail``, its axes pointing at it (and ``parts``)."""
     axes = tuple(AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(rf.axes))
-    # replace(rf, axes=axes, trail=trail, pieces=(), parts=()), spelt out: once per op of a traversal,
-    # where dataclasses.replace's walk over the fields was a tenth of the RF time
-    return ReceptiveField(rf.kind, axes, rf.aligned, rf.unknown_op, rf.shape, rf.places, rf.failure, trail=trail)
+    # replace(rf, axes=axes, trail=trail, pieces=(), parts=parts), spelt out: once per op of a
+    # traversal, where dataclasses.replace's walk over the fields was a tenth of the RF time
+    return ReceptiveField(rf.kind, axes, rf.aligned, rf.unknown_op, rf.shape, rf.places, rf.failure, trail=trail,
+                          parts=parts)
+
+
+def with_parts(rf: ReceptiveField, parts: tuple[ReceptiveField | None, ...]) -> ReceptiveField:
+    """``replace(rf, parts=parts)``, spelt out as :func:`with_trail` is (once per merge of branches)."""
+    return ReceptiveField(rf.kind, rf.axes, rf.aligned, rf.unknown_op, rf.shape, rf.places, rf.failure, rf.trail,
+                          rf.pieces, parts)
 
 
 def identity(nd: int, shape: tuple[int, ...], name: str | None = None) -> ReceptiveField:

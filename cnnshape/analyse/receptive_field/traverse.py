@@ -11,7 +11,7 @@ from dataclasses import replace
 from ...registry import is_pointwise
 from ...trace.records import Node, OpCall, TensorMeta
 from .channels import UNKNOWN, Profile, canon, expand
-from .records import AxisRF, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_trail
+from .records import AxisRF, Place, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_parts, with_trail
 from .rules import RF_RULES, derive, known, out_shape, relabel, unchanged
 from .select import PARTIAL
 from .trail import SAME, Link, Trail, link
@@ -88,15 +88,19 @@ def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
         axis, ok = _union_axis(per_axis)
         axes.append(axis)
         aligned = aligned and ok
-    places = tuple(replace(p, extent=max(rf.places[k].extent for rf in spatial))
-                   for k, p in enumerate(spatial[0].places))
+    places = tuple(_widest(p, max(rf.places[k].extent for rf in spatial)) for k, p in enumerate(spatial[0].places))
     result = spatial_rf(axes, spatial[0].shape, aligned, places)
     trails = [rf.trail for rf in spatial if rf.trail is not None]
     if result.kind != "spatial":
         return replace(result, trail=Trail((), tuple(link(t) for t in trails)), parts=parts)
     trail = Trail(tuple(p.extent for p in places), tuple(Link(t, (SAME,) * len(axes)) for t in trails),
                   profile=_merged_labels(spatial), empty=_merged_empty(trails))
-    return replace(with_trail(result, trail if len(trails) == len(spatial) else None), parts=parts)
+    return with_trail(result, trail if len(trails) == len(spatial) else None, parts)
+
+
+def _widest(place: Place, extent: int) -> Place:
+    """``replace(place, extent=extent)``; the place itself where it already has that extent."""
+    return place if place.extent == extent else Place(place.dim, place.inner, extent)
 
 
 # --- the traversal --------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
         rule = RF_RULES.get(call.op) or (unchanged if is_pointwise(call.op) else None)
         rf = unknown_rf(call.op, out_shape(call), rf.aligned) if rule is None else rule(call, rf)
         if rf.parts:  # the inputs of the node, for its first op only
-            rf = replace(rf, parts=())
+            rf = with_parts(rf, ())
     return rf
 
 

@@ -225,7 +225,12 @@ def build_flow(graph: ModelGraph, axis: int, transfers: Transfers | None = None)
             continue
         inputs: list[Shape] = []
         for source, meta, index in uses:
-            candidates = [s for _, s in shapes.get(source, ()) if _traced(s, meta)]
+            outs = shapes.get(source, ())
+            if len(outs) == 1:  # a source of one output, nearly every edge: the general case below, without its list
+                one = outs[0][1]
+                inputs.append(one if _traced(one, meta) else meta.shape)
+                continue
+            candidates = [s for _, s in outs if _traced(s, meta)]
             inputs.append(candidates[index % len(candidates)] if candidates else meta.shape)
         seen = (kind, *map(id, inputs))
         computed = same.get(seen)
