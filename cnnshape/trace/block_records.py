@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from .blocks import Instance, Ref, Template, place
+from .blocks import Instance, Ref, place
 from .meta import module_tensors, tensors_in
 from .records import Node
 
