@@ -35,7 +35,8 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
     mode; everything is put back on exit. Tied parameters stay tied."""
     saved: list[tuple[dict[str, Any], str, Any]] = []
     memo: dict[int, Any] = {}
-    modes = [(m, m.training) for m in model.modules()]
+    modules = list(model.modules())  # walked once: a deep model's walk is not free
+    modes = [(m, m.training) for m in modules]
 
     def meta_copy(t: torch.Tensor) -> torch.Tensor:
         if id(t) not in memo:
@@ -44,7 +45,7 @@ def on_meta(model: nn.Module, train: bool = False) -> Iterator[nn.Module]:
         return memo[id(t)]
 
     try:
-        for m in model.modules():
+        for m in modules:
             tables: tuple[dict[str, Any], ...] = (m._parameters, m._buffers)
             for table in tables:
                 for key, value in table.items():
@@ -87,18 +88,24 @@ def resolve_model(request: Request) -> tuple[nn.Module, tuple[str, ...]]:
 
 def run_analysis(request: Request, depth: int | None = None) -> Report:
     """The report of ``request``, its rows collapsed to ``depth``."""
+    # The collector resumes once the model, its trace and its graph are freed (_report's locals):
+    # resumed with them alive, its first collection would walk them all only to find them alive.
     with no_gc():
-        module, notes = resolve_model(request)
-        pruned = pruning_note(module)  # before on_meta: it reads the masks' values where they exist
-        notes += (pruned,) if pruned else ()
-        with on_meta(module, request.train):
-            leaves = resolve_leaves(request.leaves, module)
-            graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
-            analysis = analyse(graph, dict(request.formulas))
-            size_note = minimum_note(graph)
-            notes += (size_note,) if size_note else ()
-            report = build_report(graph, analysis, model=request.label, notes=notes)
-    return report.collapse(depth)
+        return _report(request).collapse(depth)
+
+
+def _report(request: Request) -> Report:
+    """The unreduced report of ``request`` (run_analysis's, under its collector pause)."""
+    module, notes = resolve_model(request)
+    pruned = pruning_note(module)  # before on_meta: it reads the masks' values where they exist
+    notes += (pruned,) if pruned else ()
+    with on_meta(module, request.train):
+        leaves = resolve_leaves(request.leaves, module)
+        graph = build_graph(trace(module, request.inputs, request.tracer, leaves, request.cross_check), module)
+        analysis = analyse(graph, dict(request.formulas))
+        size_note = minimum_note(graph)
+        notes += (size_note,) if size_note else ()
+        return build_report(graph, analysis, model=request.label, notes=notes)
 
 
 def run_sizes(request: Request, axes: Any = None, layers: bool = False, symbolic: bool = True) -> SizeReport:
