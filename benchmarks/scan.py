@@ -7,7 +7,7 @@
   python benchmarks/scan.py dask [--limit N]                the same NAS-201 networks on a Dask local cluster
         (2 workers, 1 thread each) vs the local pool (2 jobs)
   python benchmarks/scan.py split [--limit N]               where one worker's time goes, in this process: the
-        stages of the analysis proper (trace, graph, analyse, minimum, report) against what the scan adds
+        stages of the analysis proper (trace, graph, analyse, minimum, the record's figures) against what the scan adds
         (building the network from its factory, the record, freeing it, the cyclic collector), and the
         pool's cost outside the workers' clocks (one job: wall time minus the records' durations)
 
@@ -152,7 +152,7 @@ def split(args: argparse.Namespace) -> None:
 
     import torch
 
-    from cnnshape.pipeline import build_report, no_gc, on_meta
+    from cnnshape.pipeline import no_gc, on_meta, outputs_of, totals_of, unsupported_of
     from cnnshape.scanner.worker import _minimum, _module, _warm_up, analyse_task
 
     torch.set_num_threads(1)  # as a worker
@@ -191,11 +191,11 @@ def split(args: argparse.Namespace) -> None:
                 marks.append(time.perf_counter())
                 minimum = _minimum(graph) if settings.minimum else ()
                 marks.append(time.perf_counter())
-                build_report(graph, analysis, model=task.origin)
-                marks.append(time.perf_counter())
-        del module, traced, graph, analysis, minimum
-        marks.append(time.perf_counter())
-        for name, a, b in zip(("build the network", "trace", "graph", "analyse", "minimum", "report", "free"),
+            record = (totals_of(graph, analysis), outputs_of(graph), unsupported_of(graph, analysis))
+            marks.append(time.perf_counter())
+            del module, traced, graph, analysis, minimum, record
+            marks.append(time.perf_counter())
+        for name, a, b in zip(("build the network", "trace", "graph", "analyse", "minimum", "record", "free"),
                               marks, marks[1:]):
             stages[name] = stages.get(name, 0.0) + b - a
     staged = time.perf_counter() - begin
@@ -211,8 +211,8 @@ def split(args: argparse.Namespace) -> None:
     ms = {name: 1000 * t / len(tasks) for name, t in stages.items()}
     for name, value in ms.items():
         print(f"  {name:18s} {value:6.1f}")
-    print(f"  {'cyclic collector':18s} {1000 * collecting[1] / len(tasks):6.1f}  (within the stages above)")
-    proper = sum(ms[k] for k in ("trace", "graph", "analyse", "minimum", "report"))
+    print(f"  {'cyclic collector':18s} {1000 * collecting[1] / len(tasks):6.1f}  (after each network is freed)")
+    proper = sum(ms[k] for k in ("trace", "graph", "analyse", "minimum", "record"))
     print(f"  analysis proper {proper:.1f}, scan's own {ms['build the network'] + ms['free']:.1f} (building, "
           f"freeing); all stages {1000 * staged / len(tasks):.1f}; worker.analyse_task {1000 * whole / len(tasks):.1f}")
     print(f"  one-job pool: {1000 * outside / len(records):.1f} ms per network outside the records' durations "
