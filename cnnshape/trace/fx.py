@@ -432,4 +432,14 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
             raise
         message, cause, needs_values = runner.failure
         raise (TraceError if needs_values else ShapeError)(message) from cause
+    finally:
+        _let_go(tracer, runner)
     return Trace(nodes=tuple(runner.records), tracer="fx", size_reads=size_reads(graph))
+
+
+def _let_go(tracer: _Tracer, runner: _MetaRunner) -> None:
+    """fx's tracer and interpreter sit in reference cycles of their own (proxies and nodes point
+    back at them), which only the cyclic collector frees; the model they hold would wait for it
+    too, and each collection before then would walk all of it. Their references to the model go."""
+    tracer.root = tracer.submodule_paths = tracer.blocks = None  # type: ignore[assignment]  # finished with
+    runner.module = runner.model = runner.submodules = runner._submodules = runner._blocks = None  # type: ignore[assignment]
