@@ -213,23 +213,13 @@ class RecordBlocks:
                 names[name] = runner.by_fx[node].name
         made = []
         for record in kept.records:
-            call_index = 1
-            if record.kind == "module":
-                target = new + record.target[len(old):]
-                runner.calls[target] += 1
-                call_index = runner.calls[target]
-                scope = target.rpartition(".")[0]
-                runner.named[target] += 1
-                count = runner.named[target]
-                name = runner._unique(target if count == 1 else f"{target}#{count}")
-            elif record.kind == "attribute":
+            if record.kind in ("module", "attribute"):  # (each module called by its own path: _end)
                 target = new + record.target[len(old):]
                 scope = target.rpartition(".")[0]
-                name = runner._unique(target)
             else:
                 target = record.target
                 scope = new + record.scope[len(old):]
-                name = runner._unique(f"{scope}.{record.type}")
+            name, call_index = runner.name_row(record.kind, target, scope, record.type, target)
             source = copy.caller if record.source == kept.caller else record.source
             made.append(Node(
                 name=name, kind=record.kind, target=target, scope=scope, type=record.type,

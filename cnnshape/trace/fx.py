@@ -63,8 +63,7 @@ class _Tracer(fx.Tracer):
         super().__init__()
         self.leaves = leaves
         self._copy_blocks = blocks
-        #: repeated blocks traced once (trace/blocks.py), when ``blocks``
-        self.blocks: SymbolicBlocks | None = None
+        self.blocks: SymbolicBlocks | None = None  #: repeated blocks traced once (blocks.py), when ``blocks``
         # fx copies both on every module call and every node (copy.copy: the generic __reduce_ex__
         # path); the same copies, made directly
         self.scope = _Scope("", None)
@@ -200,11 +199,9 @@ class _MetaRunner(fx.Interpreter):
         self._submodules = Submodules(model)
         #: copied blocks answered from their first instance's records (trace/block_records.py)
         self._blocks = RecordBlocks(blocks.instances, self) if blocks is not None and blocks.instances else None
-        #: the ids of the modules registered at more than one path, when known (trace/blocks.py)
-        self._shared = blocks.shared if blocks is not None else None
+        self._shared = blocks.shared if blocks is not None else None  #: ids of modules at two paths, if known
         #: (message, the exception, whether the forward needs tensor values)
         self.failure: tuple[str, BaseException, bool] | None = None
-
 
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Tensors the forward creates itself (``torch.zeros(...)``, ``torch.arange(...)``) land
@@ -320,6 +317,18 @@ class _MetaRunner(fx.Interpreter):
             resolved = call_path(self._paths, resolved, self._paths[path], path)
         return resolved
 
+    def name_row(self, kind: str, target: str, scope: str, type_name: str, called: str = "") -> tuple[str, int]:
+        """A record's unique name and call index in this run (a copied block's too: block_records.py): a
+        module call by the path ``called`` through (``enc#2``: its second call), else by target or scope."""
+        if kind == "module":
+            self.calls[target] += 1
+            self.named[called] += 1
+            count = self.named[called]
+            return self._unique(called if count == 1 else f"{called}#{count}"), self.calls[target]
+        if kind == "attribute":
+            return self._unique(target), 1
+        return self._unique(f"{scope}.{type_name}" if scope else type_name), 1
+
     def _record(self, n: fx.Node, module: nn.Module | None, tensor_args: list, result: Any, calls: tuple) -> None:
         outputs, _ = flatten_outputs(open_distributions(result))
         if not outputs and n.op != "output":
@@ -334,24 +343,21 @@ class _MetaRunner(fx.Interpreter):
             kind, target, type_name, name = "output", "output", "output", self._unique("output")
         elif n.op == "call_module":
             assert module is not None
-            self.calls[str(n.target)] += 1
-            call_index = self.calls[str(n.target)]
             kind, target, type_name = "module", str(n.target), module_type_name(module)
             called = self._called_path(n, module)
             scope = called.rpartition(".")[0]
-            self.named[called] += 1
-            name = self._unique(called if self.named[called] == 1 else f"{called}#{self.named[called]}")
+            name, call_index = self.name_row(kind, target, scope, type_name, called)
             attrs = node_attrs(module)
         elif n.op == "get_attr":
             value = result
             kind, target = "attribute", str(n.target)
             type_name = "Parameter" if isinstance(value, nn.Parameter) else "Tensor"
             scope = target.rpartition(".")[0]
-            name = self._unique(target)
+            name, _ = self.name_row(kind, target, scope, type_name)
         else:
             kind = "function" if n.op == "call_function" else "method"
             target = type_name = _base_name(n)
-            name = self._unique(f"{scope}.{type_name}" if scope else type_name)
+            name, _ = self.name_row(kind, target, scope, type_name)
         inputs_old = [t for _, t in tensor_args]
         if module is not None:
             inputs_old += module_tensors(module)
@@ -438,8 +444,7 @@ def trace_fx(model: nn.Module, inputs: list[torch.Tensor], leaves: tuple[type, .
 
 
 def _let_go(tracer: _Tracer, runner: _MetaRunner) -> None:
-    """fx's tracer and interpreter sit in reference cycles of their own (proxies and nodes point
-    back at them), which only the cyclic collector frees; the model they hold would wait for it
-    too, and each collection before then would walk all of it. Their references to the model go."""
+    """fx's tracer and interpreter sit in reference cycles (proxies, nodes) only the cyclic collector
+    frees: the model they hold would wait for it too. Their references to the model go."""
     tracer.root = tracer.submodule_paths = tracer.blocks = None  # type: ignore[assignment]  # finished with
     runner.module = runner.model = runner.submodules = runner._submodules = runner._blocks = None  # type: ignore[assignment]
