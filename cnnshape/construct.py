@@ -261,19 +261,12 @@ def build_on_meta(make: Callable[[], nn.Module]) -> Built:
 
 
 def off_meta(module: nn.Module) -> tuple[str, ...]:
-    """Names of the parameters and buffers of ``module`` that are not on the meta device, the
-    parameters first, as ``named_parameters`` and ``named_buffers`` (``remove_duplicate=False``)
-    name them. Usually there are none, which :func:`_all_on_meta` finds without naming anything."""
+    """Names of the parameters and buffers of ``module`` that are not on the meta device. Usually
+    there are none, which :func:`_all_on_meta` finds without naming anything."""
     if _all_on_meta(module):
         return ()
-    params: list[str] = []
-    buffers: list[str] = []
-    for prefix, m in module.named_modules(remove_duplicate=False):
-        for table, found in ((m._parameters, params), (m._buffers, buffers)):
-            for name, t in table.items():
-                if t is not None and t.device.type != "meta":
-                    found.append(f"{prefix}.{name}" if prefix else name)
-    return (*params, *buffers)
+    tensors = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    return tuple(name for name, t in tensors if t.device.type != "meta")
 
 
 def _all_on_meta(module: nn.Module) -> bool:
