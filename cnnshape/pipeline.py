@@ -182,9 +182,7 @@ def build_report(
         outputs=outputs_of(graph),
         totals=totals,
         layers=tuple(layers),
-        # graph.edges(), read straight into the report's records
-        edges=tuple([EdgeRecord(source, node.name, meta.shape)
-                     for node in graph.nodes for source, meta in zip(node.inputs, node.input_metas)]),
+        edges=tuple([EdgeRecord(e.source, e.target, e.meta.shape) for e in graph.edges()]),
         unsupported=unsupported_of(graph, analysis),
         by_op=tuple(OpCost(op, calls, cost.macs, cost.flops) for op, calls, cost in analysis.by_op),
         notes=tuple(all_notes),
