@@ -97,7 +97,7 @@ class _Texts:
             return ""
         found = self._rfs.get(id(rf))
         if found is None:
-            found = self._rfs[id(rf)] = rf.size_text()
+            found = self._rfs[id(rf)] = rf_text(layer)
         return found
 
     def macs(self, n: int) -> str:

@@ -82,7 +82,7 @@ class Window(IndexMap):
             return True
         # a unit i left of 0 (first tap i·s − p < 0) reads something exactly when its first tap at or
         # right of 0, m = ceil(−first/d), exists (m < k) and lies inside (≤ n − 1): O(1) per unit, the
-        # same answer as IndexMap.misses' walk over every tap (tests/test_fast_paths.py compares them)
+        # same answer as IndexMap.misses' walk over every tap (tests/test_post_trace_fast.py compares them)
         for i in range(min(size, -(-self.padding // self.stride))):
             first = i * self.stride - self.padding
             m = -(first // self.dilation)  # ceil(-first / d)
