@@ -157,7 +157,22 @@ def _writes_values_only(func: Any) -> bool:
 
 _INIT_LOCK = threading.Lock()
 _init_users = 0
-_init_originals: dict[str, Callable[..., Any]] = {}
+#: what :func:`init_skipped_on_meta` replaced: (owner, attribute name, original)
+_init_originals: list[tuple[Any, str, Callable[..., Any]]] = []
+
+
+def _resets() -> list[tuple[type[nn.Module], str]]:
+    """torch.nn's own ``reset_parameters`` (and BatchNorm's ``reset_running_stats``) that only fill
+    the module's parameters and buffers with values (``torch.nn.init`` calls, ``zero_``, ``fill_``)
+    and read nothing but their shapes: on meta they do nothing the analysis can see. Bilinear's
+    (it raises for ``in1_features <= 0``) and the lazy layers' (they materialise) are not here."""
+    from torch.nn.modules.batchnorm import _NormBase
+    from torch.nn.modules.conv import _ConvNd
+
+    owners: list[type[nn.Module]] = [_ConvNd, nn.Linear, _NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU]
+    if hasattr(nn, "RMSNorm"):
+        owners.append(nn.RMSNorm)
+    return [(owner, "reset_parameters") for owner in owners] + [(_NormBase, "reset_running_stats")]
 
 
 def _skipping_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:
@@ -169,24 +184,48 @@ def _skipping_on_meta(init: Callable[..., Any]) -> Callable[..., Any]:
     return initialise
 
 
+def _skipping_reset_on_meta(reset: Callable[..., Any]) -> Callable[..., Any]:
+    def reset_unless_on_meta(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if _own_tensors_on_meta(self):
+            return None
+        return reset(self, *args, **kwargs)
+
+    reset_unless_on_meta.__wrapped__ = reset  # type: ignore[attr-defined]
+    return reset_unless_on_meta
+
+
+def _own_tensors_on_meta(module: nn.Module) -> bool:
+    own = vars(module)
+    for table in (own.get("_parameters") or {}, own.get("_buffers") or {}):
+        for t in table.values():
+            if t is not None and not t.is_meta:
+                return False
+    return True
+
+
 @contextmanager
 def init_skipped_on_meta() -> Iterator[None]:
     """Inside, ``torch.nn.init``'s public initialisers (``kaiming_uniform_``, ``ones_``...) return a
     meta target untouched, as :class:`SkipInitOnMeta` makes them do, without torch's override
-    dispatch on every call (about half a deep model's meta construction time). The module's
-    attributes are replaced, so this covers the calls made as ``init.name(...)`` (torch.nn's own
-    layers); a function imported by name earlier still goes through the mode. A real tensor is
-    initialised as usual, also from another thread; nested and concurrent uses share one
-    installation, removed when the last ends."""
+    dispatch on every call (about half a deep model's meta construction time); and torch.nn's own
+    layers skip their ``reset_parameters`` when their parameters and buffers are all on meta
+    (:func:`_resets`; another sixth of it: the fan-in arithmetic and the attribute reads around
+    the initialisers). The attributes are replaced, so this covers the calls made as
+    ``init.name(...)`` and ``self.reset_parameters()`` (torch.nn's own layers; a subclass's
+    override calling ``super()``); a function imported by name earlier still goes through the
+    mode. A real tensor is initialised as usual, also from another thread; nested and concurrent
+    uses share one installation, removed when the last ends."""
     global _init_users
     from torch.nn import init
 
     with _INIT_LOCK:
         if _init_users == 0:
-            _init_originals.update({name: f for name, f in vars(init).items()
-                                    if name.endswith("_") and not name.startswith("_") and callable(f)})
-            for name, f in _init_originals.items():
-                setattr(init, name, _skipping_on_meta(f))
+            _init_originals.extend((init, name, f) for name, f in vars(init).items()
+                                   if name.endswith("_") and not name.startswith("_") and callable(f))
+            _init_originals.extend((owner, name, vars(owner)[name]) for owner, name in _resets())
+            for owner, name, f in _init_originals:
+                patched = _skipping_on_meta(f) if owner is init else _skipping_reset_on_meta(f)
+                setattr(owner, name, patched)
         _init_users += 1
     try:
         yield
@@ -194,8 +233,8 @@ def init_skipped_on_meta() -> Iterator[None]:
         with _INIT_LOCK:
             _init_users -= 1
             if _init_users == 0:
-                for name, f in _init_originals.items():
-                    setattr(init, name, f)
+                for owner, name, f in _init_originals:
+                    setattr(owner, name, f)
                 _init_originals.clear()
 
 

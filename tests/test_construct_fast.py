@@ -2,7 +2,9 @@
 
 ``OnMetaSkippingInit`` answers ``torch.zeros``/``torch.ones`` bound for meta with ``torch.empty``
 and runs the calls that need no decision without torch's ``DeviceContext``: both compared with
-``torch.device("meta")`` itself on varied calls. ``off_meta`` walks the modules once: compared
+``torch.device("meta")`` itself on varied calls. torch.nn's own ``reset_parameters`` are skipped
+for layers on meta: every layer of :func:`construct._resets` built both ways, and built on the CPU
+inside the patch (initialised as usual). ``off_meta`` walks the modules once: compared
 with ``named_parameters``/``named_buffers`` on shared, tied and partly-CPU modules.
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnshape.construct import OnMetaSkippingInit, off_meta
+from cnnshape import construct
+from cnnshape.construct import OnMetaSkippingInit, build_on_meta, init_skipped_on_meta, off_meta
 
 
 def _looks(t: torch.Tensor) -> tuple[Any, ...]:
@@ -114,6 +117,44 @@ def _partly_cpu() -> nn.Module:
     tied.weight = model["a"][0].weight  # a CPU parameter under a second name
     model["tied"] = tied
     return model
+
+
+#: one layer of each class whose ``reset_parameters`` is skipped on meta, in its usual variants
+_RESET_LAYERS = [
+    lambda: nn.Conv2d(3, 8, 3), lambda: nn.Conv1d(2, 4, 5, bias=False), lambda: nn.ConvTranspose2d(4, 2, 3, groups=2),
+    lambda: nn.Conv3d(1, 2, (1, 3, 3)), lambda: nn.Linear(5, 7), lambda: nn.Linear(0, 3),
+    lambda: nn.BatchNorm2d(6), lambda: nn.BatchNorm1d(4, affine=False),
+    lambda: nn.BatchNorm3d(2, track_running_stats=False), lambda: nn.InstanceNorm2d(3, affine=True),
+    lambda: nn.SyncBatchNorm(4), lambda: nn.LayerNorm([4, 5]),
+    lambda: nn.LayerNorm(3, bias=False), lambda: nn.GroupNorm(2, 6), lambda: nn.RMSNorm(8), lambda: nn.PReLU(3),
+]
+
+
+@pytest.mark.parametrize("make", _RESET_LAYERS)
+def test_reset_skipped_on_meta_builds_what_torch_device_meta_builds(make: Any) -> None:
+    """torch's own construction on meta (the initialisers run, on meta) against cnnshape's."""
+    with torch.device("meta"):
+        expected = make()
+    built = build_on_meta(make)
+    assert built.meta_error is None
+    assert [(n, _looks(t)) for n, t in built.module.state_dict(keep_vars=True).items()] == \
+        [(n, _looks(t)) for n, t in expected.state_dict(keep_vars=True).items()]
+    assert vars(built.module).keys() == vars(expected).keys()  # no attribute left unset by the skip
+
+
+def test_reset_skipped_only_inside_and_only_on_meta() -> None:
+    """A layer built on the CPU inside the patch is initialised as torch initialises it: the
+    default ``Linear(4, 3)`` draws its weight from U(-1/2, 1/2) (kaiming_uniform with a = sqrt(5):
+    bound = 1/sqrt(fan_in) = 1/2), BatchNorm's running variance is ones, its weight ones."""
+    originals = [vars(owner)[name] for owner, name in construct._resets()]
+    with init_skipped_on_meta():
+        assert [vars(owner)[name] for owner, name in construct._resets()] != originals
+        linear, norm = nn.Linear(4, 3), nn.BatchNorm2d(5)
+        meta = nn.BatchNorm2d(5, device="meta")
+    assert [vars(owner)[name] for owner, name in construct._resets()] == originals  # restored
+    assert linear.weight.abs().max() <= 0.5 and linear.weight.abs().sum() > 0
+    assert norm.running_var.tolist() == [1.0] * 5 and norm.weight.tolist() == [1.0] * 5
+    assert meta.running_var.is_meta and meta.weight.is_meta
 
 
 @pytest.mark.parametrize("make", [
