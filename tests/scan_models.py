@@ -77,3 +77,14 @@ def many() -> Iterator[tuple[str, functools.partial[NAS201Network], str]]:
     for a, b in itertools.islice(ops, 8):
         arch = arch_string((a, b, "none", "avg_pool_3x3", "none", "skip_connect"))
         yield arch, functools.partial(NAS201Network, arch, channels=4, cells_per_stage=1), INPUT
+
+
+def queued() -> Iterator[tuple[str, object, str]]:
+    """For one worker: each breaking model arrives while the worker holds a quick network behind it
+    (after a quick task the pool sends the next one early), which must go to the next worker."""
+    quick = list(many())
+    yield from quick[:2]
+    yield "killed", KillsItsWorker, INPUT
+    yield quick[2]
+    yield "hangs-c", HangsInC, INPUT
+    yield quick[3]

@@ -147,6 +147,19 @@ def test_interrupted_scan_resumes_with_every_model_once(tmp_path: Path) -> None:
     assert sorted(names) == sorted(r.name for r in records)
 
 
+@pytest.mark.slow  # worker processes importing torch (three: two are replaced): > 10 s
+def test_a_task_queued_behind_a_dying_one_is_analysed_once(tmp_path: Path) -> None:
+    """One worker, holding a second task behind a model that kills it and behind one stuck in C
+    (killed by the client at the timeout): each waiting network is analysed by the next worker."""
+    out = tmp_path / "q.jsonl"
+    records = cnnshape.scan(space=f"{MODELS}:queued", output=str(out), jobs=1, timeout=2)
+    names = [d["name"] for d in lines(out)]
+    assert len(names) == len(set(names)) == 6
+    status = {r.name: (r.status, r.error_kind) for r in records}
+    assert status.pop("killed") == ("error", "crash") and status.pop("hangs-c") == ("error", "timeout")
+    assert set(status.values()) == {("pass", None)} and len(status) == 4
+
+
 def test_not_a_results_file_is_left_alone(tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
     out.write_text('{"hello": 1}\n{"schema": "cnnshape.scan/1", "name": "x", "status": "pass"}\n')
