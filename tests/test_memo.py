@@ -23,7 +23,7 @@ from cnnshape.load import load_model
 from cnnshape.pipeline import on_meta
 from cnnshape.trace import layers
 from cnnshape.trace.fx import trace_fx
-from cnnshape.trace.memo import JOINS, LeafMemo, plan_key
+from cnnshape.trace.memo import JOINS, LeafMemo, SharedTable, plan_key, shared_across_traces
 from cnnshape.trace.meta import OpRecorder, make_inputs
 
 from .cases import EXAMPLES, Example
@@ -106,6 +106,63 @@ def test_nas201_networks_with_the_table_equal_checked_traces(monkeypatch: pytest
         fast, checked = _traces(model, "1,3,32,32", blocks=False)
         assert fast == checked, arch
     assert hits[0] > 0
+
+
+def test_traces_sharing_one_table_equal_checked_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan worker's table, shared by the traces of different models one after the other (and
+    again in float64 as torch's default dtype): each trace is its checked trace. The second NAS-201
+    network's convolutions, norms and ReLUs come from the first's entries: every one of its layer
+    calls is answered (cells copied, blocks=False: each layer call counts)."""
+    nas = _module("examples/nas201.py", "_nas201_for_shared")
+    table = SharedTable()
+    hits = _counting(monkeypatch)
+    models = []
+    for arch in ("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+                 "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|avg_pool_3x3~0|skip_connect~1|none~2|"):
+        with torch.device("meta"):
+            models.append((nas.NAS201Network(arch), "1,3,32,32"))
+    models += [(load_model(spec).module, inputs) for spec, inputs in
+               (("examples/resnet.py:ResNet18", "1,3,64,64"), ("examples/mobilenet.py:MobileNetV2", "1,3,64,64"))]
+    calls = _layer_calls(monkeypatch)
+    answered = []
+    with shared_across_traces(table):
+        for model, inputs in models:
+            before = hits[0], calls[0]
+            fast, checked = _traces(model, inputs, blocks=False)
+            assert fast == checked
+            answered.append((hits[0] - before[0], calls[0] - before[1]))
+        assert answered[1][0] == answered[1][1] > 0  # the second network: every layer call from the table
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)  # the same layers' keys, another default: no stale answer
+        try:
+            model, inputs = models[2]
+            fast, checked = _traces(model, inputs, blocks=False)
+        finally:
+            torch.set_default_dtype(previous)
+        assert fast == checked
+    assert 0 < len(table) <= table.limit
+
+
+def _layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the layer calls that reach the table (answered or not)."""
+    calls = [0]
+    counted = LeafMemo.run
+
+    def run(self: LeafMemo, args: tuple[Any, ...], plan: Any) -> Any:
+        calls[0] += plan_key(plan) is not None
+        return counted(self, args, plan)
+
+    monkeypatch.setattr(LeafMemo, "run", run)
+    return calls
+
+
+def test_the_shared_table_keeps_the_most_recently_used() -> None:
+    table = SharedTable(limit=3)
+    for key in "abc":
+        table[key] = ((), "input")
+    assert table.get("a") is not None  # now the most recent: "b" is the least
+    table["d"] = ((), "input")
+    assert len(table) == 3 and "b" not in table and all(k in table for k in "acd")
 
 
 # -- single layer calls --------------------------------------------------------------------------

@@ -23,13 +23,23 @@ What guards the equivalence (each check is below, where it is made):
   and tests/test_memo.py compares traces made with and without the table;
 - a call that fails is never kept (the next one fails the usual way); an output that views an
   argument's storage, or whose storage is not that of a new tensor of its layout, is never kept;
-- one table per trace: nothing outlives the model being traced, so the table cannot grow over a
-  long scan nor answer for another model.
+- one table per trace by default. A scan's worker traces thousands of models that share their
+  layers (a search space: the same convolutions at the same widths in every network) and shares
+  one :class:`SharedTable` between its traces (:func:`shared_across_traces`): the key holds
+  everything the calls depend on, the records hold only shapes and values (no name, no object of
+  the model: :class:`~.records.OpCall`), and torch's default dtype joins the key, as the one global
+  a later model may have changed. The table is bounded (least recently used out), so a long scan's
+  memory stays flat. tests/test_memo.py traces different models in a row through one table against
+  the checked traces.
 """
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -81,7 +91,7 @@ def plan_key(plan: tuple[list[layers.Call], int | None]) -> tuple[Hashable, set[
     calls, index = plan
     storages: dict[int, int] = {}
     try:
-        key = (index, tuple((func, tuple(_value_key(a, storages) for a in args),
+        key = (index, torch.get_default_dtype(), tuple((func, tuple(_value_key(a, storages) for a in args),
                              tuple((name, _value_key(v, storages)) for name, v in kwargs.items()))
                             for func, args, kwargs in calls))
     except _NotKeyable:
@@ -111,12 +121,61 @@ def _kept_output(result: Any, x: Any, storages: set[int]) -> Layout | str | None
     return layout
 
 
+#: what the table holds per key: the recorded calls, and the output (its layout, or the input itself)
+Entry = tuple[tuple[OpCall, ...], Layout | str]
+
+
+class SharedTable:
+    """A :class:`LeafMemo` table shared by the traces of one process (see the module's docstring):
+    the ``limit`` most recently used keys, safe to share between threads (a Dask worker's)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def __setitem__(self, key: Hashable, entry: Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_SHARED: ContextVar[SharedTable | None] = ContextVar("cnnshape_shared_leaf_table", default=None)
+
+
+@contextmanager
+def shared_across_traces(table: SharedTable) -> Iterator[None]:
+    """The traces made inside (in this thread) answer from and add to ``table``."""
+    token = _SHARED.set(table)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 class LeafMemo:
-    """Planned layer calls of one trace, by :func:`plan_key` (see the module's docstring)."""
+    """Planned layer calls of one trace (or of a :class:`SharedTable`'s traces), by :func:`plan_key`
+    (see the module's docstring)."""
 
     def __init__(self, recorder: OpRecorder) -> None:
         self._recorder = recorder
-        self._table: dict[Hashable, tuple[tuple[OpCall, ...], Layout | str]] = {}
+        shared = _SHARED.get()
+        self._table: dict[Hashable, Entry] | SharedTable = {} if shared is None else shared
 
     def run(self, args: tuple[Any, ...], plan: tuple[list[layers.Call], int | None]) -> Any:
         """:func:`.layers.run`, recorded by the recorder, from the table when it can be."""
