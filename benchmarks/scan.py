@@ -153,7 +153,8 @@ def split(args: argparse.Namespace) -> None:
     import torch
 
     from cnnshape.pipeline import no_gc, on_meta, outputs_of, totals_of, unsupported_of
-    from cnnshape.scanner.worker import _minimum, _module, _warm_up, analyse_task
+    from cnnshape.scanner.worker import _minimum, _module, _warm_up, analyse_task, leaf_table
+    from cnnshape.trace.memo import shared_across_traces
 
     torch.set_num_threads(1)  # as a worker
     limit = args.limit or 100
@@ -183,7 +184,8 @@ def split(args: argparse.Namespace) -> None:
             module = _module(task)
             marks.append(time.perf_counter())
             with on_meta(module):
-                traced = trace(module, task.inputs, settings.tracer, ())
+                with shared_across_traces(leaf_table()):  # as the worker traces
+                    traced = trace(module, task.inputs, settings.tracer, ())
                 marks.append(time.perf_counter())
                 graph = build_graph(traced, module)
                 marks.append(time.perf_counter())

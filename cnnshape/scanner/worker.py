@@ -32,10 +32,7 @@ from .sources import Task
 
 _OWN = (str(Path(__file__).resolve().parent.parent), os.path.dirname(os.__file__))
 _loaded_spaces: set[str] = set()
-#: the layer calls this process's traces share (trace/memo.py): a space's networks repeat the same
-#: layers, each run once per process instead of once per network (about 5 ms of a NAS-201 network's
-#: 80); made with the first task (it imports torch)
-_leaf_table: Any = None
+_leaf_tables: list[Any] = []  #: leaf_table()'s, once made
 
 
 class ScanTimeout(BaseException):
@@ -122,6 +119,17 @@ def _module(task: Task) -> Any:
     return module
 
 
+def leaf_table() -> Any:
+    """The table of layer calls this process's traces share (trace/memo.py): a space's networks
+    repeat the same layers, each run once per process instead of once per network (about 5 ms of a
+    NAS-201 network's 80). Made with the first task (it imports torch)."""
+    if not _leaf_tables:
+        from ..trace.memo import SharedTable
+
+        _leaf_tables.append(SharedTable())
+    return _leaf_tables[0]
+
+
 def _minimum(graph: Any) -> tuple[tuple[str, int | None], ...]:
     """The smallest accepted size per spatial axis by the layer arithmetic of this one trace (as the
     summary's footer derives it); () where it cannot tell. A secondary figure: never fails the record."""
@@ -177,17 +185,14 @@ def _primary(module: Any, task: Task, settings: ScanSettings) -> tuple[ScanRecor
     """The record of ``module`` not yet judged against the budgets, and the figures the budgets
     judge. The report's own totals, outputs and unsupported ops (pipeline.totals_of...), without
     building the report's layer records."""
-    global _leaf_table
     from ..analyse.analysis import analyse
     from ..graph import build_graph
     from ..pipeline import on_meta, outputs_of, totals_of, unsupported_of
-    from ..trace.memo import SharedTable, shared_across_traces
+    from ..trace.memo import shared_across_traces
     from ..trace.tracers import trace
 
-    if _leaf_table is None:
-        _leaf_table = SharedTable()
     with on_meta(module):
-        with shared_across_traces(_leaf_table):
+        with shared_across_traces(leaf_table()):
             traced = trace(module, task.inputs, settings.tracer, ())
         graph = build_graph(traced, module)
         analysis = analyse(graph, {}, receptive_field=False)
