@@ -45,7 +45,7 @@ def _value_key(value: Any) -> Hashable:
         for v in value:  # sizes, strides, paddings: plain items, the common case
             if type(v) not in _PLAIN:
                 return kind, tuple(_value_key(v) for v in value)
-        return kind, tuple(value), tuple(map(type, value))
+        return kind, value if kind is tuple else tuple(value), tuple(map(type, value))
     if kind in (set, frozenset) or (isinstance(value, tuple) and hasattr(kind, "_fields")):
         return kind, tuple(_value_key(v) for v in value)
     if kind is dict or kind is OrderedDict:
@@ -97,20 +97,22 @@ def module_key(module: nn.Module, keys: Keys) -> int:
     if id(module) in keys.shared:
         raise NotKeyable
     own = vars(module)
-    for name in _MUST_BE_EMPTY:
-        if own.get(name):
-            raise NotKeyable
+    if any(map(own.get, _MUST_BE_EMPTY)):
+        raise NotKeyable
     children = own.get("_modules")
+    non_persistent = own.get("_non_persistent_buffers_set")
     parts: list[Any] = [
         type(module), own.get("training"), own.get("_is_full_backward_hook"),
-        tuple(sorted(own.get("_non_persistent_buffers_set") or ())),
+        tuple(sorted(non_persistent)) if non_persistent else (),
         tuple((k, None if m is None else module_key(m, keys)) for k, m in children.items()) if children else (),
         _tensors_key(own.get("_parameters"), keys.shared), _tensors_key(own.get("_buffers"), keys.shared),
     ]
-    for name in sorted(own.keys() - _STANDARD):  # the module's own attributes (hyper-parameters...)
-        value = own[name]
-        kind = type(value)
-        parts.append((name, kind, value) if kind in _PLAIN else (name, _value_key(value)))
+    # the module's own attributes (hyper-parameters...), in the order they were set: a class sets
+    # them in one order, and another order only makes two states differ that could have matched
+    for name, value in own.items():
+        if name not in _STANDARD:
+            kind = type(value)
+            parts.append((name, kind, value) if kind in _PLAIN else (name, _value_key(value)))
     number = keys.states.setdefault(tuple(parts), len(keys.states))
     keys.modules[id(module)] = (module, number)
     return number
