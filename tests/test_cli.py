@@ -188,6 +188,28 @@ def model_file(tmp_path: Path) -> str:
     return str(path)
 
 
+def test_the_command_leaves_its_garbage_to_the_os(tmp_path: Path) -> None:
+    """cli.main freezes the collector's objects as the command ends (the collection at exit would
+    walk the model and its graph); the exit is otherwise the usual one: atexit handlers run, the
+    output file is whole, the exit code is the command's (0, then 2 for a bad spec)."""
+    out = tmp_path / "lenet.json"
+    code = textwrap.dedent(f"""
+        import atexit, gc, sys
+        atexit.register(lambda: print("at exit, frozen:", gc.get_freeze_count() > 0))
+        from cnnshape.cli import main
+        sys.argv = ["cnnshape", "summary", "examples/lenet.py:LeNet5", "--input", "1,1,32,32", "--format",
+                    "json", "-o", {str(out)!r}] + sys.argv[1:]
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "at exit, frozen: True" in done.stdout
+    assert json.loads(out.read_text())["totals"]["params"] == 61_706  # LeNet-5's published count
+    bad = subprocess.run([sys.executable, "-c", code.replace("examples/lenet.py", "missing.py")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "at exit, frozen: True" in bad.stdout and "not found" in bad.stderr
+
+
 def test_file_not_found(tmp_path: Path) -> None:
     fails(run("summary", f"{tmp_path}/missing.py:Net"), "not found", "missing.py")
 
