@@ -249,7 +249,7 @@ def minimum_sizes(graph: ModelGraph, shared: SharedTemplates | None = None) -> t
         shape = lead.outputs[0][1].shape
         symbol, given = axis_symbol(axis, len(shape)), shape[axis]
         if given > MAX_UP_TO:
-            found.append((symbol, _arithmetic_axis(graph, axis, False, None, 0, transfers).minimum))
+            found.append((symbol, _arithmetic_axis(graph, axis, False, None, 3, transfers).minimum))
             continue
         flow = build_flow(graph, axis, transfers)
         if flow.reason:

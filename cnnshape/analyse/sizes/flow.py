@@ -120,6 +120,11 @@ class Transfers:
     holds the templates, by value, for the analyses of many graphs."""
 
     def __init__(self, shared: SharedTemplates | None = None) -> None:
+        self._shared = shared
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty, for a graph: what follows is keyed by the identities of one graph's records."""
         #: the graph's nodes and, for each, its :data:`Plan`: what every axis's flow reads before the shapes
         self._nodes: tuple[Node, ...] = ()
         self._plans: list[Plan] = []
@@ -132,13 +137,12 @@ class Transfers:
         self._signs: dict[tuple[Any, ...], int] = {}
         #: kind -> (input pattern -> the template, or None: run the rules every time)
         self._known: dict[int, dict[Any, _Template | None]] = {}
-        self._shared = shared
 
     def plans(self, nodes: tuple[Node, ...]) -> list[Plan]:
         """Each node's :data:`Plan`, made once for the graph (held, so the identities stay valid)."""
         if nodes is not self._nodes:
-            if self._nodes:  # another graph: what is keyed by the identities of the last one's records goes
-                self.__init__(self._shared)  # type: ignore[misc]  # the same object, emptied
+            if self._nodes:  # another graph: the identities of the last one's records may be reused
+                self._reset()
             plans: list[Plan] = []
             where: dict[str, int] = {}  # the nodes before this one, by name: its possible sources
             single: list[bool] = []
