@@ -26,7 +26,17 @@ a size), :mod:`.symbolic`, :mod:`.symtext` and :mod:`.fallback` (the second engi
 """
 from __future__ import annotations
 
-from .fit import MAX_UP_TO, MIN_UP_TO, PYTHON_VALUES, Retrace, analyse_axis, analyse_sizes, minimum_note
+from .fit import (
+    MAX_UP_TO,
+    MIN_UP_TO,
+    PYTHON_VALUES,
+    Retrace,
+    analyse_axis,
+    analyse_sizes,
+    minimum_note,
+    minimum_sizes,
+)
+from .flow import SharedTemplates
 from .records import (
     ARITHMETIC,
     SCHEMA,
@@ -42,6 +52,6 @@ from .rules import SIZE_RULES, SizeRule
 
 __all__ = [
     "ARITHMETIC", "MAX_UP_TO", "MIN_UP_TO", "PYTHON_VALUES", "SCHEMA", "SIZE_RULES", "SYMBOLIC", "Accepted",
-    "AxisSizes", "Retrace", "SizeFormula", "SizeReport", "SizeRule", "analyse_axis", "analyse_sizes", "axis_symbol",
-    "default_axes", "minimum_note",
+    "AxisSizes", "Retrace", "SharedTemplates", "SizeFormula", "SizeReport", "SizeRule", "analyse_axis", "analyse_sizes",
+    "axis_symbol", "default_axes", "minimum_note", "minimum_sizes",
 ]

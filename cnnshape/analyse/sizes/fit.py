@@ -11,7 +11,7 @@ from ...errors import CnnshapeError, ConfigError, InternalError, param
 from ...trace.records import OpCall, TensorMeta
 from .empty import empty_rejects, is_empty
 from .expr import Expr, Fixed, evaluate, evaluate_table
-from .flow import Flow, Transfers, build_flow
+from .flow import Flow, SharedTemplates, Transfers, build_flow
 from .records import MAX_UP_TO, MIN_UP_TO, Accepted, AxisSizes, SizeReport, axis_symbol, default_axes, fit_rule
 from .text import Formulas, formulas
 
@@ -189,9 +189,13 @@ def _first_line(text: str) -> str:
 
 
 def _check_traced(graph: ModelGraph, flow: Flow, vals: Sequence[int | None], given: int, symbol: str) -> None:
-    """At the traced size, every expression must give the size the meta execution produced."""
+    """At the traced size, every expression must give the size the meta execution produced. Only
+    the flow's :attr:`~.flow.Flow.firsts` are compared: every other node repeats one of them that
+    comes earlier (the same output metas and shapes), so it fails only where that one failed first."""
     at: dict[int, tuple[int | None, ...]] = {}  # id(shape) -> its values: the flow shares equal shapes
-    for node in graph.nodes:
+    nodes = graph.nodes
+    for i in flow.firsts:
+        node = nodes[i]
         for (key, meta), (_, shape) in zip(node.outputs, flow.shapes.get(node.name, [])):
             got = at.get(id(shape))
             if got is None:  # the flow holds every shape, so their ids stay theirs during this loop
@@ -200,7 +204,6 @@ def _check_traced(graph: ModelGraph, flow: Flow, vals: Sequence[int | None], giv
                 raise InternalError(
                     f"size arithmetic for {node.name}{key} gives {got} at {symbol}={given} "
                     f"but the traced shape is {meta.shape}")
-
 
 
 def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = None,
@@ -221,6 +224,55 @@ def analyse_sizes(graph: ModelGraph, model: str, axes: Sequence[int] | None = No
     transfers = Transfers()  # the node templates of this graph, for all its axes
     return SizeReport(model, shape, tuple(analyse_axis(graph, a, layers, retrace, probes, symbolic, transfers)
                                           for a in chosen))
+
+
+def minimum_sizes(graph: ModelGraph, shared: SharedTemplates | None = None) -> tuple[tuple[str, int | None], ...]:
+    """``(symbol, minimum)`` of each spatial axis: what ``analyse_sizes(graph, "", symbolic=False)``
+    gives in its axes' ``symbol`` and ``minimum`` (and raises where it raises), for a scan's record,
+    which keeps only those. ``shared`` (:class:`.flow.SharedTemplates`) may hold the node templates
+    of the graphs analysed before (a scan worker's): the same answers, the rules run less often.
+
+    It skips what the minimum does not need. A traced size up to :data:`MAX_UP_TO` is within the
+    evaluated range, where the analysis's smallest accepted size is the first size without an
+    invalid expression: the range grows only when that size exists, and only by larger sizes, and
+    when none exists the analysis raises (below, as it does). So the sizes are evaluated from 1 in
+    growing chunks up to the first accepted one, not all of them; the traced size is checked as
+    the analysis checks it, and first, as there; no formula is written. A larger traced size takes
+    the analysis's own path."""
+    first = next((n for n in graph.nodes if n.kind == "input" and n.outputs), None)
+    if first is None:
+        raise ConfigError("the model takes no tensor input, so it has no input sizes to study")
+    transfers = Transfers(shared)
+    lead = next(n for n in graph.nodes if n.kind == "input")  # the one the flow studies, as _arithmetic_axis
+    found = []
+    for axis in default_axes(first.outputs[0][1].shape):
+        shape = lead.outputs[0][1].shape
+        symbol, given = axis_symbol(axis, len(shape)), shape[axis]
+        if given > MAX_UP_TO:
+            found.append((symbol, _arithmetic_axis(graph, axis, False, None, 3, transfers).minimum))
+            continue
+        flow = build_flow(graph, axis, transfers)
+        if flow.reason:
+            found.append((symbol, None))
+            continue
+        exprs = flow.exprs
+        up_to = min(MAX_UP_TO, max(MIN_UP_TO, 2 * given) + 4 * math.lcm(*(e.period[0] for e in exprs)))
+        _check_traced(graph, flow, evaluate(exprs, given), given, symbol)
+        found.append((symbol, _first_accepted(exprs, up_to, symbol, given)))
+    return tuple(found)
+
+
+def _first_accepted(exprs: Sequence[Expr], up_to: int, symbol: str, given: int) -> int:
+    """The smallest size in 1..up_to at which every expression is valid, evaluated in chunks of
+    growing length; none raises as :func:`_arithmetic_axis` does."""
+    start, chunk = 1, 16
+    while start <= up_to:
+        stop = min(up_to, start + chunk - 1)
+        for s, vals in evaluate_table(exprs, range(start, stop + 1)).items():
+            if None not in vals:
+                return s
+        start, chunk = stop + 1, 4 * chunk
+    raise InternalError(f"{symbol}: no size accepted although {given} traced")
 
 
 def minimum_note(graph: ModelGraph) -> str | None:
