@@ -45,7 +45,8 @@ class Checkout:
             sys.path.insert(0, self.root)
             try:
                 self.ns = {name: importlib.import_module(f"cnnshape.{name}") for name in (
-                    "analyse.analysis", "analyse.params", "analyse.receptive_field", "analyse.sizes", "graph", "inputs", "load", "pipeline", "render.formats",
+                    "analyse.analysis", "analyse.params", "analyse.receptive_field", "analyse.sizes",
+                    "graph", "inputs", "load", "pipeline", "render.formats",
                     "trace.tracers")}
             finally:
                 sys.path.remove(self.root)

@@ -23,8 +23,15 @@ import torch
 from torch import nn
 
 from cnnshape.analyse.analysis import analyse
-from cnnshape.analyse.receptive_field import AxisRF, Piece, Place, ReceptiveField, analyse_receptive_fields, identity
-from cnnshape.analyse.receptive_field import percall
+from cnnshape.analyse.receptive_field import (
+    AxisRF,
+    Piece,
+    Place,
+    ReceptiveField,
+    analyse_receptive_fields,
+    identity,
+    percall,
+)
 from cnnshape.analyse.receptive_field.records import global_rf, spatial_rf, unknown_rf, with_trail
 from cnnshape.analyse.receptive_field.rules import KEEP, derive, out_shape, sliding
 from cnnshape.analyse.receptive_field.trail import SAME, IndexMap, Link, Trail, Window, link
@@ -214,7 +221,7 @@ def test_sliding_in_one_step_is_derive_of_spatial_rf(seed: int) -> None:
         refused = rng.choice([None, "why not"])
         call = _call((1, 4, out, out))
 
-        def fn(i: int, a: AxisRF) -> tuple[AxisRF, IndexMap]:
+        def fn(i: int, a: AxisRF, k: int = k, s: int = s, p: int = p, d: int = d) -> tuple[AxisRF, IndexMap]:
             if rng.random() < 0.1:  # an axis made global by the op: with both global, no one-step record
                 return AxisRF(None, a.jump * s, a.start), window_map(s, p, d, k)
             return window_axis(a, k, s, p, d)

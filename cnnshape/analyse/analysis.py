@@ -80,8 +80,8 @@ class _Counter:
             seen = self._seen.get(id(node.ops))
             if seen is None or seen[0] is not node.ops:
                 seen = self._seen[id(node.ops)] = (node.ops, *_table_cost(node.ops))
-            for op, cost in seen[3]:
-                self._count(op, cost)
+            for op, call_cost in seen[3]:
+                self._count(op, call_cost)
             return seen[1], seen[2]
         module_formula = self._module_formula(node)
         if module_formula is not None:
@@ -90,7 +90,7 @@ class _Counter:
             self._count(f"{cls.__name__} (module formula)", own)
             return own, ()
         macs = flops = 0
-        unsupported = []
+        unsupported: list[str] = []
         for call in node.ops:
             given = self.ops.get(call.op)
             cost: Cost | None = (op_cost(call) if given is None

@@ -109,6 +109,7 @@ def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap, aligned: boo
     axes: list[AxisRF] = []
     maps: list[IndexMap] = []
     places = []
+    kept = True
     for a, place in zip(rf.axes, rf.places):
         dim = place.dim
         if not first <= dim < rank or place.inner != 1 or shape[dim] != place.extent:
@@ -116,8 +117,11 @@ def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap, aligned: boo
         axis, index_map = fn(dim - first, a)
         axes.append(axis)
         maps.append(index_map)
-        # Place(dim, 1, out[dim]): the place itself where the extent stays (a 'same' convolution)
-        places.append(place if out[dim] == place.extent else Place(dim, 1, out[dim]))
+        # Place(dim, 1, out[dim]): the place itself where the extent stays (a 'same' convolution),
+        # and the input's tuple of them where every one does (merge tells shared layouts by it)
+        if out[dim] != place.extent:
+            place, kept = Place(dim, 1, out[dim]), False
+        places.append(place)
     aligned = rf.aligned if aligned is None else aligned
     parent = rf.trail
     if parent is None or all(a.size is None for a in axes):  # nothing to link, or every axis global
@@ -127,8 +131,12 @@ def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap, aligned: boo
     # new trail (tests/test_rf_fast.py compares the two)
     trail = step_trail(parent, tuple([p.extent for p in places]), tuple(maps), parent.profile if profile == KEEP
                        else profile, refused)
+    if not kept or len(places) != len(rf.places):
+        rf_places = tuple(places)
+    else:
+        rf_places = rf.places
     return ReceptiveField("spatial", tuple([AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(axes)]),
-                          aligned, shape=out, places=tuple(places), trail=trail)
+                          aligned, shape=out, places=rf_places, trail=trail)
 
 
 def spatial_only(fn: Rule) -> Rule:
@@ -152,8 +160,10 @@ def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
         result = rf if out == rf.shape else replace(rf, shape=out)
     else:
         result = replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
+    if rf.kind != "spatial" or out == rf.shape:
+        return result
     labels = known(rf)
-    if rf.kind != "spatial" or labels is None or out == rf.shape:
+    if labels is None:
         return result
     before, after = channel_view(rf), channel_view(result)
     if labels == UNKNOWN or before is None or after is None:

@@ -12,7 +12,7 @@ from ...registry import is_pointwise
 from ...trace.records import Node, OpCall, TensorMeta
 from .channels import UNKNOWN, Profile, canon, expand
 from .percall import forget, shapes_read
-from .records import AxisRF, Place, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_parts, with_trail
+from .records import AxisRF, Place, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_parts
 from .rules import RF_RULES, derive, known, out_shape, relabel, unchanged
 from .select import PARTIAL
 from .trail import SAME, Link, Trail, link
@@ -32,8 +32,10 @@ def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     if all((a.jump is jump or a.jump == jump) and (a.start is start or a.start == start) for a in axes):
         size = first.size
         for a in axes:
-            if a.size is not size and a.size > size:  # type: ignore[operator]  # no None: checked above
-                size = a.size
+            other = a.size
+            # other > size, compared as Fraction compares two rationals, without its type checks
+            if other is not size and other.numerator * size.denominator > size.numerator * other.denominator:  # type: ignore[union-attr]  # no None: checked above
+                size = other
         return AxisRF(size, jump, start), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
@@ -94,7 +96,9 @@ def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
         axis, ok = _union_axis(per_axis)
         axes.append(axis)
         aligned = aligned and ok
-    places = tuple(_widest(p, max(rf.places[k].extent for rf in spatial)) for k, p in enumerate(spatial[0].places))
+    places = spatial[0].places
+    if any(rf.places is not places for rf in spatial):  # branches of one layout share it (sliding keeps it)
+        places = tuple(_widest(p, max(rf.places[k].extent for rf in spatial)) for k, p in enumerate(places))
     trails = [rf.trail for rf in spatial if rf.trail is not None]
     if all(a.size is None for a in axes):  # spatial_rf: global
         result = spatial_rf(axes, spatial[0].shape, aligned, places)
@@ -216,13 +220,17 @@ def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveFie
                                                           "followed tensor)", out.shape, inputs[0].aligned)
     if len(inputs) == len(node.input_metas):
         # a producer with several outputs (the eager tracer's split: no getitem node) gives the RF
-        # of its first one: each consumer takes the piece it reads
-        inputs = [rf if rf is None else _piece(rf, meta.shape) or rf for rf, meta in zip(inputs, node.input_metas)]
-    if not any(rf is not None for rf in inputs) or out is None:
+        # of its first one: each consumer takes the piece it reads (an RF of the very tensor read,
+        # nearly every input, is _piece's own answer without the call)
+        inputs = [rf if rf is None or (rf.shape == meta.shape and not rf.pieces) else _piece(rf, meta.shape) or rf
+                  for rf, meta in zip(inputs, node.input_metas)]
+    if out is None or not inputs or (inputs[0] is None and all(rf is None for rf in inputs)):
         return None
     if node.kind == "output":
         return next(rf for rf in inputs if rf is not None)
     rf = apply_ops(node, merge(inputs))
+    if rf.shape == out.shape and not rf.pieces:  # _piece's first answer, without the call (most nodes)
+        return rf
     piece = _piece(rf, out.shape)  # the first output of a split keeps the axes
     if piece is not None:
         return piece
