@@ -11,7 +11,8 @@ different loads. Prints the least CPU time of each stage for each side and their
 whether the two reports render to the same table and JSON (they must: the checks compare output,
 not only time).
 
-Stages: the meta copies (``on_meta`` in and out), the graph, the analysis (parameters, MACs, RF),
+Stages: the meta copies (``on_meta`` in and out), the graph, the analysis (parameters, MACs, RF;
+its parameter counts and receptive fields also timed alone, indented and left out of the total),
 the accepted-sizes note, the report, the table and the JSON.
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Checkout:
             sys.path.insert(0, self.root)
             try:
                 self.ns = {name: importlib.import_module(f"cnnshape.{name}") for name in (
-                    "analyse.analysis", "analyse.sizes", "graph", "inputs", "load", "pipeline", "render.formats",
+                    "analyse.analysis", "analyse.params", "analyse.receptive_field", "analyse.sizes",
+                    "graph", "inputs", "load", "pipeline", "render.formats",
                     "trace.tracers")}
             finally:
                 sys.path.remove(self.root)
@@ -73,6 +75,7 @@ class Checkout:
     def stages(self, spec: str) -> dict[str, Callable[[], Any]]:
         pipeline, formats = self.ns["pipeline"], self.ns["render.formats"]
         analyse, sizes, graph = self.ns["analyse.analysis"].analyse, self.ns["analyse.sizes"], self.ns["graph"]
+        rf = self.ns["analyse.receptive_field"]
 
         def meta() -> None:
             with pipeline.on_meta(self.module):
@@ -82,6 +85,8 @@ class Checkout:
             "meta copies": meta,
             "graph": lambda: graph.build_graph(self.trace, self.module),
             "analyse": lambda: analyse(self.graph),
+            "  of which parameters": lambda: self.ns["analyse.params"].analyse_params(self.graph),
+            "  of which receptive field": lambda: rf.analyse_receptive_fields(self.graph.nodes),
             "accepted-sizes note": lambda: sizes.minimum_note(self.graph),
             "report": lambda: pipeline.build_report(self.graph, self.analysis, model=spec),
             "table": lambda: formats.render(self.report, "table"),
@@ -125,7 +130,7 @@ def main() -> None:
     totals = {"old": 0.0, "new": 0.0}
     for stage in sides["new"].stages(opts.spec):
         old, new = best[(stage, "old")], best[(stage, "new")]
-        if stage != "json":
+        if stage != "json" and not stage.startswith(" "):
             totals["old"] += old
             totals["new"] += new
         print(f"| {stage} | {old:.4f} | {new:.4f} | {new / old:.2f} |")

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import ConfigError, param
 from ..frozen import fast_init
 from ..graph import ModelGraph
-from ..trace.records import Node
+from ..trace.records import Node, OpCall
 from .flops import Cost, op_cost
 from .params import NodeParams, ParamTotals, analyse_params, submodule
 from .receptive_field import ReceptiveField, analyse_receptive_fields, error_text, failed
@@ -57,6 +57,8 @@ class _Counter:
         self.graph = graph
         #: op -> [calls, MACs, FLOPs], summed in place (no Cost made per call)
         self.by_op: dict[str, list[int]] = {}
+        #: id(node.ops) -> (node.ops, its cost, unsupported ops, (op, cost) of each counted call)
+        self._seen: dict[int, tuple[tuple[OpCall, ...], Cost, tuple[str, ...], tuple[tuple[str, Cost], ...]]] = {}
 
     def _count(self, key: str, cost: Cost) -> None:
         counts = self.by_op.get(key)
@@ -68,6 +70,19 @@ class _Counter:
             counts[2] += cost.flops
 
     def node_cost(self, node: Node) -> tuple[Cost, tuple[str, ...]]:
+        if not self.ops and not self.modules:
+            # The built-in table alone: a node's cost is a pure function of its calls (the formulas
+            # read the call and nothing else), so it is worked out once per tuple of calls. The copies
+            # of a repeated block share their first call's tuple (trace/block_records.py): 5,000
+            # residual blocks are a handful of tuples, not 35,000 nodes. Keyed by the tuple's id with
+            # the tuple held (no other object can take the id), for one analysis; each call is still
+            # counted in by_op. A user's formulas may be anything, so they run for every node.
+            seen = self._seen.get(id(node.ops))
+            if seen is None or seen[0] is not node.ops:
+                seen = self._seen[id(node.ops)] = (node.ops, *_table_cost(node.ops))
+            for op, call_cost in seen[3]:
+                self._count(op, call_cost)
+            return seen[1], seen[2]
         module_formula = self._module_formula(node)
         if module_formula is not None:
             cls, formula = module_formula
@@ -75,7 +90,7 @@ class _Counter:
             self._count(f"{cls.__name__} (module formula)", own)
             return own, ()
         macs = flops = 0
-        unsupported = []
+        unsupported: list[str] = []
         for call in node.ops:
             given = self.ops.get(call.op)
             cost: Cost | None = (op_cost(call) if given is None
@@ -96,6 +111,22 @@ class _Counter:
             if issubclass(cls, key):
                 return key, formula
         return None
+
+
+def _table_cost(calls: tuple[OpCall, ...]) -> tuple[Cost, tuple[str, ...], tuple[tuple[str, Cost], ...]]:
+    """The cost of ``calls`` by the built-in table, the ops without a formula, and each counted call's cost."""
+    counted = []
+    unsupported = []
+    macs = flops = 0
+    for call in calls:
+        cost = op_cost(call)
+        if cost is None:
+            unsupported.append(call.op)
+        else:
+            counted.append((call.op, cost))
+            macs += cost.macs
+            flops += cost.flops
+    return Cost(macs, flops), tuple(unsupported), tuple(counted)
 
 
 def _apply(formula: Callable[[Any], Any], value: Any, key: str, where: str) -> Any:
@@ -140,11 +171,16 @@ def analyse(graph: ModelGraph, formulas: Formulas | None = None, receptive_field
     node_params, totals = analyse_params(graph)
     rfs, notes = _receptive_fields(graph) if receptive_field else ({}, ())
     counter = _Counter(graph, formulas or {})
+    # check_shape(node) reads only the node's calls (the shape formulas name the node in errors alone):
+    # once per tuple of calls, as the costs are (_Counter.node_cost)
+    shapes: dict[int, tuple[tuple[OpCall, ...], Shape | None]] = {}
     nodes = {}
     for node in graph.nodes:
         cost, unsupported = counter.node_cost(node)
-        nodes[node.name] = NodeAnalysis(cost, unsupported, node_params.get(node.name), check_shape(node),
-                                         rfs.get(node.name))
+        shape = shapes.get(id(node.ops))
+        if shape is None or shape[0] is not node.ops:
+            shape = shapes[id(node.ops)] = (node.ops, check_shape(node))
+        nodes[node.name] = NodeAnalysis(cost, unsupported, node_params.get(node.name), shape[1], rfs.get(node.name))
     by_op = sorted(counter.by_op.items(), key=lambda item: (-item[1][2], item[0]))  # most FLOPs first
     return Analysis(nodes, totals, notes, tuple((op, calls, Cost(macs, flops)) for op, (calls, macs, flops) in by_op))
 

@@ -6,7 +6,7 @@ read (``channels``: which channels see alike), walked by ``boxes`` for one unit'
 ``rules``: the per-op table, filled by ``windows`` (sliding windows, resampling, padding,
 pixel (un)shuffle), ``layout`` (views, reshapes, permutes), ``select`` (slices, splits,
 concatenation) and ``mixing`` (element-wise, reductions, products); ``traverse``: the walk over the
-graph.
+graph; ``percall``: what the walk derives from a call alone, memoised per call object for one walk.
 """
 from __future__ import annotations
 

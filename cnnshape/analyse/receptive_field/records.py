@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+from ...frozen import fast_init
 from .trail import Trail, link
 
 RFKind = Literal["spatial", "global", "flat", "unknown"]
 
 
+@fast_init
 @dataclass(frozen=True)
 class AxisRF:
     """One spatial axis. ``size`` None: this axis sees the whole input extent."""
@@ -40,6 +42,7 @@ class AxisRF:
         return centre - half, centre + half
 
 
+@fast_init
 @dataclass(frozen=True)
 class Piece:
     """One output of a split along a dim that holds no axis: its shape, the channel labels it
@@ -51,6 +54,7 @@ class Piece:
     complete: bool
 
 
+@fast_init
 @dataclass(frozen=True)
 class Place:
     """Where a spatial axis lives in a tensor: dim ``dim``, with stride ``inner`` inside that dim
@@ -66,6 +70,7 @@ class Place:
         return self.inner == 1
 
 
+@fast_init
 @dataclass(frozen=True)
 class ReceptiveField:
     """The RF of one tensor.

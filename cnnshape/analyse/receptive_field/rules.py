@@ -40,17 +40,24 @@ def derive(parent: ReceptiveField, child: ReceptiveField, maps: Sequence[IndexMa
     its channels' labels (:mod:`.channels`); ``refused``: why no exact box passes through it."""
     if child.kind not in ("spatial", "global", "flat") or parent.trail is None:
         return child
-    labels = parent.trail.profile if profile == KEEP else profile
+    trail = parent.trail
+    labels = trail.profile if profile == KEEP else profile
     if child.kind != "spatial":  # global or flat: each unit sees (some of) what every unit of parent sees
         if child.trail is not None and refused is None:
             return child
-        return with_trail(child, Trail((), (link(parent.trail),), refused=refused))
+        return with_trail(child, Trail((), (link(trail),), refused=refused))
     maps = tuple(maps) if maps is not None else (SAME,) * len(child.axes)
-    extents = tuple(p.extent for p in child.places)
-    before = parent.trail.empty or (frozenset(),) * len(maps)
-    empty = tuple(m.empty(size, n, e) for m, size, n, e in zip(maps, extents, parent.trail.extents, before))
-    trail = Trail(extents, (Link(parent.trail, maps),), profile=labels, refused=refused, empty=empty)
-    return with_trail(child, trail)
+    return with_trail(child, step_trail(trail, tuple([p.extent for p in child.places]), maps, labels, refused))
+
+
+def step_trail(parent: Trail, extents: tuple[int, ...], maps: tuple[IndexMap, ...], profile: Profile | None,
+               refused: str | None) -> Trail:
+    """The trail of a tensor with ``extents`` units per axis, unit i of axis k reading the units
+    ``maps[k]`` gives of ``parent``'s axis k; a unit is empty (reads only padding or constants) when
+    what it reads along some axis is."""
+    before = parent.empty or (frozenset(),) * len(maps)
+    empty = tuple([m.empty(size, n, e) for m, size, n, e in zip(maps, extents, parent.extents, before)])
+    return Trail(extents, (Link(parent, maps),), profile=profile, refused=refused, empty=empty)
 
 
 def channel_view(rf: ReceptiveField) -> tuple[list[int], list[int]] | None:
@@ -96,20 +103,40 @@ def sliding(call: OpCall, rf: ReceptiveField, nd: int, fn: AxisMap, aligned: boo
     them, or packed with other axes into one dim, has no rule. ``profile``: the output's channel
     labels (default: the input's); ``refused``: why its units get no exact box."""
     out = out_shape(call)
-    rank = len(rf.shape)
-    op_dims = range(rank - nd, rank)
+    shape = rf.shape
+    rank = len(shape)
+    first = rank - nd
     axes: list[AxisRF] = []
     maps: list[IndexMap] = []
     places = []
+    kept = True
     for a, place in zip(rf.axes, rf.places):
-        if place.dim not in op_dims or not place.whole or rf.shape[place.dim] != place.extent:
+        dim = place.dim
+        if not first <= dim < rank or place.inner != 1 or shape[dim] != place.extent:
             return unknown_rf(f"{call.op} on a tensor without a matching spatial layout", out, rf.aligned)
-        axis, index_map = fn(place.dim - (rank - nd), a)
+        axis, index_map = fn(dim - first, a)
         axes.append(axis)
         maps.append(index_map)
-        places.append(Place(place.dim, 1, out[place.dim]))
-    child = spatial_rf(axes, out, rf.aligned if aligned is None else aligned, places, source=rf)
-    return derive(rf, child, maps, profile, refused)
+        # Place(dim, 1, out[dim]): the place itself where the extent stays (a 'same' convolution),
+        # and the input's tuple of them where every one does (merge tells shared layouts by it)
+        if out[dim] != place.extent:
+            place, kept = Place(dim, 1, out[dim]), False
+        places.append(place)
+    aligned = rf.aligned if aligned is None else aligned
+    parent = rf.trail
+    if parent is None or all(a.size is None for a in axes):  # nothing to link, or every axis global
+        return derive(rf, spatial_rf(axes, out, aligned, places, source=rf), maps, profile, refused)
+    # derive(rf, spatial_rf(axes, ...), maps, profile, refused) in one step, once per conv or pool of
+    # a traversal: the same record, without the child that derive would copy to point its axes at the
+    # new trail (tests/test_rf_fast.py compares the two)
+    trail = step_trail(parent, tuple([p.extent for p in places]), tuple(maps), parent.profile if profile == KEEP
+                       else profile, refused)
+    if not kept or len(places) != len(rf.places):
+        rf_places = tuple(places)
+    else:
+        rf_places = rf.places
+    return ReceptiveField("spatial", tuple([AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(axes)]),
+                          aligned, shape=out, places=rf_places, trail=trail)
 
 
 def spatial_only(fn: Rule) -> Rule:
@@ -133,8 +160,10 @@ def unchanged(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
         result = rf if out == rf.shape else replace(rf, shape=out)
     else:
         result = replace(rf, shape=out, places=tuple(replace(p, dim=p.dim + shift) for p in rf.places))
+    if rf.kind != "spatial" or out == rf.shape:
+        return result
     labels = known(rf)
-    if rf.kind != "spatial" or labels is None or out == rf.shape:
+    if labels is None:
         return result
     before, after = channel_view(rf), channel_view(result)
     if labels == UNKNOWN or before is None or after is None:

@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ...frozen import fast_init
+
 
 @dataclass(frozen=True)
 class IndexMap:
@@ -271,6 +273,7 @@ SAME = Same()
 WHOLE = Whole()
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class Link:
     """Where a tensor's units come from: ``maps[k]`` takes units of its axis k (or, for a tensor
@@ -280,6 +283,7 @@ class Link:
     maps: tuple[IndexMap, ...]
 
 
+@fast_init
 @dataclass(frozen=True, eq=False)
 class Trail:
     """The exact record of one tensor's tracked axes: ``extents`` units per axis (``()`` for a

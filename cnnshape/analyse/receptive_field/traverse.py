@@ -11,7 +11,8 @@ from dataclasses import replace
 from ...registry import is_pointwise
 from ...trace.records import Node, OpCall, TensorMeta
 from .channels import UNKNOWN, Profile, canon, expand
-from .records import AxisRF, Place, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_parts, with_trail
+from .percall import forget, shapes_read
+from .records import AxisRF, Place, ReceptiveField, failed, identity, spatial_rf, unknown_rf, with_parts
 from .rules import RF_RULES, derive, known, out_shape, relabel, unchanged
 from .select import PARTIAL
 from .trail import SAME, Link, Trail, link
@@ -22,13 +23,20 @@ from .windows import WINDOWS
 
 def _union_axis(axes: Sequence[AxisRF]) -> tuple[AxisRF, bool]:
     """Union of the branches' boxes of unit 0; aligned when all centres and jumps agree."""
-    if any(a.size is None for a in axes):
-        return AxisRF(None, max(a.jump for a in axes), axes[0].start), True
     first = axes[0]
-    # compared with the first, not gathered in sets: a Fraction's hash costs a modular inverse
-    if all(a.jump == first.jump and a.start == first.start for a in axes):
-        size = max(a.size for a in axes)  # type: ignore[type-var]
-        return AxisRF(size, first.jump, first.start), True
+    if any(a.size is None for a in axes):
+        return AxisRF(None, max(a.jump for a in axes), first.start), True
+    # compared with the first, not gathered in sets: a Fraction's hash costs a modular inverse; the
+    # same object first (branches from one tensor share them): a Fraction's == is a Python call
+    jump, start = first.jump, first.start
+    if all((a.jump is jump or a.jump == jump) and (a.start is start or a.start == start) for a in axes):
+        size = first.size
+        for a in axes:
+            other = a.size
+            # other > size, compared as Fraction compares two rationals, without its type checks
+            if other is not size and other.numerator * size.denominator > size.numerator * other.denominator:  # type: ignore[union-attr]  # no None: checked above
+                size = other
+        return AxisRF(size, jump, start), True
     lo = min(a.box(0)[0] for a in axes)
     hi = max(a.box(0)[1] for a in axes)
     return AxisRF(hi - lo + 1, max(a.jump for a in axes), (lo + hi) / 2), False
@@ -88,14 +96,22 @@ def merge(rfs: Sequence[ReceptiveField | None]) -> ReceptiveField:
         axis, ok = _union_axis(per_axis)
         axes.append(axis)
         aligned = aligned and ok
-    places = tuple(_widest(p, max(rf.places[k].extent for rf in spatial)) for k, p in enumerate(spatial[0].places))
-    result = spatial_rf(axes, spatial[0].shape, aligned, places)
+    places = spatial[0].places
+    if any(rf.places is not places for rf in spatial):  # branches of one layout share it (sliding keeps it)
+        places = tuple(_widest(p, max(rf.places[k].extent for rf in spatial)) for k, p in enumerate(places))
     trails = [rf.trail for rf in spatial if rf.trail is not None]
-    if result.kind != "spatial":
+    if all(a.size is None for a in axes):  # spatial_rf: global
+        result = spatial_rf(axes, spatial[0].shape, aligned, places)
         return replace(result, trail=Trail((), tuple(link(t) for t in trails)), parts=parts)
-    trail = Trail(tuple(p.extent for p in places), tuple(Link(t, (SAME,) * len(axes)) for t in trails),
-                  profile=_merged_labels(spatial), empty=_merged_empty(trails))
-    return with_trail(result, trail if len(trails) == len(spatial) else None, parts)
+    trail = None
+    if len(trails) == len(spatial):
+        same = (SAME,) * len(axes)
+        trail = Trail(tuple([p.extent for p in places]), tuple([Link(t, same) for t in trails]),
+                      profile=_merged_labels(spatial), empty=_merged_empty(trails))
+    # with_trail(spatial_rf(axes, ...), trail, parts) in one step, once per join of branches: the
+    # same record without the one with_trail would copy (tests/test_rf_fast.py compares the two)
+    return ReceptiveField("spatial", tuple([AxisRF(a.size, a.jump, a.start, trail, k) for k, a in enumerate(axes)]),
+                          aligned, shape=spatial[0].shape, places=places, trail=trail, parts=parts)
 
 
 def _widest(place: Place, extent: int) -> Place:
@@ -108,14 +124,7 @@ def _widest(place: Place, extent: int) -> Place:
 
 def _reads(call: OpCall, shape: tuple[int, ...]) -> bool:
     """Whether ``call`` reads a tensor of the tracked shape (ops on weights are not followed)."""
-    return any(_holds(value, shape) for value in call.args) or any(_holds(value, shape) for _, value in call.kwargs)
-
-
-def _holds(value: object, shape: tuple[int, ...]) -> bool:
-    """Whether ``value`` (an argument: a tensor, a tuple of them, anything) is or holds a tensor of ``shape``."""
-    if isinstance(value, TensorMeta):
-        return value.shape == shape
-    return isinstance(value, tuple) and any(isinstance(v, TensorMeta) and v.shape == shape for v in value)
+    return shape in shapes_read(call)
 
 
 def apply_ops(node: Node, rf: ReceptiveField) -> ReceptiveField:
@@ -211,13 +220,17 @@ def node_rf(node: Node, inputs: Sequence[ReceptiveField | None]) -> ReceptiveFie
                                                           "followed tensor)", out.shape, inputs[0].aligned)
     if len(inputs) == len(node.input_metas):
         # a producer with several outputs (the eager tracer's split: no getitem node) gives the RF
-        # of its first one: each consumer takes the piece it reads
-        inputs = [rf if rf is None else _piece(rf, meta.shape) or rf for rf, meta in zip(inputs, node.input_metas)]
-    if not any(rf is not None for rf in inputs) or out is None:
+        # of its first one: each consumer takes the piece it reads (an RF of the very tensor read,
+        # nearly every input, is _piece's own answer without the call)
+        inputs = [rf if rf is None or (rf.shape == meta.shape and not rf.pieces) else _piece(rf, meta.shape) or rf
+                  for rf, meta in zip(inputs, node.input_metas)]
+    if out is None or not inputs or (inputs[0] is None and all(rf is None for rf in inputs)):
         return None
     if node.kind == "output":
         return next(rf for rf in inputs if rf is not None)
     rf = apply_ops(node, merge(inputs))
+    if rf.shape == out.shape and not rf.pieces:  # _piece's first answer, without the call (most nodes)
+        return rf
     piece = _piece(rf, out.shape)  # the first output of a split keeps the axes
     if piece is not None:
         return piece
@@ -229,10 +242,13 @@ def analyse_receptive_fields(nodes: Sequence[Node]) -> dict[str, ReceptiveField 
     ``unknown`` with the exception as its ``failure``, and so is everything derived from it; the
     other nodes keep their RF."""
     rfs: dict[str, ReceptiveField | None] = {}
-    for node in nodes:
-        try:
-            rfs[node.name] = node_rf(node, [rfs.get(name) for name in node.inputs])
-        except Exception as e:  # a bug here must not take the other analyses down: reported, not hidden
-            rfs[node.name] = failed(e, node.output.shape if node.output else ())
+    try:
+        for node in nodes:
+            try:
+                rfs[node.name] = node_rf(node, [rfs.get(name) for name in node.inputs])
+            except Exception as e:  # a bug here must not take the other analyses down: reported, not hidden
+                rfs[node.name] = failed(e, node.output.shape if node.output else ())
+    finally:
+        forget()  # the memos of .percall last one traversal
     return rfs
 

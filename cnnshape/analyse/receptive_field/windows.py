@@ -14,6 +14,7 @@ from fractions import Fraction
 
 from ...trace.records import OpCall, TensorMeta
 from .channels import UNKNOWN, Profile, canon, covers, take
+from .percall import per_call
 from .records import AxisRF, ReceptiveField
 from .rules import KEEP, RF_RULES, Rule, channel_view, known, out_shape, per_axis, sliding, spatial_only
 from .trail import Adaptive, IndexMap, Nearest, Reflect, Replicate, Shuffle, Taps, Transposed, Window
@@ -31,16 +32,33 @@ WINDOWS = frozenset({
 def window_axis(a: AxisRF, k: int, s: int, p: int, d: int) -> tuple[AxisRF, IndexMap]:
     """The sliding-window recurrence on one axis, and its index map."""
     eff = d * (k - 1) + 1
-    index_map = Window(s, p, d, k)
+    index_map = window_map(s, p, d, k)
     if a.size is None:
         return AxisRF(None, a.jump * s, a.start), index_map
-    if a.size.denominator == a.jump.denominator == a.start.denominator == 1 and eff % 2:
+    size, jump, start = a.size, a.jump, a.start
+    if size.denominator == jump.denominator == start.denominator == 1 and eff % 2:
         # integers throughout (an odd effective kernel on an integer grid, nearly every conv and
-        # pool): the same values as the Fraction arithmetic below, without its normalising steps
-        size, jump, start = a.size.numerator, a.jump.numerator, a.start.numerator
-        centre = start + ((eff - 1) // 2 - p) * jump
-        return AxisRF(Fraction(size + (eff - 1) * jump), Fraction(jump * s), Fraction(centre)), index_map
-    return AxisRF(a.size + (eff - 1) * a.jump, a.jump * s, a.start + (Fraction(eff - 1, 2) - p) * a.jump), index_map
+        # pool): the same values as the Fraction arithmetic below, without its normalising steps;
+        # a jump or start the window leaves as it was is the same (immutable) Fraction
+        j = jump.numerator
+        shift = ((eff - 1) // 2 - p) * j
+        return AxisRF(Fraction(size.numerator + (eff - 1) * j), jump if s == 1 else Fraction(j * s),
+                      start if shift == 0 else Fraction(start.numerator + shift)), index_map
+    return AxisRF(size + (eff - 1) * jump, jump * s, start + (Fraction(eff - 1, 2) - p) * jump), index_map
+
+
+_WINDOWS: dict[tuple[int, int, int, int], Window] = {}
+
+
+def window_map(s: int, p: int, d: int, k: int) -> Window:
+    """``Window(s, p, d, k)``: one shared (immutable) record per window, not one per axis of every call."""
+    key = (s, p, d, k)
+    found = _WINDOWS.get(key)
+    if found is None:
+        if len(_WINDOWS) >= 4096:  # a bound over a long scan of varied networks
+            _WINDOWS.clear()
+        found = _WINDOWS[key] = Window(s, p, d, k)
+    return found
 
 
 def window(call: OpCall, rf: ReceptiveField, kernel: Sequence[int], stride: Sequence[int],
@@ -71,6 +89,19 @@ def _conv_profile(rf: ReceptiveField, groups: int, c_in: int, c_out: int) -> Pro
     return canon(sets)
 
 
+@per_call
+def _conv_args(call: OpCall) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int,
+                                      int, bool]:
+    """(nd, kernel, stride, padding, dilation, groups, input channels, output channels, transposed)
+    of a convolution call."""
+    x: TensorMeta = call.arg("input", "self")
+    weight: TensorMeta = call.arg("weight")
+    nd = len(weight.shape) - 2
+    return (nd, weight.shape[2:], per_axis(call.arg("stride"), nd, 1), per_axis(call.arg("padding"), nd, 0),
+            per_axis(call.arg("dilation"), nd, 1), int(call.arg("groups", default=1) or 1), x.shape[-nd - 1],
+            out_shape(call)[-nd - 1], bool(call.arg("transposed", default=False)))
+
+
 @RF_RULES.register("aten.convolution", "aten._convolution", "aten.convolution_overrideable",
                    "aten.mkldnn_convolution", "aten.cudnn_convolution", "aten._slow_conv2d_forward")
 @spatial_only
@@ -81,17 +112,8 @@ def conv(call: OpCall, rf: ReceptiveField) -> ReceptiveField:
     with i·s in [o + p − d·(k−1), o + p], at most n = ceil((d·(k−1)+1)/s) of them, so
     r_out = r_in + (n−1)·j_in (the largest over units), j_out = j_in/s and
     start_out = start_in + (p − d·(k−1)/2)/s · j_in (the centre of that window)."""
-    x: TensorMeta = call.arg("input", "self")
-    weight: TensorMeta = call.arg("weight")
-    nd = len(weight.shape) - 2
-    kernel = weight.shape[2:]
-    stride = per_axis(call.arg("stride"), nd, 1)
-    padding = per_axis(call.arg("padding"), nd, 0)
-    dilation = per_axis(call.arg("dilation"), nd, 1)
-    groups = int(call.arg("groups", default=1) or 1)
-    c_in = x.shape[-nd - 1]
-    is_transposed = bool(call.arg("transposed", default=False))
-    profile = _conv_profile(rf, groups, c_in, out_shape(call)[-nd - 1])
+    nd, kernel, stride, padding, dilation, groups, c_in, c_out, is_transposed = _conv_args(call)
+    profile = _conv_profile(rf, groups, c_in, c_out)
     if not is_transposed:
         return window(call, rf, kernel, stride, padding, dilation, profile)
 
