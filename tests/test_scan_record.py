@@ -90,3 +90,30 @@ def test_budgets_are_judged_on_the_records_figures() -> None:
     assert over.status == "fail"
     assert [(v.figure, v.value, v.limit) for v in over.violations] == [("params", params, params - 1)]
     assert _record(SMALL_NAS, "1,3,32,32", budgets=budgets_from({"params": params})).status == "pass"
+
+
+def test_the_minimum_is_the_summarys_across_networks_in_a_row() -> None:
+    """The worker's minimum (minimum_sizes, its size-rule templates kept across the networks of this
+    thread) is the summary's (analyse_sizes on the same trace, no templates kept), for networks in
+    a row that share layers: NAS-201 cells, a 1-d dilated stack, a 3-d video net, non-square inputs."""
+    from cnnshape.analyse.sizes import analyse_sizes
+    from cnnshape.graph import build_graph
+    from cnnshape.pipeline import on_meta
+    from cnnshape.trace.tracers import trace
+    from examples.conv3d import C3DSmall
+    from examples.dilated import DilatedConv1dStack
+
+    cells = [("nor_conv_3x3",) * 6, ("avg_pool_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "none",
+                                      "avg_pool_3x3")]
+    nets = [(functools.partial(nas201.NAS201Network, nas201.arch_string(c), channels=4, cells_per_stage=2), size)
+            for c in cells for size in ("1,3,32,32", "1,3,40,24")]
+    nets += [(DilatedConv1dStack, "1,1,1600"), (C3DSmall, "1,3,16,56,56"), (SMALL_NAS, "1,3,36,32")]
+    for make, inputs in nets:
+        task = Task("m", "m", normalise_inputs(inputs), payload=pickle.dumps(make))
+        record = analyse_task(task, ScanSettings())
+        assert record.status != "error", record.error
+        model = make()
+        with on_meta(model):
+            graph = build_graph(trace(model, normalise_inputs(inputs), "fx", ()), model)
+            expected = tuple((a.symbol, a.minimum) for a in analyse_sizes(graph, "", symbolic=False).axes)
+        assert record.minimum == expected and all(m is not None for _, m in expected), (make, inputs)

@@ -33,6 +33,7 @@ from .sources import Task
 _OWN = (str(Path(__file__).resolve().parent.parent), os.path.dirname(os.__file__))
 _loaded_spaces: set[str] = set()
 _leaf_tables: list[Any] = []  #: leaf_table()'s, once made
+_per_thread = threading.local()  #: _minimum's store of size-rule templates
 
 
 class ScanTimeout(BaseException):
@@ -132,16 +133,21 @@ def leaf_table() -> Any:
 
 def _minimum(graph: Any) -> tuple[tuple[str, int | None], ...]:
     """The smallest accepted size per spatial axis by the layer arithmetic of this one trace (as the
-    summary's footer derives it); () where it cannot tell. A secondary figure: never fails the record."""
-    from ..analyse.sizes import analyse_sizes
+    summary's footer derives it: ``minimum_sizes`` is ``analyse_sizes``'s minimum without its
+    table and formulas); () where it cannot tell. A secondary figure: never fails the record. The
+    size rules' templates are kept across this thread's networks (a store per thread: it is not
+    locked, and a Dask worker may run several)."""
+    from ..analyse.sizes import SharedTemplates, minimum_sizes
 
     if graph.trace.size_reads:
         return ()
+    templates = getattr(_per_thread, "templates", None)
+    if templates is None:
+        templates = _per_thread.templates = SharedTemplates()
     try:
-        sizes = analyse_sizes(graph, "", symbolic=False)
+        return minimum_sizes(graph, templates)
     except Exception:
         return ()
-    return tuple((a.symbol, a.minimum) for a in sizes.axes)
 
 
 def analyse_task(task: Task, settings: ScanSettings) -> ScanRecord:
