@@ -56,7 +56,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def run(self: LeafMemo, args: tuple[Any, ...], plan: Any) -> Any:
         before = len(self._table)
-        keyed = plan_key(plan)
+        keyed = plan_key(plan, self._recorder.state)
         result = original(self, args, plan)
         if keyed is not None and len(self._table) == before and keyed[0] in self._table:
             hits[0] += 1
@@ -163,6 +163,28 @@ def test_the_shared_table_keeps_the_most_recently_used() -> None:
     assert table.get("a") is not None  # now the most recent: "b" is the least
     table["d"] = ((), "input")
     assert len(table) == 3 and "b" not in table and all(k in table for k in "acd")
+
+
+class AddsABufferThenAnActivation(nn.Module):
+    """``x + self.offset`` then ``x + y``: two joins whose tensors look alike (same layouts, distinct
+    storages); only the first adds the model's own tensor, which its recorded call marks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("offset", torch.zeros(1, 4, 6, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2.0
+        return (x + self.offset) + (x + y)
+
+
+def test_the_table_tells_the_models_tensors_from_activations() -> None:
+    """The checked trace marks the buffer in the first join's call and nothing in the second's; the
+    table must not answer the second join from the first (their keys differ by that alone)."""
+    fast, checked = _traces(AddsABufferThenAnActivation(), "1,4,6,6", blocks=False)
+    assert fast == checked
+    adds = [n for n in checked if n.type == "add"]
+    assert [call.state for n in adds for call in n.ops] == [(1,), (), ()]  # x + offset, x + y, the sum
 
 
 # -- single layer calls --------------------------------------------------------------------------

@@ -545,3 +545,31 @@ def test_linear_on_a_channels_last_map_keeps_the_sizes_free() -> None:
         ("arithmetic", "every size ≥ 3"), ("arithmetic", "every size ≥ 3")]
     assert [f.formula for f in report.axes[0].outputs] == ["floor((H − 1)/2)"]
     check_exhaustively(model, (1, 3, 32, 32), range(1, 120))
+
+
+class LinearLikeItsFoldedInput(nn.Module):
+    """conv k4 s4 to a 8x8 map of 16 channels, channels last (contiguous, as after ConvNeXt's
+    LayerNorm), then Linear(16, 64): torch folds the Linear's input to (8·8, 16) = (64, 16), the very
+    shape of its weight, then transposes the weight. Which argument of that transpose is the weight
+    must come from the trace, not from the shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 4, stride=4)
+        self.fc = nn.Linear(16, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2)
+
+
+def test_a_weight_shaped_like_an_activation_stays_a_constant() -> None:
+    # conv k4 s4: floor(H/4) ≥ 1 <=> H ≥ 4, on either axis; the Linear keeps H and W free. The
+    # arithmetic used to take the weight for the folded input (both 64 x 16 at 32 x 32) and fix H
+    # near the traced size; the summary's note (arithmetic alone) said so too.
+    model = LinearLikeItsFoldedInput()
+    report = sizes(model, [(1, 3, 32, 32)])
+    assert [(a.engine, a.accepted.words() if a.accepted else a.reason) for a in report.axes] == [
+        ("arithmetic", "every size ≥ 4"), ("arithmetic", "every size ≥ 4")]
+    check_exhaustively(model, (1, 3, 32, 32), range(1, 100))
+    assert ("accepted input sizes: H: every size ≥ 4; W: every size ≥ 4 (layer arithmetic; `cnnshape sizes` "
+            "validates)") in analyze(model, [(1, 3, 32, 32)]).notes

@@ -155,6 +155,7 @@ class _EagerRecorder(TorchFunctionMode):
         #: id(tensor) -> (producing node, the tensor itself, kept alive so ids stay unique)
         self.producer: dict[int, tuple[Node, torch.Tensor]] = {}
         self.attributes = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
+        self.ops.state = frozenset(self.attributes)
         self.scopes: list[str] = []
         self.leaf: _LeafCall | None = None
         self.leaf_depth = 0

@@ -189,6 +189,7 @@ class _MetaRunner(fx.Interpreter):
         self.model = model
         self.device = device
         self.recorder = KeepingRecorder(cross_check)
+        self.recorder.state = frozenset(map(id, (*model.parameters(), *model.buffers())))
         self._memo = LeafMemo(self.recorder)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}

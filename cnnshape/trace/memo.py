@@ -67,8 +67,9 @@ class _NotKeyable(Exception):
     """A plan argument the key cannot describe exactly: the call runs the usual way."""
 
 
-def _value_key(value: Any, storages: dict[int, int]) -> Hashable:
-    """What a plan argument contributes to the key; ``storages`` numbers the storages seen so far."""
+def _value_key(value: Any, storages: dict[int, int], state: frozenset[int] = frozenset()) -> Hashable:
+    """What a plan argument contributes to the key; ``storages`` numbers the storages seen so far;
+    ``state``: the ids of the model's parameters and buffers (the recorded calls mark them)."""
     if value is layers.PREVIOUS:
         return value
     kind = type(value)
@@ -77,22 +78,24 @@ def _value_key(value: Any, storages: dict[int, int]) -> Hashable:
     if kind in (list, tuple):
         if all(type(v) is int for v in value):  # sizes, strides, paddings: the ints themselves
             return kind, tuple(value)
-        return kind, "items", tuple(_value_key(v, storages) for v in value)
+        return kind, "items", tuple(_value_key(v, storages, state) for v in value)
     if kind in _PLAIN_TENSORS and value.is_meta and value.dtype.is_floating_point:
         storage = storages.setdefault(value.untyped_storage()._cdata, len(storages))
         return (kind, tuple(value.shape), value.stride(), value.dtype, value.storage_offset(),
-                value.requires_grad, value.is_neg(), storage)
+                value.requires_grad, value.is_neg(), storage, id(value) in state)
     raise _NotKeyable
 
 
-def plan_key(plan: tuple[list[layers.Call], int | None]) -> tuple[Hashable, set[int]] | None:
+def plan_key(plan: tuple[list[layers.Call], int | None],
+             state: frozenset[int] = frozenset()) -> tuple[Hashable, set[int]] | None:
     """The key of ``plan`` and the storages of its tensor arguments; ``None`` when some argument
-    cannot be described exactly (a CPU tensor, an integer tensor, an object of another class)."""
+    cannot be described exactly (a CPU tensor, an integer tensor, an object of another class).
+    ``state``: the ids of the model's parameters and buffers, which the recorded calls mark."""
     calls, index = plan
     storages: dict[int, int] = {}
     try:
-        key = (index, torch.get_default_dtype(), tuple((func, tuple(_value_key(a, storages) for a in args),
-                             tuple((name, _value_key(v, storages)) for name, v in kwargs.items()))
+        key = (index, torch.get_default_dtype(), tuple((func, tuple(_value_key(a, storages, state) for a in args),
+                             tuple((name, _value_key(v, storages, state)) for name, v in kwargs.items()))
                             for func, args, kwargs in calls))
     except _NotKeyable:
         return None
@@ -182,7 +185,7 @@ class LeafMemo:
         if (self._recorder.cross_check or torch.is_grad_enabled() or torch._C._len_torch_dispatch_stack() != 1
                 or torch._C._len_torch_function_stack() != 0):
             return layers.run(args, plan)
-        keyed = plan_key(plan)
+        keyed = plan_key(plan, self._recorder.state)
         if keyed is None:
             return layers.run(args, plan)
         key, storages = keyed

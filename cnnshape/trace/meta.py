@@ -128,6 +128,8 @@ class OpRecorder(TorchDispatchMode):
         super().__init__()
         self.calls: list[OpCall] = []
         self.cross_check = cross_check
+        #: ids of the model's parameters and buffers (as traced), marked in each call (OpCall.state)
+        self.state: frozenset[int] = frozenset()
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -154,6 +156,7 @@ class OpRecorder(TorchDispatchMode):
                 tuple((k, _freeze(v)) for k, v in kwargs.items()),
                 tuple(tensor_meta(o) for o in outs if isinstance(o, torch.Tensor)),
                 getattr(func, "_overloadname", "default"),
+                tuple(i for i, a in enumerate(args) if id(a) in self.state) if self.state else (),
             )
         )
         return out

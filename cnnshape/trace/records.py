@@ -47,6 +47,9 @@ class OpCall:
     outputs: tuple[TensorMeta, ...]
     #: the overload that ran (``"default"``, ``"Tensor"``, ``"sizes"``): which schema names the args
     overload: str = "default"
+    #: the positions in ``args`` of the model's own parameters and buffers: a meta says only a
+    #: tensor's shape and dtype, and a Linear's weight (64, 16) looks like its folded input (64, 16)
+    state: tuple[int, ...] = ()
 
     def bound(self) -> Mapping[str, Any]:
         """Every argument by its schema name, the schema's defaults filling those not given
@@ -62,6 +65,15 @@ class OpCall:
         bound.update(zip(names, self.args))
         bound.update(self.kwargs)
         return MappingProxyType(bound)
+
+    def state_names(self) -> frozenset[str]:
+        """The schema names of the arguments that are the model's parameters or buffers."""
+        if not self.state:
+            return frozenset()
+        from .schema import signature
+
+        names = signature(self.op, self.overload, len(self.args), tuple(k for k, _ in self.kwargs))[0]
+        return frozenset(names[i] for i in self.state if i < len(names))
 
     def arg(self, *names: str, default: Any = None) -> Any:
         """The value of the first of ``names`` the call's schema has (given, or its default);

@@ -49,7 +49,12 @@ class _Pool:
         return value
 
     def bind(self, call: OpCall) -> dict[str, Any]:
-        """The call's arguments by schema name (bound once), each tensor matched, in argument order."""
+        """The call's arguments by schema name (bound once), each tensor matched, in argument order;
+        the model's parameters and buffers (``call.state``) are constants, whatever they look like."""
+        if call.state:
+            state = call.state_names()
+            return {name: T(value, value.shape) if name in state and isinstance(value, TensorMeta) else self.wrap(value)
+                    for name, value in call.bound().items()}
         return {name: self.wrap(value) for name, value in call.bound().items()}
 
 
