@@ -162,7 +162,7 @@ def parse_cli_args(args: list[str] | None) -> dict[str, Any]:
 
 def _import_the_analysis() -> None:
     """Import torch and the analysis with the cyclic collector paused, then freeze what is alive:
-    about 400,000 objects that live as long as the process. Otherwise a full collection comes due
+    about 250,000 objects that live as long as the process. Otherwise a full collection comes due
     during these imports and walks all of torch's objects (0.1-0.15 s, a third of a ResNet-50
     summary past ``import torch``), and every later one walks them again. Freezing only moves them
     out of the collector's sight (they were never going to be freed); the command's own objects

@@ -188,8 +188,7 @@ class _MetaRunner(fx.Interpreter):
         super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
         self.device = device
-        self.recorder = KeepingRecorder(cross_check)
-        self.recorder.state = frozenset(map(id, (*model.parameters(), *model.buffers())))
+        self.recorder = KeepingRecorder(cross_check, frozenset(map(id, (*model.parameters(), *model.buffers()))))
         self._memo = LeafMemo(self.recorder)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}

@@ -124,12 +124,12 @@ class OpRecorder(TorchDispatchMode):
     :mod:`.kernels` where one handles them (on meta tensors), else on torch's kernels;
     ``cross_check`` runs torch's too and raises on any difference."""
 
-    def __init__(self, cross_check: bool = False) -> None:
+    def __init__(self, cross_check: bool = False, state: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.calls: list[OpCall] = []
         self.cross_check = cross_check
         #: ids of the model's parameters and buffers (as traced), marked in each call (OpCall.state)
-        self.state: frozenset[int] = frozenset()
+        self.state = state
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
