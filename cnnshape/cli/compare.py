@@ -108,6 +108,6 @@ def compare(
             write_output(text, output)
             return comparison
 
-    comparison = guarded(run, traceback, specs[0].partition("@")[0] if specs else None, timeout)
+    comparison = guarded(run, traceback, specs[0].partition("@")[0] if specs else None, timeout, several=True)
     if comparison.failed:  # the others are compared; the run is still a failure
         fail("\n".join(f.text(comparison.given) for f in comparison.failed))
