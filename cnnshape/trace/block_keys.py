@@ -141,11 +141,13 @@ def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, l
     return (key(args), key(kwargs)), proxies
 
 
-def shared_objects(model: nn.Module) -> tuple[frozenset[int], frozenset[type]]:
+def shared_objects(model: nn.Module) -> tuple[frozenset[int], frozenset[type], frozenset[int]]:
     """Ids of the modules, parameters and buffers of ``model`` registered at more than one path,
-    and the classes of more than one of its modules (a block that can repeat is of one of them)."""
+    the classes of more than one of its modules (a block that can repeat is of one of them), and
+    the ids of all its parameters and buffers (what the recorder marks in each call: OpCall.state)."""
     seen: set[int] = set()
     shared: set[int] = set()
+    tensors: set[int] = set()
     classes: Counter[type] = Counter()
     stack = [model]  # every path, as named_modules(remove_duplicate=False) walks them, without the names
     while stack:
@@ -158,4 +160,6 @@ def shared_objects(model: nn.Module) -> tuple[frozenset[int], frozenset[type]]:
             if id(obj) in seen:
                 shared.add(id(obj))
             seen.add(id(obj))
-    return frozenset(shared), frozenset(kind for kind, count in classes.items() if count > 1)
+            if obj is not module:
+                tensors.add(id(obj))
+    return frozenset(shared), frozenset(kind for kind, count in classes.items() if count > 1), frozenset(tensors)

@@ -193,7 +193,7 @@ class SymbolicBlocks:
     """Per trace: first calls by key, and the instances placed in the graph (see the module's docstring)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.shared, self.repeated = shared_objects(model)
+        self.shared, self.repeated, self.tensors = shared_objects(model)
         self.keys = Keys(self.shared)
         self._firsts: dict[Hashable, _First | None] = {}
         self._recording: list[_First] = []

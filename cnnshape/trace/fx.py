@@ -18,7 +18,7 @@ from torch.utils._device import _device_constructors
 from ..errors import InternalError, ShapeError, TraceError, param
 from . import layers
 from .block_records import UNANSWERED, RecordBlocks
-from .blocks import SymbolicBlocks
+from .blocks import SymbolicBlocks, shared_objects
 from .diagnose import Failure, explain, in_distributions, value_dependent_text
 from .memo import LeafMemo, is_join
 from .meta import (
@@ -188,7 +188,7 @@ class _MetaRunner(fx.Interpreter):
         super().__init__(model, garbage_collect_values=True, graph=graph)
         self.model = model
         self.device = device
-        self.recorder = KeepingRecorder(cross_check, frozenset(map(id, (*model.parameters(), *model.buffers()))))
+        self.recorder = KeepingRecorder(cross_check, blocks.tensors if blocks is not None else shared_objects(model)[2])
         self._memo = LeafMemo(self.recorder)
         self.records: list[Node] = []
         self.by_fx: dict[fx.Node, Node] = {}
